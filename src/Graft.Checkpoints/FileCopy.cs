@@ -1,0 +1,101 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+
+namespace Graft.Checkpoints;
+
+/// <summary>
+/// Copies between files inside the kernel (Linux <c>copy_file_range</c>, what <c>cp</c> uses): the bytes go from the
+/// source's page cache to the destination's without passing through this process, which halves the memory traffic of a
+/// copied tensor and keeps it out of the resident set.
+/// </summary>
+internal static partial class FileCopy
+{
+    private const int EINTR = 4;
+
+    /// <summary>
+    /// Below this a kernel copy costs more than it saves (flush, two system calls, seek): small tensors such as
+    /// BatchNorm vectors go through the stream's buffer with their neighbours.
+    /// </summary>
+    internal const long MinimumBytes = 256 * 1024;
+
+    private static volatile bool s_unavailable;
+
+    /// <summary>
+    /// Copies up to <paramref name="length"/> bytes from <paramref name="source"/> at <paramref name="sourceOffset"/> to
+    /// the current position of <paramref name="destination"/> when it is a seekable <see cref="FileStream"/>, directly or
+    /// under a <see cref="PayloadStream"/>, and advances it. Returns the bytes copied: 0 when the kernel path does not
+    /// apply (another OS or stream, a file system that refuses), fewer than asked when it stopped early; the caller
+    /// copies the rest the ordinary way, which also reports a source that became shorter.
+    /// </summary>
+    public static long TryCopy(SafeFileHandle source, long sourceOffset, long length, Stream destination)
+    {
+        if (!OperatingSystem.IsLinux() || s_unavailable || length < MinimumBytes)
+        {
+            return 0;
+        }
+        var counter = destination as PayloadStream;
+        if ((counter?.Inner ?? destination) is not FileStream { CanSeek: true, CanWrite: true } file || (counter is not null && !counter.CanAccept(length)))
+        {
+            return 0;
+        }
+        var target = file.SafeFileHandle; // flushes the stream's buffer
+        long inOffset = sourceOffset;
+        long outOffset = file.Position;
+        long copied = 0;
+        bool addedIn = false, addedOut = false;
+        try
+        {
+            source.DangerousAddRef(ref addedIn);
+            target.DangerousAddRef(ref addedOut);
+            int fdIn = (int)source.DangerousGetHandle();
+            int fdOut = (int)target.DangerousGetHandle();
+            while (copied < length)
+            {
+                nint n = CopyFileRange(fdIn, ref inOffset, fdOut, ref outOffset, (nuint)Math.Min(length - copied, 1L << 30), 0);
+                if (n > 0)
+                {
+                    copied += n;
+                    continue;
+                }
+                if (n < 0 && Marshal.GetLastPInvokeError() == EINTR)
+                {
+                    continue;
+                }
+                if (n < 0 && copied == 0)
+                {
+                    // EXDEV, ENOSYS, EINVAL, EOPNOTSUPP …: this pair of files (or this kernel) cannot; do not ask again.
+                    s_unavailable = true;
+                }
+                break;
+            }
+        }
+        catch (EntryPointNotFoundException)
+        {
+            s_unavailable = true;
+        }
+        catch (DllNotFoundException)
+        {
+            s_unavailable = true;
+        }
+        finally
+        {
+            if (addedIn)
+            {
+                source.DangerousRelease();
+            }
+            if (addedOut)
+            {
+                target.DangerousRelease();
+            }
+        }
+        if (copied > 0)
+        {
+            file.Seek(outOffset, SeekOrigin.Begin);
+            counter?.Advance(copied);
+        }
+        return copied;
+    }
+
+    [LibraryImport("libc", EntryPoint = "copy_file_range", SetLastError = true)]
+    private static partial nint CopyFileRange(int fdIn, ref long offIn, int fdOut, ref long offOut, nuint length, uint flags);
+}

@@ -1,0 +1,32 @@
+namespace Graft.Checkpoints;
+
+/// <summary>
+/// One checkpoint file format: how to recognise it, open it and (if supported) write it.
+/// Formats register in <see cref="CheckpointFile.Formats"/>; nothing else dispatches on format.
+/// </summary>
+public interface ICheckpointFormat
+{
+    /// <summary>Short name used by <c>--format</c> and in reports (<c>safetensors</c>, <c>pytorch</c> …).</summary>
+    string Name { get; }
+
+    /// <summary>File name endings this format claims, lower case with the dot (<c>.safetensors</c>).</summary>
+    IReadOnlyList<string> Extensions { get; }
+
+    /// <summary>True when this format can write files.</summary>
+    bool CanWrite { get; }
+
+    /// <summary>
+    /// True when the first bytes of a file (up to 64, fewer for a short file) look like this format.
+    /// Used when the extension says nothing; a cheap, conservative check.
+    /// </summary>
+    bool Sniff(ReadOnlySpan<byte> head);
+
+    /// <summary>Opens and validates a file. Throws <see cref="CheckpointFormatException"/> for a malformed file.</summary>
+    ICheckpointReader Open(string path);
+
+    /// <summary>
+    /// Writes tensors (in the given order) and metadata to <paramref name="path"/> atomically: on failure the
+    /// destination is untouched. Throws <see cref="NotSupportedException"/> when <see cref="CanWrite"/> is false.
+    /// </summary>
+    void Write(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null);
+}

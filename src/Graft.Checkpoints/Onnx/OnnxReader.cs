@@ -1,0 +1,740 @@
+using System.Buffers.Binary;
+using System.Collections.ObjectModel;
+using System.Globalization;
+using System.Text;
+using Google.Protobuf;
+using Microsoft.Win32.SafeHandles;
+
+namespace Graft.Checkpoints.Onnx;
+
+/// <summary>
+/// Reads the initializers (the weights) of an ONNX model at the protobuf wire level, without generated code: the file
+/// is mapped read-only, <c>ModelProto.graph</c> (field 7) and its <c>initializer</c> entries (field 5) are indexed, and
+/// each initializer's bytes are read on demand from wherever they are: a <c>raw_data</c> slice of the model, a typed
+/// repeated field (converted to little-endian bytes on read), or an external data file beside the model.
+/// </summary>
+/// <remarks>
+/// Only the main graph's dense initializers are read: sparse initializers and initializers of subgraphs (inside
+/// <c>If</c>/<c>Loop</c> attributes) are not listed. External data locations must stay inside the model's folder
+/// (absolute paths, <c>..</c> and links leading out are refused); external files are opened once at open time, and
+/// reads go to those handles, so a link swapped afterwards is not followed.
+/// </remarks>
+public sealed unsafe class OnnxReader : ICheckpointReader
+{
+    /// <summary>Largest rank accepted.</summary>
+    internal const int MaxRank = 1024;
+
+    private const int CopyChunkSize = 1 << 20;
+
+    private readonly SafeFileHandle _handle;
+    private readonly MappedFile _file;
+    private readonly Dictionary<string, SafeFileHandle> _externalFiles;
+    private readonly Dictionary<string, Initializer> _byName;
+
+    private OnnxReader(string path, SafeFileHandle handle, MappedFile file, Parsed parsed)
+    {
+        Path = path;
+        _handle = handle;
+        _file = file;
+        FileLength = file.Length;
+        _externalFiles = parsed.ExternalFiles;
+        ModelFields = parsed.ModelFields;
+        Graph = parsed.Graph;
+        GraphFields = parsed.GraphFields;
+        Initializers = parsed.Initializers;
+        _byName = parsed.Initializers.ToDictionary(i => i.Info.Name, StringComparer.Ordinal);
+        Tensors = parsed.Initializers.Select(i => i.Info).ToList().AsReadOnly();
+        Metadata = new ReadOnlyDictionary<string, string>(parsed.Metadata);
+    }
+
+    /// <inheritdoc/>
+    public string Path { get; }
+
+    /// <inheritdoc/>
+    public string Format => OnnxFormat.FormatName;
+
+    /// <summary>The initializers, in graph order.</summary>
+    public IReadOnlyList<TensorInfo> Tensors { get; }
+
+    /// <summary>
+    /// The model's <c>metadata_props</c>, plus <c>ir_version</c>, <c>producer_name</c> and <c>producer_version</c> when
+    /// the model sets them and <c>metadata_props</c> does not use those keys.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    internal long FileLength { get; }
+
+    internal List<Field> ModelFields { get; }
+
+    internal Field Graph { get; }
+
+    internal List<Field> GraphFields { get; }
+
+    internal List<Initializer> Initializers { get; }
+
+    /// <summary>True when the tensor's bytes live in an external data file rather than in the model.</summary>
+    /// <exception cref="ArgumentException">The tensor is not an initializer of this model.</exception>
+    public bool IsExternal(TensorInfo tensor) => Find(tensor).Source is ExternalSource;
+
+    /// <summary>Maps and validates a model and its external data references.</summary>
+    /// <exception cref="CheckpointFormatException">The model is malformed or hostile; <see cref="CheckpointFormatException.Kind"/> says how.</exception>
+    /// <exception cref="FileNotFoundException">The model or an external data file does not exist.</exception>
+    public static OnnxReader Open(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var handle = MappedFile.OpenRead(path);
+        MappedFile? file = null;
+        Parsed? parsed = null;
+        try
+        {
+            if (RandomAccess.GetLength(handle) == 0)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.TooShort, path, null, "file is empty; an ONNX model has at least a graph.");
+            }
+            file = MappedFile.Map(handle);
+            parsed = new Parser(path, file.Pointer, file.Length).Parse();
+            return new OnnxReader(path, handle, file, parsed);
+        }
+        catch
+        {
+            if (parsed is not null)
+            {
+                foreach (var h in parsed.ExternalFiles.Values)
+                {
+                    h.Dispose();
+                }
+            }
+            file?.Dispose();
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool TryGetTensor(string name, out TensorInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (_byName.TryGetValue(name, out var i))
+        {
+            info = i.Info;
+            return true;
+        }
+        info = null!;
+        return false;
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">The tensor is not an initializer of this model, or the destination has the wrong length.</exception>
+    public void ReadBytes(TensorInfo tensor, Span<byte> destination)
+    {
+        var init = Find(tensor);
+        if (destination.Length != init.Info.ByteLength)
+        {
+            throw new ArgumentException($"Tensor '{init.Info.Name}' has {init.Info.ByteLength} bytes; the destination holds {destination.Length}.", nameof(destination));
+        }
+        switch (init.Source)
+        {
+            case RawSource raw:
+                Bytes(raw.Offset, destination.Length).CopyTo(destination);
+                break;
+            case TypedSource typed:
+                DecodeTyped(init.Info, typed, destination);
+                break;
+            case ExternalSource ext:
+                ReadExternal(init.Info.Name, ext, ext.Offset, destination);
+                break;
+            default:
+                break;
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">The tensor is not an initializer of this model.</exception>
+    public void CopyTo(TensorInfo tensor, Stream destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var init = Find(tensor);
+        switch (init.Source)
+        {
+            case RawSource raw:
+                for (long done = 0; done < init.Info.ByteLength; done += CopyChunkSize)
+                {
+                    destination.Write(Bytes(raw.Offset + done, (int)Math.Min(CopyChunkSize, init.Info.ByteLength - done)));
+                }
+                break;
+            case ExternalSource ext:
+                var buffer = new byte[(int)Math.Min(CopyChunkSize, Math.Max(1, init.Info.ByteLength))];
+                for (long done = 0; done < init.Info.ByteLength; done += buffer.Length)
+                {
+                    var n = (int)Math.Min(buffer.Length, init.Info.ByteLength - done);
+                    ReadExternal(init.Info.Name, ext, ext.Offset + done, buffer.AsSpan(0, n));
+                    destination.Write(buffer, 0, n);
+                }
+                break;
+            default:
+                // Typed fields hold small tensors (ONNX writers switch to raw_data for anything large).
+                var bytes = new byte[init.Info.ByteLength];
+                ReadBytes(tensor, bytes);
+                destination.Write(bytes);
+                break;
+        }
+    }
+
+    /// <summary>Releases the mapping and every external data file.</summary>
+    public void Dispose()
+    {
+        if (_handle.IsClosed)
+        {
+            return;
+        }
+        foreach (var h in _externalFiles.Values)
+        {
+            h.Dispose();
+        }
+        _file.Dispose();
+        _handle.Dispose();
+    }
+
+    /// <summary>A slice of the mapped model.</summary>
+    internal ReadOnlySpan<byte> Bytes(long offset, int length)
+    {
+        return _file.Span(offset, length);
+    }
+
+    /// <summary>Copies a range of the mapped model to a stream in bounded chunks.</summary>
+    internal void CopyRange(long start, long end, Stream destination)
+    {
+        for (var pos = start; pos < end; pos += CopyChunkSize)
+        {
+            destination.Write(Bytes(pos, (int)Math.Min(CopyChunkSize, end - pos)));
+        }
+    }
+
+    internal Initializer Find(TensorInfo tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        if (_byName.TryGetValue(tensor.Name, out var i) && i.Info.Equals(tensor))
+        {
+            return i;
+        }
+        throw new ArgumentException($"Tensor '{tensor.Name}' {tensor.Shape} {tensor.DType} is not an initializer of {Path}.", nameof(tensor));
+    }
+
+    internal IEnumerable<string> ExternalFilePaths => _externalFiles.Keys;
+
+    private void ReadExternal(string tensor, ExternalSource ext, long offset, Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        var handle = _externalFiles[ext.RealPath];
+        while (destination.Length > 0)
+        {
+            var n = RandomAccess.Read(handle, destination, offset);
+            if (n == 0)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, ext.RealPath, tensor, "the external data file ended early; was it truncated after opening?");
+            }
+            destination = destination[n..];
+            offset += n;
+        }
+    }
+
+    private void DecodeTyped(TensorInfo info, TypedSource typed, Span<byte> destination)
+    {
+        var size = info.DType.ElementSize();
+        var index = 0;
+        foreach (var seg in typed.Segments)
+        {
+            var input = new CodedInputStream(new UnmanagedMemoryStream(_file.Pointer + seg.Start, seg.Length));
+            var packed = seg.Packed;
+            while (!input.IsAtEnd)
+            {
+                var slot = destination.Slice(index * size, size);
+                switch (typed.Field)
+                {
+                    case 4:
+                        BinaryPrimitives.WriteSingleLittleEndian(slot, input.ReadFloat());
+                        break;
+                    case 10:
+                        BinaryPrimitives.WriteDoubleLittleEndian(slot, input.ReadDouble());
+                        break;
+                    case 7:
+                        BinaryPrimitives.WriteInt64LittleEndian(slot, input.ReadInt64());
+                        break;
+                    case 11:
+                        var u = input.ReadUInt64();
+                        if (size == 4)
+                        {
+                            BinaryPrimitives.WriteUInt32LittleEndian(slot, (uint)u);
+                        }
+                        else
+                        {
+                            BinaryPrimitives.WriteUInt64LittleEndian(slot, u);
+                        }
+                        break;
+                    default:
+                        // int32_data carries every type of 32 bits or fewer; keep the low bytes (float16 bits, int8 …).
+                        var v = input.ReadInt32();
+                        for (var b = 0; b < size; b++)
+                        {
+                            slot[b] = (byte)(v >> (8 * b));
+                        }
+                        break;
+                }
+                index++;
+                if (!packed)
+                {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// <summary>One protobuf field: where its tag starts and ends, where its value lies, and a varint's value.</summary>
+    internal sealed record Field(int Number, int WireType, long TagStart, long TagEnd, long ValueStart, long End, ulong Varint)
+    {
+        public long ValueLength => End - ValueStart;
+    }
+
+    /// <summary>Where an initializer's bytes are.</summary>
+    internal abstract record Source;
+
+    internal sealed record RawSource(long Offset) : Source;
+
+    internal sealed record TypedSource(int Field, List<Segment> Segments) : Source;
+
+    internal sealed record ExternalSource(string Location, string RealPath, long Offset) : Source;
+
+    internal sealed record EmptySource : Source;
+
+    internal sealed record Segment(long Start, long Length, bool Packed);
+
+    /// <summary>An initializer: its description, its field in the graph, its own fields, and its data source.</summary>
+    internal sealed record Initializer(TensorInfo Info, Field GraphField, List<Field> Fields, Source Source);
+
+    private sealed record Parsed(List<Field> ModelFields, Field Graph, List<Field> GraphFields, List<Initializer> Initializers,
+        Dictionary<string, string> Metadata, Dictionary<string, SafeFileHandle> ExternalFiles);
+
+    /// <summary>The one validation routine: model fields, the graph, then each initializer in order.</summary>
+    private sealed class Parser(string path, byte* file, long length)
+    {
+        private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+        private readonly Dictionary<string, SafeFileHandle> _external = new(StringComparer.Ordinal);
+
+        public Parsed Parse()
+        {
+            try
+            {
+                return ParseModel();
+            }
+            catch
+            {
+                foreach (var h in _external.Values)
+                {
+                    h.Dispose();
+                }
+                throw;
+            }
+        }
+
+        private Parsed ParseModel()
+        {
+            var model = Fields(0, length, null, "model");
+            var graphs = model.Where(f => f.Number == 7).ToList();
+            if (graphs.Count != 1 || graphs[0].WireType != 2)
+            {
+                throw Corrupt(null, graphs.Count == 0
+                    ? "the model has no graph (field 7); is this an ONNX model?"
+                    : "the model's graph field (7) appears more than once or is not a message.");
+            }
+            var graph = graphs[0];
+            var graphFields = Fields(graph.ValueStart, graph.End, null, "graph");
+            var inits = new List<Initializer>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var f in graphFields.Where(f => f.Number == 5))
+            {
+                if (f.WireType != 2)
+                {
+                    throw Corrupt(null, $"graph field 5 (initializer) at offset {f.TagStart} is not a message.");
+                }
+                var init = ParseTensor(f);
+                if (!seen.Add(init.Info.Name))
+                {
+                    throw new CheckpointFormatException(CheckpointErrorKind.DuplicateName, path, init.Info.Name, "two initializers have this name.");
+                }
+                inits.Add(init);
+            }
+            return new Parsed(model, graph, graphFields, inits, Metadata(model), _external);
+        }
+
+        private Dictionary<string, string> Metadata(List<Field> model)
+        {
+            var m = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var f in model.Where(f => f.Number == 14 && f.WireType == 2))
+            {
+                var (k, v) = KeyValue(f, null);
+                m[k] = v;
+            }
+            foreach (var f in model)
+            {
+                if (f.Number == 1 && f.WireType == 0)
+                {
+                    m.TryAdd("ir_version", f.Varint.ToString(CultureInfo.InvariantCulture));
+                }
+                else if (f.Number is 2 or 3 && f.WireType == 2)
+                {
+                    m.TryAdd(f.Number == 2 ? "producer_name" : "producer_version", Text(f, null, "producer"));
+                }
+            }
+            return m;
+        }
+
+        private Initializer ParseTensor(Field field)
+        {
+            var fields = Fields(field.ValueStart, field.End, null, $"initializer at offset {field.TagStart}");
+            var nameField = fields.LastOrDefault(f => f.Number == 8 && f.WireType == 2);
+            if (nameField is null)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.InvalidHeader, path, null, $"initializer at offset {field.TagStart} has no name.");
+            }
+            var name = Text(nameField, null, "name");
+            if (name.Length == 0)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.InvalidHeader, path, null, $"initializer at offset {field.TagStart} has an empty name.");
+            }
+
+            var typeField = fields.LastOrDefault(f => f.Number == 2 && f.WireType == 0);
+            var code = typeField?.Varint ?? 0;
+            if (!TryDType(code, out var dtype))
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.UnknownDType, path, name, $"data_type {code} is not one Graft reads.");
+            }
+
+            var dims = new List<long>();
+            foreach (var f in fields.Where(f => f.Number == 1))
+            {
+                foreach (var d in Varints(f, name))
+                {
+                    if (d < 0)
+                    {
+                        throw new CheckpointFormatException(CheckpointErrorKind.InvalidShape, path, name, $"dimension {dims.Count} is {d}; dimensions must be non-negative.");
+                    }
+                    if (dims.Count == MaxRank)
+                    {
+                        throw new CheckpointFormatException(CheckpointErrorKind.InvalidShape, path, name, $"more than {MaxRank} dimensions.");
+                    }
+                    dims.Add(d);
+                }
+            }
+            var shape = new Shape(dims);
+            long bytes;
+            try
+            {
+                bytes = checked(shape.ElementCount * dtype.ElementSize());
+            }
+            catch (OverflowException)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.SizeOverflow, path, name, $"shape {shape} of {dtype} overflows 64 bits.");
+            }
+            var info = new TensorInfo(name, dtype, shape, bytes);
+            return new Initializer(info, field, fields, Source(info, fields));
+        }
+
+        private Source Source(TensorInfo info, List<Field> fields)
+        {
+            var name = info.Name;
+            var raw = fields.Where(f => f.Number == 9 && f.WireType == 2).ToList();
+            var typedNumbers = new[] { 4, 5, 7, 10, 11 };
+            var typed = fields.Where(f => typedNumbers.Contains(f.Number)).ToList();
+            var external = fields.LastOrDefault(f => f.Number == 14 && f.WireType == 0)?.Varint == 1;
+            var kinds = (raw.Count > 0 ? 1 : 0) + (typed.Count > 0 ? 1 : 0) + (external ? 1 : 0);
+            if (kinds > 1)
+            {
+                throw Corrupt(name, "the tensor has its data in more than one place (raw_data, typed fields, external data).");
+            }
+            if (fields.Any(f => f.Number == 6))
+            {
+                throw Corrupt(name, "string_data is set; string tensors are not weights Graft reads.");
+            }
+            if (external)
+            {
+                return External(info, fields);
+            }
+            if (raw.Count > 0)
+            {
+                var r = raw[^1];
+                if (r.ValueLength != info.ByteLength)
+                {
+                    throw new CheckpointFormatException(CheckpointErrorKind.LengthMismatch, path, name,
+                        $"raw_data holds {r.ValueLength} bytes; shape {info.Shape} of {info.DType} needs {info.ByteLength}.");
+                }
+                return new RawSource(r.ValueStart);
+            }
+            if (typed.Count == 0)
+            {
+                if (info.ByteLength != 0)
+                {
+                    throw new CheckpointFormatException(CheckpointErrorKind.LengthMismatch, path, name,
+                        $"the tensor has no data; shape {info.Shape} of {info.DType} needs {info.ByteLength} bytes.");
+                }
+                return new EmptySource();
+            }
+            var number = typed[0].Number;
+            if (typed.Any(f => f.Number != number) || number != TypedField(info.DType))
+            {
+                throw Corrupt(name, $"typed data field {number} cannot hold {info.DType} (expected field {TypedField(info.DType)}).");
+            }
+            var segments = new List<Segment>();
+            long count = 0;
+            foreach (var f in typed)
+            {
+                var fixedSize = number switch { 4 => 4, 10 => 8, _ => 0 };
+                var expectedWire = fixedSize == 4 ? 5 : fixedSize == 8 ? 1 : 0;
+                if (f.WireType == 2)
+                {
+                    if (fixedSize > 0)
+                    {
+                        if (f.ValueLength % fixedSize != 0)
+                        {
+                            throw Corrupt(name, $"packed field {number} has {f.ValueLength} bytes, not a multiple of {fixedSize}.");
+                        }
+                        count += f.ValueLength / fixedSize;
+                    }
+                    else
+                    {
+                        count += Varints(f, name).Count;
+                    }
+                    segments.Add(new Segment(f.ValueStart, f.ValueLength, true));
+                }
+                else if (f.WireType == expectedWire)
+                {
+                    count++;
+                    segments.Add(new Segment(f.ValueStart, f.ValueLength, false));
+                }
+                else
+                {
+                    throw Corrupt(name, $"field {number} has wire type {f.WireType}.");
+                }
+            }
+            if (count != info.ElementCount)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.LengthMismatch, path, name,
+                    $"typed field {number} holds {count} elements; shape {info.Shape} needs {info.ElementCount}.");
+            }
+            return new TypedSource(number, segments);
+        }
+
+        private ExternalSource External(TensorInfo info, List<Field> fields)
+        {
+            var name = info.Name;
+            string? location = null;
+            long offset = 0;
+            long? declared = null;
+            foreach (var f in fields.Where(f => f.Number == 13 && f.WireType == 2))
+            {
+                var (k, v) = KeyValue(f, name);
+                switch (k)
+                {
+                    case "location":
+                        location = v;
+                        break;
+                    case "offset":
+                        offset = Number(v, name, k);
+                        break;
+                    case "length":
+                        declared = Number(v, name, k);
+                        break;
+                    default:
+                        break;
+                }
+            }
+            if (location is null)
+            {
+                throw Corrupt(name, "data_location is EXTERNAL but external_data has no 'location'.");
+            }
+            var folder = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!;
+            var real = SafePath.ResolveInside(folder, location, allowSubfolders: true, path, name);
+            if (declared is { } d && d != info.ByteLength)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.LengthMismatch, path, name,
+                    $"external data length is {d} bytes; shape {info.Shape} of {info.DType} needs {info.ByteLength}.");
+            }
+            if (!_external.TryGetValue(real, out var handle))
+            {
+                handle = File.OpenHandle(real, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+                _external.Add(real, handle);
+            }
+            var fileLength = RandomAccess.GetLength(handle);
+            if (offset > fileLength || info.ByteLength > fileLength - offset)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, path, name,
+                    $"external bytes [{offset}, {offset}+{info.ByteLength}) reach past the end of '{location}' ({fileLength} bytes).");
+            }
+            return new ExternalSource(location, real, offset);
+        }
+
+        private long Number(string text, string tensor, string key) =>
+            long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v)
+                ? v
+                : throw Corrupt(tensor, $"external_data '{key}' is '{(text.Length > 40 ? text[..40] + "…" : text)}', not a non-negative integer.");
+
+        private (string Key, string Value) KeyValue(Field f, string? tensor)
+        {
+            string key = "", value = "";
+            foreach (var e in Fields(f.ValueStart, f.End, tensor, "key/value entry"))
+            {
+                if (e.Number == 1 && e.WireType == 2)
+                {
+                    key = Text(e, tensor, "key");
+                }
+                else if (e.Number == 2 && e.WireType == 2)
+                {
+                    value = Text(e, tensor, "value");
+                }
+            }
+            return (key, value);
+        }
+
+        private string Text(Field f, string? tensor, string what)
+        {
+            if (f.ValueLength > 1 << 20)
+            {
+                throw Corrupt(tensor, $"{what} at offset {f.ValueStart} is {f.ValueLength} bytes long.");
+            }
+            try
+            {
+                return StrictUtf8.GetString(new ReadOnlySpan<byte>(file + f.ValueStart, (int)f.ValueLength));
+            }
+            catch (DecoderFallbackException)
+            {
+                throw Corrupt(tensor, $"{what} at offset {f.ValueStart} is not valid UTF-8.");
+            }
+        }
+
+        /// <summary>The int64 values of a varint field, packed (wire type 2) or not (wire type 0).</summary>
+        private List<long> Varints(Field f, string tensor)
+        {
+            if (f.WireType == 0)
+            {
+                return [(long)f.Varint];
+            }
+            if (f.WireType != 2)
+            {
+                throw Corrupt(tensor, $"field {f.Number} has wire type {f.WireType}.");
+            }
+            var values = new List<long>();
+            var input = new CodedInputStream(new UnmanagedMemoryStream(file + f.ValueStart, f.ValueLength));
+            try
+            {
+                while (!input.IsAtEnd)
+                {
+                    values.Add(input.ReadInt64());
+                }
+            }
+            catch (InvalidProtocolBufferException ex)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.Corrupt, path, tensor, $"packed field {f.Number} is malformed: {ex.Message}", ex);
+            }
+            return values;
+        }
+
+        /// <summary>
+        /// Splits the message in [<paramref name="start"/>, <paramref name="end"/>) into fields. Length-delimited values
+        /// are not read: a fresh stream starts after each, so a 1 GB raw_data costs nothing here.
+        /// </summary>
+        private List<Field> Fields(long start, long end, string? tensor, string what)
+        {
+            var fields = new List<Field>();
+            var pos = start;
+            try
+            {
+                while (pos < end)
+                {
+                    var window = new UnmanagedMemoryStream(file + pos, end - pos);
+                    var input = new CodedInputStream(window);
+                    while (!input.IsAtEnd)
+                    {
+                        var tagStart = pos + input.Position;
+                        var tag = input.ReadTag();
+                        var number = WireFormat.GetTagFieldNumber(tag);
+                        var wire = (int)WireFormat.GetTagWireType(tag);
+                        var tagEnd = pos + input.Position;
+                        if (number == 0)
+                        {
+                            throw Corrupt(tensor, $"{what}: field number 0 at offset {tagStart}.");
+                        }
+                        ulong varint = 0;
+                        switch (wire)
+                        {
+                            case 0:
+                                varint = input.ReadUInt64();
+                                break;
+                            case 1:
+                                input.ReadFixed64();
+                                break;
+                            case 5:
+                                input.ReadFixed32();
+                                break;
+                            case 2:
+                                var len = input.ReadLength();
+                                var valueStart = pos + input.Position;
+                                if (len < 0 || valueStart + len > end)
+                                {
+                                    throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, path, tensor,
+                                        $"{what}: field {number} at offset {tagStart} declares {len} bytes, past the end of its message at {end}.");
+                                }
+                                fields.Add(new Field(number, wire, tagStart, tagEnd, valueStart, valueStart + len, 0));
+                                pos = valueStart + len;
+                                goto restart;
+                            default:
+                                throw Corrupt(tensor, $"{what}: field {number} at offset {tagStart} has wire type {wire} (groups are not used by ONNX).");
+                        }
+                        fields.Add(new Field(number, wire, tagStart, tagEnd, tagEnd, pos + input.Position, varint));
+                    }
+                    pos = end;
+                restart:;
+                }
+            }
+            catch (InvalidProtocolBufferException ex)
+            {
+                throw new CheckpointFormatException(CheckpointErrorKind.Corrupt, path, tensor, $"{what} is not a valid protobuf message: {ex.Message}", ex);
+            }
+            return fields;
+        }
+
+        private CheckpointFormatException Corrupt(string? tensor, string detail) => new(CheckpointErrorKind.Corrupt, path, tensor, detail);
+    }
+
+    /// <summary>ONNX <c>TensorProto.DataType</c> codes Graft maps to a <see cref="DType"/>.</summary>
+    internal static bool TryDType(ulong code, out DType dtype)
+    {
+        switch (code)
+        {
+            case 1: dtype = DType.F32; return true;
+            case 2: dtype = DType.U8; return true;
+            case 3: dtype = DType.I8; return true;
+            case 4: dtype = DType.U16; return true;
+            case 5: dtype = DType.I16; return true;
+            case 6: dtype = DType.I32; return true;
+            case 7: dtype = DType.I64; return true;
+            case 9: dtype = DType.Bool; return true;
+            case 10: dtype = DType.F16; return true;
+            case 11: dtype = DType.F64; return true;
+            case 12: dtype = DType.U32; return true;
+            case 13: dtype = DType.U64; return true;
+            case 16: dtype = DType.BF16; return true;
+            case 17: dtype = DType.F8E4M3; return true;
+            case 19: dtype = DType.F8E5M2; return true;
+            default: dtype = default; return false;
+        }
+    }
+
+    /// <summary>The typed repeated field the ONNX specification assigns to a dtype.</summary>
+    private static int TypedField(DType dtype) => dtype switch
+    {
+        DType.F32 => 4,
+        DType.I64 => 7,
+        DType.F64 => 10,
+        DType.U32 or DType.U64 => 11,
+        _ => 5,
+    };
+}

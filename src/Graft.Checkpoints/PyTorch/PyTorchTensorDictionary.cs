@@ -1,0 +1,23 @@
+namespace Graft.Checkpoints.PyTorch;
+
+/// <summary>
+/// A dictionary of tensors found inside a PyTorch checkpoint: the top-level state dict, or one nested in a training
+/// checkpoint (<c>state_dict</c>, <c>model</c>, <c>ema</c> …). Listed so a caller can see what else is there and pick
+/// another than the default.
+/// </summary>
+/// <param name="KeyPath">
+/// Where the dictionary is: dictionary keys and list indices joined with <c>/</c> (<c>state_dict</c>,
+/// <c>optimizer/state/0</c>); the empty string for the top level. Pass it to <see cref="PyTorchReader.Open"/> to read it.
+/// </param>
+/// <param name="TensorCount">How many tensors it holds.</param>
+/// <param name="ByteLength">Total bytes of its tensors (views of one storage are counted once per view).</param>
+public sealed record PyTorchTensorDictionary(string KeyPath, int TensorCount, long ByteLength);
+
+/// <summary>Which of PyTorch's two file layouts a checkpoint uses.</summary>
+public enum PyTorchContainer
+{
+    /// <summary>The uncompressed zip <c>torch.save</c> writes since 1.6.</summary>
+    Zip,
+    /// <summary>The older concatenation of pickles followed by raw storages (<c>_use_new_zipfile_serialization=False</c>).</summary>
+    Legacy,
+}

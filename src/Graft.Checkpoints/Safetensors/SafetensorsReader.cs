@@ -1,0 +1,530 @@
+using System.Buffers.Binary;
+using System.Collections.ObjectModel;
+using System.Text.Json;
+using System.Text.Unicode;
+
+namespace Graft.Checkpoints.Safetensors;
+
+/// <summary>
+/// A validated, memory-mapped safetensors file. Opening maps the file read-only and checks the whole header and
+/// every byte range before any tensor data is touched, so a hostile file fails with a
+/// <see cref="CheckpointFormatException"/> instead of a crash or a huge allocation; reading a tensor afterwards is a
+/// plain copy out of the map.
+/// </summary>
+/// <remarks>
+/// Safe to read from several threads at once; not safe to read while another thread disposes the reader.
+/// The mapping reflects the file on disk: a file truncated by another process after opening cannot be defended
+/// against (the operating system signals the access), which is why the file is opened with <see cref="FileShare.Read"/>.
+/// </remarks>
+public sealed unsafe class SafetensorsReader : ICheckpointReader
+{
+    /// <summary>Largest header the reader accepts, the same cap as the reference implementation.</summary>
+    public const long MaxHeaderLength = 100_000_000;
+
+    /// <summary>Deepest JSON nesting accepted; a valid header needs only three levels.</summary>
+    internal const int MaxJsonDepth = 64;
+
+    /// <summary>Largest rank accepted; far beyond any real tensor, small enough that a hostile shape stays cheap.</summary>
+    internal const int MaxRank = 1024;
+
+    /// <summary>Chunk size for <see cref="CopyTo"/>, so streaming never holds more than this much in flight.</summary>
+    internal const int CopyChunkSize = 1 << 20;
+
+    private const string MetadataKey = "__metadata__";
+
+    private readonly MappedFile _file;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
+    private readonly Dictionary<string, Entry> _byName;
+
+    private SafetensorsReader(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle, MappedFile file, Parsed parsed)
+    {
+        Path = path;
+        // ReadBytes copies out of the mapping; CopyTo reads with pread through the handle instead, so streamed tensors
+        // pass through the page cache without becoming part of this process's resident memory.
+        _handle = handle;
+        _file = file;
+        DataOffset = parsed.DataOffset;
+        _byName = new Dictionary<string, Entry>(parsed.Entries.Count, StringComparer.Ordinal);
+        var infos = new TensorInfo[parsed.Entries.Count];
+        for (var i = 0; i < infos.Length; i++)
+        {
+            var e = parsed.Entries[i];
+            infos[i] = e.Info;
+            _byName.Add(e.Info.Name, e);
+        }
+        Tensors = infos.AsReadOnly();
+        Metadata = new ReadOnlyDictionary<string, string>(parsed.Metadata);
+    }
+
+    /// <inheritdoc/>
+    public string Path { get; }
+
+    /// <inheritdoc/>
+    public string Format => SafetensorsFormat.Instance.Name;
+
+    /// <inheritdoc/>
+    public IReadOnlyList<TensorInfo> Tensors { get; }
+
+    /// <inheritdoc/>
+    public IReadOnlyDictionary<string, string> Metadata { get; }
+
+    /// <summary>
+    /// Absolute file offset of the data buffer (8 + header length). Tensor offsets in the header are relative to it;
+    /// exposed so that callers can map or read tensor bytes themselves without another copy.
+    /// </summary>
+    public long DataOffset { get; }
+
+    /// <summary>
+    /// Opens, maps and validates a safetensors file. The file is opened read-only and shared for reading only.
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">The file breaks a rule of the format; <see cref="CheckpointFormatException.Kind"/> says which.</exception>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    public static SafetensorsReader Open(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var handle = MappedFile.OpenRead(path);
+        MappedFile? file = null;
+        try
+        {
+            var length = RandomAccess.GetLength(handle);
+            if (length < 8)
+            {
+                // An empty file cannot be mapped; the validation routine refuses a short file before touching memory.
+                Validate(path, null, length);
+            }
+            file = MappedFile.Map(handle);
+            var parsed = Validate(path, file.Pointer, length);
+            return new SafetensorsReader(path, handle, file, parsed);
+        }
+        catch
+        {
+            file?.Dispose();
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool TryGetTensor(string name, out TensorInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (_byName.TryGetValue(name, out var e))
+        {
+            info = e.Info;
+            return true;
+        }
+        info = null!;
+        return false;
+    }
+
+    /// <summary>
+    /// Absolute file offset of a tensor's first byte, for callers that read or map the file themselves (zero-copy
+    /// loading). The tensor occupies <see cref="TensorInfo.ByteLength"/> bytes from there.
+    /// </summary>
+    /// <exception cref="ArgumentException">The tensor does not belong to this reader.</exception>
+    public long GetTensorOffset(TensorInfo tensor) => DataOffset + Find(tensor).Begin;
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">The tensor does not belong to this reader, or the destination has the wrong length.</exception>
+    public void ReadBytes(TensorInfo tensor, Span<byte> destination)
+    {
+        var e = Find(tensor);
+        if (destination.Length != e.Info.ByteLength)
+        {
+            throw new ArgumentException(
+                $"Tensor '{e.Info.Name}' has {e.Info.ByteLength} bytes; the destination holds {destination.Length}.", nameof(destination));
+        }
+        _file.Span(DataOffset + e.Begin, destination.Length).CopyTo(destination);
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">The tensor does not belong to this reader.</exception>
+    public void CopyTo(TensorInfo tensor, Stream destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        var e = Find(tensor);
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        var position = DataOffset + e.Begin;
+        var remaining = e.Info.ByteLength;
+        var direct = FileCopy.TryCopy(_handle, position, remaining, destination);
+        position += direct;
+        remaining -= direct;
+        if (remaining == 0)
+        {
+            return;
+        }
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Min(Math.Max(remaining, 1), CopyChunkSize));
+        try
+        {
+            while (remaining > 0)
+            {
+                var want = (int)Math.Min(remaining, buffer.Length);
+                var n = RandomAccess.Read(_handle, buffer.AsSpan(0, want), position);
+                if (n <= 0)
+                {
+                    throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, Path, e.Info.Name, "the file became shorter while it was being read.");
+                }
+                destination.Write(buffer, 0, n);
+                position += n;
+                remaining -= n;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Releases the mapping and the file. Tensors cannot be read afterwards.</summary>
+    public void Dispose()
+    {
+        _file.Dispose();
+        _handle.Dispose();
+    }
+
+    private Entry Find(TensorInfo tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        // Value equality: a TensorInfo equal in name, dtype, shape and length describes exactly the same bytes.
+        if (_byName.TryGetValue(tensor.Name, out var e) && e.Info.Equals(tensor))
+        {
+            return e;
+        }
+        throw new ArgumentException($"Tensor '{tensor.Name}' {tensor.Shape} {tensor.DType} is not a tensor of {Path}.", nameof(tensor));
+    }
+
+    /// <summary>
+    /// The one validation routine. Every rule is checked in this order, with checked arithmetic, before any tensor byte
+    /// is read: prefix, header length, UTF-8, JSON syntax, structure (entry by entry: name, fields, dtype, shape, size,
+    /// offsets, bounds, length), then the layout of all ranges together (overlaps, gaps, trailing bytes).
+    /// </summary>
+    internal static Parsed Validate(string path, byte* file, long fileLength)
+    {
+        if (fileLength < 8)
+        {
+            throw Fail(CheckpointErrorKind.TooShort, path, null, $"file is {fileLength} bytes; a safetensors file starts with an 8-byte header length.");
+        }
+        var declared = BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(file, 8));
+        if (declared > MaxHeaderLength)
+        {
+            throw Fail(CheckpointErrorKind.HeaderTooLarge, path, null, $"declared header length {declared} exceeds the limit of {MaxHeaderLength} bytes.");
+        }
+        var headerLength = (long)declared;
+        if (checked(8 + headerLength) > fileLength)
+        {
+            throw Fail(CheckpointErrorKind.HeaderTooLarge, path, null, $"declared header length {headerLength} reaches past the end of the {fileLength}-byte file.");
+        }
+        var header = new ReadOnlySpan<byte>(file + 8, (int)headerLength);
+        if (!Utf8.IsValid(header))
+        {
+            throw Fail(CheckpointErrorKind.HeaderNotUtf8, path, null, "header is not valid UTF-8.");
+        }
+
+        CheckSyntax(path, header);
+
+        var dataOffset = 8 + headerLength;
+        var bufferLength = fileLength - dataOffset;
+        var entries = new List<Entry>();
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+
+        var r = new Utf8JsonReader(header, Options);
+        r.Read();
+        if (r.TokenType != JsonTokenType.StartObject)
+        {
+            throw Fail(CheckpointErrorKind.InvalidHeader, path, null, $"header must be a JSON object, found {Describe(r.TokenType)}.");
+        }
+        while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+        {
+            var key = r.GetString()!;
+            if (key.Length == 0)
+            {
+                // The format does not forbid it, but no state dict has one and Graft cannot write or address it (found by fuzzing).
+                throw Fail(CheckpointErrorKind.InvalidHeader, path, null, "a tensor has an empty name.");
+            }
+            if (!seen.Add(key))
+            {
+                throw key == MetadataKey
+                    ? Fail(CheckpointErrorKind.DuplicateName, path, null, $"'{MetadataKey}' appears twice in the header.")
+                    : Fail(CheckpointErrorKind.DuplicateName, path, key, "the name appears twice in the header.");
+            }
+            r.Read();
+            if (key == MetadataKey)
+            {
+                ReadMetadata(path, ref r, metadata);
+            }
+            else
+            {
+                entries.Add(ReadEntry(path, key, ref r, bufferLength));
+            }
+        }
+
+        CheckLayout(path, entries, bufferLength);
+        return new Parsed(dataOffset, entries, metadata);
+    }
+
+    private static readonly JsonReaderOptions Options = new()
+    {
+        MaxDepth = MaxJsonDepth,
+        CommentHandling = JsonCommentHandling.Disallow,
+        AllowTrailingCommas = false,
+    };
+
+    private static void CheckSyntax(string path, ReadOnlySpan<byte> header)
+    {
+        if (header.StartsWith("\uFEFF"u8))
+        {
+            throw Fail(CheckpointErrorKind.HeaderNotJson, path, null, "header starts with a byte-order mark, which JSON does not allow.");
+        }
+        try
+        {
+            var r = new Utf8JsonReader(header, Options);
+            while (r.Read())
+            {
+                // Valid UTF-8 bytes can still escape a lone surrogate (\ud800), which no .NET string can hold; decode
+                // every escaped string here so that the structural pass never meets one (found by fuzzing).
+                if (r.TokenType is JsonTokenType.String or JsonTokenType.PropertyName && r.ValueIsEscaped)
+                {
+                    _ = r.GetString();
+                }
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new CheckpointFormatException(CheckpointErrorKind.HeaderNotJson, path, null,
+                $"header is not valid JSON (nesting is capped at {MaxJsonDepth} levels): {ex.Message}", ex);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new CheckpointFormatException(CheckpointErrorKind.HeaderNotJson, path, null,
+                $"header has a string that is not valid Unicode (an escaped lone surrogate): {ex.Message}", ex);
+        }
+    }
+
+    private static void ReadMetadata(string path, ref Utf8JsonReader r, Dictionary<string, string> metadata)
+    {
+        if (r.TokenType != JsonTokenType.StartObject)
+        {
+            throw Fail(CheckpointErrorKind.InvalidMetadata, path, null, $"'{MetadataKey}' must be an object of strings, found {Describe(r.TokenType)}.");
+        }
+        while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+        {
+            var key = r.GetString()!;
+            r.Read();
+            if (r.TokenType != JsonTokenType.String)
+            {
+                throw Fail(CheckpointErrorKind.InvalidMetadata, path, null, $"metadata value for '{key}' must be a string, found {Describe(r.TokenType)}.");
+            }
+            if (!metadata.TryAdd(key, r.GetString()!))
+            {
+                throw Fail(CheckpointErrorKind.InvalidMetadata, path, null, $"metadata key '{key}' appears twice.");
+            }
+        }
+    }
+
+    private static Entry ReadEntry(string path, string name, ref Utf8JsonReader r, long bufferLength)
+    {
+        if (r.TokenType != JsonTokenType.StartObject)
+        {
+            throw Fail(CheckpointErrorKind.InvalidHeader, path, name, $"entry must be an object with dtype, shape and data_offsets, found {Describe(r.TokenType)}.");
+        }
+        string? dtypeName = null;
+        long[]? dims = null;
+        long[]? offsets = null;
+        while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
+        {
+            var field = r.GetString()!;
+            r.Read();
+            switch (field)
+            {
+                case "dtype":
+                    if (dtypeName is not null)
+                    {
+                        throw Fail(CheckpointErrorKind.InvalidHeader, path, name, "field 'dtype' appears twice.");
+                    }
+                    if (r.TokenType != JsonTokenType.String)
+                    {
+                        throw Fail(CheckpointErrorKind.InvalidHeader, path, name, $"'dtype' must be a string, found {Describe(r.TokenType)}.");
+                    }
+                    dtypeName = r.GetString()!;
+                    break;
+                case "shape":
+                    if (dims is not null)
+                    {
+                        throw Fail(CheckpointErrorKind.InvalidHeader, path, name, "field 'shape' appears twice.");
+                    }
+                    dims = ReadShape(path, name, ref r);
+                    break;
+                case "data_offsets":
+                    if (offsets is not null)
+                    {
+                        throw Fail(CheckpointErrorKind.InvalidHeader, path, name, "field 'data_offsets' appears twice.");
+                    }
+                    offsets = ReadOffsets(path, name, ref r);
+                    break;
+                default:
+                    throw Fail(CheckpointErrorKind.InvalidHeader, path, name, $"unexpected field '{field}' (expected dtype, shape, data_offsets).");
+            }
+        }
+        if (dtypeName is null || dims is null || offsets is null)
+        {
+            var missing = dtypeName is null ? "dtype" : dims is null ? "shape" : "data_offsets";
+            throw Fail(CheckpointErrorKind.InvalidHeader, path, name, $"field '{missing}' is missing.");
+        }
+        if (!DTypes.TryParseSafetensors(dtypeName, out var dtype))
+        {
+            throw Fail(CheckpointErrorKind.UnknownDType, path, name, $"unknown dtype '{dtypeName}'.");
+        }
+
+        long byteLength;
+        try
+        {
+            long count = 1;
+            foreach (var d in dims)
+            {
+                count = checked(count * d);
+            }
+            byteLength = checked(count * dtype.ElementSize());
+        }
+        catch (OverflowException)
+        {
+            throw Fail(CheckpointErrorKind.SizeOverflow, path, name,
+                $"shape {new Shape(dims)} of {dtype.SafetensorsName()} is larger than 2^63 bytes.");
+        }
+
+        var (begin, end) = (offsets[0], offsets[1]);
+        if (end > bufferLength)
+        {
+            throw Fail(CheckpointErrorKind.OutOfBounds, path, name,
+                $"data_offsets [{begin}, {end}] reach past the end of the {bufferLength}-byte data buffer.");
+        }
+        if (end - begin != byteLength)
+        {
+            throw Fail(CheckpointErrorKind.LengthMismatch, path, name,
+                $"data_offsets [{begin}, {end}] span {end - begin} bytes, but shape {new Shape(dims)} of {dtype.SafetensorsName()} needs {byteLength}.");
+        }
+        return new Entry(new TensorInfo(name, dtype, new Shape(dims), byteLength), begin);
+    }
+
+    private static long[] ReadShape(string path, string name, ref Utf8JsonReader r)
+    {
+        if (r.TokenType != JsonTokenType.StartArray)
+        {
+            throw Fail(CheckpointErrorKind.InvalidShape, path, name, $"'shape' must be an array of non-negative integers, found {Describe(r.TokenType)}.");
+        }
+        var dims = new List<long>();
+        while (r.Read() && r.TokenType != JsonTokenType.EndArray)
+        {
+            if (r.TokenType != JsonTokenType.Number || !r.TryGetInt64(out var d) || d < 0)
+            {
+                throw Fail(CheckpointErrorKind.InvalidShape, path, name,
+                    $"dimension {dims.Count} is {Token(ref r)}; dimensions must be non-negative integers below 2^63.");
+            }
+            if (dims.Count == MaxRank)
+            {
+                throw Fail(CheckpointErrorKind.InvalidShape, path, name, $"rank exceeds {MaxRank}.");
+            }
+            dims.Add(d);
+        }
+        return [.. dims];
+    }
+
+    private static long[] ReadOffsets(string path, string name, ref Utf8JsonReader r)
+    {
+        if (r.TokenType != JsonTokenType.StartArray)
+        {
+            throw Fail(CheckpointErrorKind.InvalidOffsets, path, name, $"'data_offsets' must be an array [begin, end], found {Describe(r.TokenType)}.");
+        }
+        var values = new long[2];
+        var count = 0;
+        while (r.Read() && r.TokenType != JsonTokenType.EndArray)
+        {
+            if (count == 2)
+            {
+                throw Fail(CheckpointErrorKind.InvalidOffsets, path, name, "'data_offsets' has more than two elements.");
+            }
+            if (r.TokenType != JsonTokenType.Number || !r.TryGetInt64(out var v) || v < 0)
+            {
+                throw Fail(CheckpointErrorKind.InvalidOffsets, path, name,
+                    $"offset {count} is {Token(ref r)}; offsets must be non-negative integers below 2^63.");
+            }
+            values[count++] = v;
+        }
+        if (count != 2)
+        {
+            throw Fail(CheckpointErrorKind.InvalidOffsets, path, name, $"'data_offsets' has {count} elements; it must be [begin, end].");
+        }
+        if (values[0] > values[1])
+        {
+            throw Fail(CheckpointErrorKind.InvalidOffsets, path, name, $"data_offsets [{values[0]}, {values[1]}] end before they begin.");
+        }
+        return values;
+    }
+
+    private static void CheckLayout(string path, List<Entry> entries, long bufferLength)
+    {
+        var sorted = entries.ToArray();
+        Array.Sort(sorted, static (a, b) =>
+        {
+            var c = a.Begin.CompareTo(b.Begin);
+            return c != 0 ? c : a.End.CompareTo(b.End);
+        });
+        long expected = 0;
+        Entry? previous = null;
+        foreach (var e in sorted)
+        {
+            if (e.Begin < expected)
+            {
+                throw Fail(CheckpointErrorKind.OverlappingData, path, e.Info.Name,
+                    $"bytes [{e.Begin}, {e.End}] overlap tensor '{previous!.Info.Name}' at [{previous.Begin}, {previous.End}].");
+            }
+            if (e.Begin > expected)
+            {
+                var after = previous is null ? "the start of the data buffer" : $"tensor '{previous.Info.Name}'";
+                throw Fail(CheckpointErrorKind.GapInData, path, e.Info.Name,
+                    $"{e.Begin - expected} unused bytes between {after} (ending at {expected}) and this tensor (starting at {e.Begin}).");
+            }
+            expected = e.End;
+            previous = e;
+        }
+        if (expected != bufferLength)
+        {
+            throw Fail(CheckpointErrorKind.GapInData, path, null,
+                $"{bufferLength - expected} trailing bytes after the last tensor (data ends at {expected}, buffer is {bufferLength} bytes).");
+        }
+    }
+
+    private static string Token(ref Utf8JsonReader r)
+    {
+        if (r.TokenType != JsonTokenType.Number)
+        {
+            return Describe(r.TokenType);
+        }
+        // The header is one contiguous span, so the value is never a sequence; cap what a hostile number adds to the message.
+        var text = r.ValueSpan;
+        return text.Length <= 40 ? System.Text.Encoding.UTF8.GetString(text) : System.Text.Encoding.UTF8.GetString(text[..40]) + "…";
+    }
+
+    private static string Describe(JsonTokenType t) => t switch
+    {
+        JsonTokenType.StartObject => "an object",
+        JsonTokenType.StartArray => "an array",
+        JsonTokenType.String => "a string",
+        JsonTokenType.Number => "a number",
+        JsonTokenType.True or JsonTokenType.False => "a boolean",
+        JsonTokenType.Null => "null",
+        _ => t.ToString(),
+    };
+
+    private static CheckpointFormatException Fail(CheckpointErrorKind kind, string path, string? tensor, string detail) =>
+        new(kind, path, tensor, detail);
+
+    /// <summary>A tensor's description and where its bytes start, relative to the data buffer.</summary>
+    internal sealed record Entry(TensorInfo Info, long Begin)
+    {
+        public long End => Begin + Info.ByteLength;
+    }
+
+    /// <summary>The outcome of validation: everything the reader needs, nothing that touched tensor data.</summary>
+    internal sealed record Parsed(long DataOffset, List<Entry> Entries, Dictionary<string, string> Metadata);
+}

@@ -1,0 +1,72 @@
+namespace Graft.Checkpoints;
+
+/// <summary>
+/// A tensor to be written: its description and a way to produce its bytes when the writer reaches it, so that writers
+/// can stream tensors straight from a source checkpoint without holding a whole checkpoint in memory.
+/// </summary>
+public abstract class TensorPayload
+{
+    /// <summary>Describes the tensor; <paramref name="name"/>, dtype and shape are what the writer records.</summary>
+    protected TensorPayload(string name, DType dtype, Shape shape)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(shape);
+        Name = name;
+        DType = dtype;
+        Shape = shape;
+        ByteLength = checked(shape.ElementCount * dtype.ElementSize());
+    }
+
+    /// <summary>Key in the output checkpoint.</summary>
+    public string Name { get; }
+
+    /// <summary>Element type.</summary>
+    public DType DType { get; }
+
+    /// <summary>Dimensions.</summary>
+    public Shape Shape { get; }
+
+    /// <summary>Exact number of bytes <see cref="WriteTo"/> writes.</summary>
+    public long ByteLength { get; }
+
+    /// <summary>Writes exactly <see cref="ByteLength"/> bytes (little-endian, row-major) to <paramref name="destination"/>.</summary>
+    public abstract void WriteTo(Stream destination);
+
+    /// <summary>A payload over bytes already in memory.</summary>
+    public static TensorPayload FromBytes(string name, DType dtype, Shape shape, ReadOnlyMemory<byte> bytes) =>
+        new MemoryPayload(name, dtype, shape, bytes);
+
+    /// <summary>A payload that streams a tensor from an open checkpoint, optionally under a new name.</summary>
+    public static TensorPayload FromCheckpoint(ICheckpointReader reader, TensorInfo tensor, string? name = null) =>
+        new CheckpointPayload(reader, tensor, name ?? tensor.Name);
+
+    private sealed class MemoryPayload : TensorPayload
+    {
+        private readonly ReadOnlyMemory<byte> _bytes;
+
+        public MemoryPayload(string name, DType dtype, Shape shape, ReadOnlyMemory<byte> bytes) : base(name, dtype, shape)
+        {
+            if (bytes.Length != ByteLength)
+            {
+                throw new ArgumentException($"Tensor '{name}' {shape} {dtype} needs {ByteLength} bytes, got {bytes.Length}.", nameof(bytes));
+            }
+            _bytes = bytes;
+        }
+
+        public override void WriteTo(Stream destination) => destination.Write(_bytes.Span);
+    }
+
+    private sealed class CheckpointPayload : TensorPayload
+    {
+        private readonly ICheckpointReader _reader;
+        private readonly TensorInfo _tensor;
+
+        public CheckpointPayload(ICheckpointReader reader, TensorInfo tensor, string name) : base(name, tensor.DType, tensor.Shape)
+        {
+            _reader = reader;
+            _tensor = tensor;
+        }
+
+        public override void WriteTo(Stream destination) => _reader.CopyTo(_tensor, destination);
+    }
+}

@@ -1,0 +1,343 @@
+using System.Text;
+using Graft.Checkpoints.PyTorch;
+using static Graft.Checkpoints.Tests.PyTorch.Pickle;
+
+namespace Graft.Checkpoints.Tests.PyTorch;
+
+/// <summary>
+/// One named test per rule in REFERENCES.md's hostile-input checklist that concerns pickles and zips. Each asserts the
+/// error kind and that the message names the file (and the tensor, where one is involved).
+/// </summary>
+public sealed class PyTorchHostileInputTests : IDisposable
+{
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private static readonly byte[] SixFloats = new byte[24];
+
+    private string Checkpoint(byte[] dataPkl, string name = "x.pt", byte[]? storage = null) =>
+        Checkpoint(dataPkl, [("0", storage ?? SixFloats)], name);
+
+    private string Checkpoint(byte[] dataPkl, IEnumerable<(string, byte[])> storages, string name = "x.pt", string version = "3", string? byteorder = "little")
+    {
+        var path = _dir.File(name);
+        WriteCheckpoint(path, dataPkl, storages, version, byteorder);
+        return path;
+    }
+
+    private static string Hostile(string name) => Path.Combine(Fixtures.PyTorch, "hostile", name);
+
+    [Fact]
+    public void Sanity_HandBuiltCheckpoint_Reads()
+    {
+        var path = Checkpoint(OneTensor(6, 0, [2, 3], [3, 1]));
+        using var r = PyTorchReader.Open(path);
+        Assert.Equal(new Shape(2, 3), r.Tensors.Single().Shape);
+    }
+
+    [Fact]
+    public void Open_GlobalOutsideAllowlist_NamesTheGlobal()
+    {
+        Expect.Fails(Hostile("os_system.pt"), CheckpointErrorKind.ForbiddenGlobal, "posix.system");
+        // Protocol 2 spells the builtins module by its Python 2 name.
+        Expect.Fails(Hostile("builtins_eval.pt"), CheckpointErrorKind.ForbiddenGlobal, "__builtin__.eval");
+        Expect.Fails(Hostile("os_system_legacy.pt"), CheckpointErrorKind.ForbiddenGlobal, "posix.system");
+    }
+
+    [Fact]
+    public void Open_PayloadThatWouldCreateAFile_LeavesNoFile()
+    {
+        const string Marker = "/tmp/graft-hostile-os-system-marker";
+        const string EvalMarker = "/tmp/graft-hostile-eval-marker";
+        File.Delete(Marker);
+        File.Delete(EvalMarker);
+        Assert.Throws<CheckpointFormatException>(() => PyTorchReader.Open(Hostile("os_system.pt")));
+        Assert.Throws<CheckpointFormatException>(() => PyTorchReader.Open(Hostile("os_system_legacy.pt")));
+        Assert.Throws<CheckpointFormatException>(() => PyTorchReader.Open(Hostile("builtins_eval.pt")));
+        Assert.False(File.Exists(Marker));
+        Assert.False(File.Exists(EvalMarker));
+    }
+
+    [Fact]
+    public void Open_HandBuiltGlobalViaStackGlobal_NamesTheGlobal()
+    {
+        var pkl = Assemble((byte)0x80, (byte)4, "os", "system", (byte)0x93, "touch /tmp/x", (byte)0x85, 'R', '.');
+        Expect.Fails(Checkpoint(pkl), CheckpointErrorKind.ForbiddenGlobal, "os.system");
+    }
+
+    [Fact]
+    public void Open_UnsupportedOpcode_NamesTheOpcode()
+    {
+        // INST: protocol 0's "import module.name and call it", which the whitelist does not contain.
+        var pkl = Assemble((byte)0x80, (byte)2, '(', 'i', Encoding.ASCII.GetBytes("os\nsystem\n"), '.');
+        Expect.Fails(Checkpoint(pkl), CheckpointErrorKind.ForbiddenOpcode, "INST");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, OrderedDict, ')', (byte)0x81, '.'), "newobj.pt"), CheckpointErrorKind.ForbiddenOpcode, "NEWOBJ");
+    }
+
+    [Fact]
+    public void Open_MemoMiss_IsCorrupt()
+    {
+        var pkl = Assemble((byte)0x80, (byte)2, 'h', (byte)7, '.');
+        Expect.Fails(Checkpoint(pkl), CheckpointErrorKind.Corrupt, "memo entry 7");
+    }
+
+    [Fact]
+    public void Open_StackUnderflow_IsCorrupt()
+    {
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, 's', '.')), CheckpointErrorKind.Corrupt, "underflow");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, '.'), "empty.pt"), CheckpointErrorKind.Corrupt, "underflow");
+    }
+
+    [Fact]
+    public void Open_MissingStop_IsCorrupt()
+    {
+        var full = OneTensor(6, 0, [6], [1]);
+        Expect.Fails(Checkpoint(full[..^1]), CheckpointErrorKind.Corrupt, "STOP");
+    }
+
+    [Fact]
+    public void Open_MarkMisuse_IsCorrupt()
+    {
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, ')', 't', '.')), CheckpointErrorKind.Corrupt, "without a MARK");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, ')', '(', '.'), "open-mark.pt"), CheckpointErrorKind.Corrupt, "unclosed MARK");
+    }
+
+    [Fact]
+    public void Open_SetItemOnNonDict_IsForbidden()
+    {
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, ']', "k", "v", 's', '.')), CheckpointErrorKind.ForbiddenOpcode, "SETITEM on a list");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, ')', '(', "k", "v", 'u', '.'), "setitems.pt"), CheckpointErrorKind.ForbiddenOpcode, "SETITEMS on a tuple");
+    }
+
+    [Fact]
+    public void Open_AppendOnNonList_IsForbidden()
+    {
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, '}', "v", 'a', '.')), CheckpointErrorKind.ForbiddenOpcode, "APPEND on a dict");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, ')', '(', "v", 'e', '.'), "appends.pt"), CheckpointErrorKind.ForbiddenOpcode, "APPENDS on a tuple");
+    }
+
+    [Fact]
+    public void Open_BuildOnWrongObject_IsForbidden()
+    {
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, ']', '}', 'b', '.')), CheckpointErrorKind.ForbiddenOpcode, "BUILD on a list");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, '}', '}', 'b', '.'), "plain-dict.pt"), CheckpointErrorKind.ForbiddenOpcode, "BUILD on a dict");
+    }
+
+    [Fact]
+    public void Open_ReduceWithWrongArguments_IsForbidden()
+    {
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, OrderedDict, "x", (byte)0x85, 'R', '.')), CheckpointErrorKind.ForbiddenOpcode, "OrderedDict");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, FloatStorage, ')', 'R', '.'), "storage-call.pt"), CheckpointErrorKind.ForbiddenOpcode, "torch.FloatStorage");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, Rebuild, "a", "b", (byte)0x86, 'R', '.'), "rebuild-args.pt"), CheckpointErrorKind.ForbiddenOpcode, "_rebuild_tensor_v2");
+        Expect.Fails(Checkpoint(Assemble((byte)0x80, (byte)2, "s", ')', 'R', '.'), "str-call.pt"), CheckpointErrorKind.ForbiddenOpcode, "REDUCE on a str");
+    }
+
+    [Fact]
+    public void Open_PersistentIdOfWrongForm_IsForbidden()
+    {
+        var four = Tuple("storage", FloatStorage, "0", "cpu");
+        Expect.Fails(Checkpoint(OneTensor(6, 0, [6], [1], four)), CheckpointErrorKind.ForbiddenOpcode, "persistent id");
+        var module = Tuple("module", FloatStorage, "0", "cpu", 6);
+        Expect.Fails(Checkpoint(OneTensor(6, 0, [6], [1], module), "module.pt"), CheckpointErrorKind.ForbiddenOpcode, "persistent id");
+        var notAClass = Tuple("storage", "FloatStorage", "0", "cpu", 6);
+        Expect.Fails(Checkpoint(OneTensor(6, 0, [6], [1], notAClass), "class.pt"), CheckpointErrorKind.ForbiddenOpcode, "persistent id");
+        var notATuple = new object[] { "storage" };
+        Expect.Fails(Checkpoint(OneTensor(6, 0, [6], [1], notATuple), "str.pt"), CheckpointErrorKind.ForbiddenOpcode, "persistent id");
+    }
+
+    [Fact]
+    public void Open_StorageKeyThatClimbs_IsUnsafePath()
+    {
+        var climbing = Tuple("storage", FloatStorage, "../../etc/passwd", "cpu", 6);
+        Expect.Fails(Checkpoint(OneTensor(6, 0, [6], [1], climbing)), CheckpointErrorKind.UnsafePath, "../../etc/passwd");
+    }
+
+    [Fact]
+    public void Open_NumelTimesSizeDiffersFromRecord_IsLengthMismatch()
+    {
+        Expect.Fails(Checkpoint(OneTensor(10, 0, [6], [1])), CheckpointErrorKind.LengthMismatch, "storage '0'");
+    }
+
+    [Fact]
+    public void Open_HugeNumelInSmallFile_FailsBeforeAllocating()
+    {
+        Expect.Fails(Checkpoint(OneTensor(1L << 61, 0, [6], [1])), CheckpointErrorKind.SizeOverflow, "storage '0'");
+        Expect.Fails(Checkpoint(OneTensor(1L << 40, 0, [6], [1]), "big.pt"), CheckpointErrorKind.LengthMismatch, "storage '0'");
+    }
+
+    [Fact]
+    public void Open_OffsetOutsideStorage_IsOutOfBoundsNamingTheTensor()
+    {
+        var e = Expect.Fails(Checkpoint(OneTensor(6, 5, [4], [1])), CheckpointErrorKind.OutOfBounds, "'w'");
+        Assert.Equal("w", e.TensorName);
+        var empty = Expect.Fails(Checkpoint(OneTensor(6, 7, [0], [1]), "empty.pt"), CheckpointErrorKind.OutOfBounds);
+        Assert.Equal("w", empty.TensorName);
+    }
+
+    [Fact]
+    public void Open_StrideOutsideStorage_IsOutOfBoundsNamingTheTensor()
+    {
+        var e = Expect.Fails(Checkpoint(OneTensor(6, 0, [2, 3], [10, 1])), CheckpointErrorKind.OutOfBounds, "'w'");
+        Assert.Equal("w", e.TensorName);
+        var overflow = Expect.Fails(Checkpoint(OneTensor(6, 0, [3, 3], [long.MaxValue / 2, 1]), "overflow.pt"), CheckpointErrorKind.SizeOverflow);
+        Assert.Equal("w", overflow.TensorName);
+    }
+
+    [Fact]
+    public void Open_NegativeDimensionOrStride_IsInvalidShape()
+    {
+        Assert.Equal("w", Expect.Fails(Checkpoint(OneTensor(6, 0, [-1], [1])), CheckpointErrorKind.InvalidShape).TensorName);
+        Assert.Equal("w", Expect.Fails(Checkpoint(OneTensor(6, 5, [2], [-1]), "neg.pt"), CheckpointErrorKind.InvalidShape).TensorName);
+        Assert.Equal("w", Expect.Fails(Checkpoint(OneTensor(6, 0, [2, 3], [1]), "rank.pt"), CheckpointErrorKind.InvalidShape).TensorName);
+    }
+
+    [Fact]
+    public void Open_DeeplyNestedPickle_FailsCleanly()
+    {
+        // 100,000 nested 1-tuples: no recursion in the reader may follow them down.
+        var parts = new List<object> { (byte)0x80, (byte)2, ')' };
+        parts.AddRange(Enumerable.Repeat<object>((byte)0x85, 100_000));
+        parts.Add('.');
+        Expect.Fails(Checkpoint(Assemble([.. parts])), CheckpointErrorKind.Corrupt, "nested deeper");
+        var marks = new List<object> { (byte)0x80, (byte)2 };
+        marks.AddRange(Enumerable.Repeat<object>('(', 100_000));
+        Expect.Fails(Checkpoint(Assemble([.. marks]), "marks.pt"), CheckpointErrorKind.Corrupt, "MARK");
+    }
+
+    [Fact]
+    public void Open_StringLongerThanFile_IsCorruptWithoutAllocating()
+    {
+        var pkl = Assemble((byte)0x80, (byte)2, 'X', BitConverter.GetBytes(uint.MaxValue), '.');
+        Expect.Fails(Checkpoint(pkl), CheckpointErrorKind.Corrupt, "bytes");
+    }
+
+    [Fact]
+    public void Open_TorchScriptArchive_IsUnsupported()
+    {
+        Expect.Fails(Hostile("torchscript.pt"), CheckpointErrorKind.Unsupported, "TorchScript");
+    }
+
+    [Fact]
+    public void Open_EntryOutsideRoot_IsUnsafePath()
+    {
+        var path = _dir.File("outside.pt");
+        WriteZip(path, [("archive/data.pkl", OneTensor(6, 0, [6], [1])), ("archive/data/0", SixFloats), ("archive/version", "3"u8.ToArray()), ("other/evil", [1])]);
+        Expect.Fails(path, CheckpointErrorKind.UnsafePath, "other/evil");
+        var climb = _dir.File("climb.pt");
+        WriteZip(climb, [("archive/data.pkl", OneTensor(6, 0, [6], [1])), ("archive/../../evil", [1]), ("archive/version", "3"u8.ToArray())]);
+        Expect.Fails(climb, CheckpointErrorKind.UnsafePath, "archive/../../evil");
+        var absolute = _dir.File("absolute.pt");
+        WriteZip(absolute, [("/etc/passwd", [1])]);
+        Expect.Fails(absolute, CheckpointErrorKind.UnsafePath, "/etc/passwd");
+    }
+
+    [Fact]
+    public void Open_CompressedEntry_IsUnsupported()
+    {
+        var path = _dir.File("deflated.pt");
+        WriteZip(path, [("archive/data.pkl", OneTensor(6, 0, [6], [1])), ("archive/data/0", SixFloats), ("archive/version", "3"u8.ToArray())], compress: true);
+        Expect.Fails(path, CheckpointErrorKind.Unsupported, "compressed");
+    }
+
+    [Fact]
+    public void Open_UnknownByteorder_IsUnsupported()
+    {
+        Expect.Fails(Checkpoint(OneTensor(6, 0, [6], [1]), [("0", SixFloats)], byteorder: "big"), CheckpointErrorKind.Unsupported, "'big'");
+    }
+
+    [Fact]
+    public void Open_UnknownVersion_IsUnsupported()
+    {
+        Expect.Fails(Checkpoint(OneTensor(6, 0, [6], [1]), [("0", SixFloats)], version: "99"), CheckpointErrorKind.Unsupported, "'99'");
+    }
+
+    [Fact]
+    public void Open_MissingStorageRecord_IsCorrupt()
+    {
+        Expect.Fails(Checkpoint(OneTensor(6, 0, [6], [1]), []), CheckpointErrorKind.Corrupt, "archive/data/0");
+    }
+
+    [Fact]
+    public void Open_TruncatedZip_IsRejected()
+    {
+        var good = Checkpoint(OneTensor(6, 0, [6], [1]));
+        var bytes = File.ReadAllBytes(good);
+        var cut = _dir.File("cut.pt");
+        File.WriteAllBytes(cut, bytes[..(bytes.Length / 2)]);
+        Expect.Fails(cut, CheckpointErrorKind.Corrupt, "end-of-central-directory");
+        var tiny = _dir.File("tiny.pt");
+        File.WriteAllBytes(tiny, "PK"u8.ToArray());
+        Expect.Fails(tiny, CheckpointErrorKind.TooShort);
+    }
+
+    // A legacy file built by hand: magic, protocol, sys info, {"w": tensor}, the key list, then the storage record.
+    private static byte[] Legacy(long declaredNumel, long recordedNumel, int dataBytes, object[]? persistentId = null)
+    {
+        var magic = Assemble((byte)0x80, (byte)2, (byte)0x8a, (byte)10, Convert.FromHexString("6cfc9c46f9206aa85019"), '.');
+        var protocol = Assemble((byte)0x80, (byte)2, 1001, '.');
+        var sysInfo = Assemble((byte)0x80, (byte)2, '}', '(', "protocol_version", 1001, "little_endian", (byte)0x88, 'u', '.');
+        var obj = OneTensor(declaredNumel, 0, [2], [1], persistentId ?? Tuple("storage", FloatStorage, "0", "cpu", declaredNumel, 'N'));
+        var keys = Assemble((byte)0x80, (byte)2, ']', '(', "0", 'e', '.');
+        return [.. magic, .. protocol, .. sysInfo, .. obj, .. keys, .. BitConverter.GetBytes(recordedNumel), .. new byte[dataBytes]];
+    }
+
+    [Fact]
+    public void Open_LegacyHandBuilt_Reads()
+    {
+        var path = _dir.File("legacy.pt");
+        File.WriteAllBytes(path, Legacy(2, 2, 8));
+        using var r = PyTorchReader.Open(path);
+        Assert.Equal(PyTorchContainer.Legacy, r.Container);
+        Assert.Equal(new Shape(2), r.Tensors.Single().Shape);
+    }
+
+    [Fact]
+    public void Open_LegacyStorageCountDiffersFromDeclared_IsLengthMismatch()
+    {
+        var path = _dir.File("legacy-count.pt");
+        File.WriteAllBytes(path, Legacy(2, 3, 12));
+        Expect.Fails(path, CheckpointErrorKind.LengthMismatch, "storage '0'");
+    }
+
+    [Fact]
+    public void Open_LegacyStoragePastEndOfFile_IsOutOfBounds()
+    {
+        var path = _dir.File("legacy-cut.pt");
+        File.WriteAllBytes(path, Legacy(2, 2, 7));
+        Expect.Fails(path, CheckpointErrorKind.OutOfBounds, "storage '0'");
+    }
+
+    [Fact]
+    public void Open_LegacyTrailingBytes_IsGapInData()
+    {
+        var path = _dir.File("legacy-trailing.pt");
+        File.WriteAllBytes(path, Legacy(2, 2, 9));
+        Expect.Fails(path, CheckpointErrorKind.GapInData);
+    }
+
+    [Fact]
+    public void Open_LegacyPersistentIdOfZipForm_IsForbidden()
+    {
+        var path = _dir.File("legacy-pid.pt");
+        File.WriteAllBytes(path, Legacy(2, 2, 8, Tuple("storage", FloatStorage, "0", "cpu", 2)));
+        Expect.Fails(path, CheckpointErrorKind.ForbiddenOpcode, "persistent id");
+    }
+
+    [Fact]
+    public void Open_LegacyFixtureTruncated_IsOutOfBounds()
+    {
+        var bytes = File.ReadAllBytes(Path.Combine(Fixtures.PyTorch, "legacy.pt"));
+        var path = _dir.File("legacy-fixture-cut.pt");
+        File.WriteAllBytes(path, bytes[..^1]);
+        Expect.Fails(path, CheckpointErrorKind.OutOfBounds);
+    }
+
+    [Fact]
+    public void Open_NotACheckpoint_IsUnsupported()
+    {
+        var path = _dir.File("text.pt");
+        File.WriteAllText(path, "hello world");
+        Expect.Fails(path, CheckpointErrorKind.Unsupported);
+    }
+}

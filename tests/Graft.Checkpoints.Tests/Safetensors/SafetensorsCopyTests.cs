@@ -1,0 +1,69 @@
+using Graft.Checkpoints;
+using Graft.Checkpoints.Safetensors;
+
+namespace Graft.Checkpoints.Tests.Safetensors;
+
+/// <summary>
+/// Copied tensors take the kernel path (<c>copy_file_range</c>) when source and destination are files and the tensor is
+/// large, and the buffered path otherwise; both must give the same bytes, in the same places, interleaved in any order.
+/// </summary>
+public sealed class SafetensorsCopyTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "graft-copy-" + Guid.NewGuid().ToString("N")[..10]);
+
+    public SafetensorsCopyTests() => Directory.CreateDirectory(_dir);
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static TensorPayload Random(string name, long elements, int seed)
+    {
+        var bytes = new byte[elements * 4];
+        new Random(seed).NextBytes(bytes);
+        return TensorPayload.FromBytes(name, DType.F32, new Shape(elements), bytes);
+    }
+
+    private string MakeSource()
+    {
+        var path = Path.Combine(_dir, "src.safetensors");
+        long big = (FileCopy.MinimumBytes / 4) + 13; // odd sizes, so kernel copies start at unaligned offsets
+        SafetensorsWriter.Write(path, [Random("a", 3, 1), Random("big1", big, 2), Random("b", 5, 3), Random("big2", 3 * big, 4), Random("c", 1, 5)]);
+        return path;
+    }
+
+    [Fact]
+    public void Write_FromCheckpointToFile_CopiesLargeAndSmallTensorsBitExact()
+    {
+        var src = MakeSource();
+        var dst = Path.Combine(_dir, "dst.safetensors");
+        using (var reader = CheckpointFile.Open(src))
+        {
+            // Reverse order: every copy starts somewhere else in the source than where it lands in the output.
+            SafetensorsWriter.Write(dst, reader.Tensors.Reverse().Select(t => TensorPayload.FromCheckpoint(reader, t)));
+        }
+        using var a = CheckpointFile.Open(src);
+        using var b = CheckpointFile.Open(dst);
+        Assert.Equal(a.Tensors.Select(t => t.Name).Reverse(), b.Tensors.Select(t => t.Name));
+        foreach (var t in a.Tensors)
+        {
+            Assert.True(b.TryGetTensor(t.Name, out var u));
+            var x = new byte[t.ByteLength];
+            var y = new byte[u.ByteLength];
+            a.ReadBytes(t, x);
+            b.ReadBytes(u, y);
+            Assert.Equal(x, y);
+        }
+    }
+
+    [Fact]
+    public void Write_FromCheckpointToMemory_GivesTheSameBytesAsToAFile()
+    {
+        var src = MakeSource();
+        var dst = Path.Combine(_dir, "dst.safetensors");
+        using var reader = CheckpointFile.Open(src);
+        var payloads = reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t)).ToList();
+        SafetensorsWriter.Write(dst, payloads);
+        using var memory = new MemoryStream();
+        SafetensorsWriter.WriteTo(memory, payloads);
+        Assert.Equal(File.ReadAllBytes(dst), memory.ToArray());
+    }
+}

@@ -1,0 +1,229 @@
+using System.Text.RegularExpressions;
+using Graft.Checkpoints;
+
+namespace Graft.Transfer;
+
+/// <summary>
+/// A user rename: source names matching <see cref="Pattern"/> (a .NET regex) are rewritten with
+/// <see cref="Replacement"/> (<c>$1</c> and <c>${name}</c> refer to groups) and paired with the target of that name.
+/// Rules are tried in order and the first that matches a source name wins, so each source has one explanation.
+/// </summary>
+/// <param name="Pattern">Regex on source names (tried on the full name, then on the name with wrapper prefixes stripped).</param>
+/// <param name="Replacement">Replacement producing a target name.</param>
+public sealed record RenameRule(string Pattern, string Replacement)
+{
+    /// <summary>
+    /// Parses <c>PATTERN=REPLACEMENT</c> (the last <c>=</c> splits, so a pattern may hold <c>=</c> only when escaped
+    /// as <c>\x3D</c>); the CLI's <c>--rename</c> uses this spelling.
+    /// </summary>
+    public static RenameRule Parse(string text)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(text);
+        int eq = text.LastIndexOf('=');
+        if (eq <= 0)
+        {
+            throw new ArgumentException($"Rename rule '{text}' must read PATTERN=REPLACEMENT.", nameof(text));
+        }
+        return new RenameRule(text[..eq], text[(eq + 1)..]);
+    }
+
+    internal Regex Regex()
+    {
+        try
+        {
+            return new Regex(Pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        }
+        catch (ArgumentException e)
+        {
+            throw new TransferPlanException($"Rename rule '{Pattern}' is not a valid regular expression: {e.Message}");
+        }
+    }
+}
+
+/// <summary>How a target tensor found its source; reported so that guesses can be told from certainties.</summary>
+public enum MatchKind
+{
+    /// <summary>Same name.</summary>
+    Exact,
+    /// <summary>Same name once wrapper prefixes (<c>module.</c>, <c>_orig_mod.</c>, <c>model.</c>) are stripped.</summary>
+    Prefix,
+    /// <summary>A user rename rule produced the target's name.</summary>
+    Rename,
+    /// <summary>
+    /// A guess by position and role (the n-th unmatched layer of one signature paired with the n-th of the same
+    /// signature); only with <see cref="TransferPolicy.StructuralMatching"/>, and refusable per tensor.
+    /// </summary>
+    Structural,
+}
+
+/// <summary>One target paired with one source.</summary>
+/// <param name="Target">Target tensor name.</param>
+/// <param name="Source">Source tensor name.</param>
+/// <param name="Kind">How the pair was found.</param>
+/// <param name="Why">The rule or signature that made the pair, for the report.</param>
+public sealed record NameMatch(string Target, string Source, MatchKind Kind, string Why);
+
+/// <summary>
+/// Pairs target tensors with source tensors: exact names, then stripped wrapper prefixes, then user renames, then
+/// (only when asked) a structural guess. Runs on names and shapes alone, before any data is read.
+/// </summary>
+public static class NameMatcher
+{
+    private static readonly string[] KnownMembers = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"];
+
+    /// <summary>Pairs every target it can; targets without a source are absent from the result.</summary>
+    /// <exception cref="TransferPlanException">
+    /// Rename rules conflict (two sources renamed to one target) or produce a name the template does not have.
+    /// </exception>
+    public static IReadOnlyDictionary<string, NameMatch> Match(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransferPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(template);
+        ArgumentNullException.ThrowIfNull(policy);
+        var result = new Dictionary<string, NameMatch>(StringComparer.Ordinal);
+        var usedSources = new HashSet<string>(StringComparer.Ordinal);
+        var targetNames = new HashSet<string>(template.Select(t => t.Name), StringComparer.Ordinal);
+        var targetByStripped = template.GroupBy(t => Strip(t.Name, policy), StringComparer.Ordinal)
+            .Where(g => g.Count() == 1).ToDictionary(g => g.Key, g => g.First().Name, StringComparer.Ordinal);
+
+        // 1. Renames first: an explicit rule states intent and beats a coincidental equal name.
+        var rules = policy.Renames.Select(r => (Rule: r, Regex: r.Regex())).ToList();
+        var renamedFrom = new Dictionary<string, (string Source, RenameRule Rule)>(StringComparer.Ordinal);
+        foreach (var s in source)
+        {
+            foreach (var (rule, regex) in rules)
+            {
+                string? candidate = regex.IsMatch(s.Name) ? regex.Replace(s.Name, rule.Replacement)
+                    : regex.IsMatch(Strip(s.Name, policy)) ? regex.Replace(Strip(s.Name, policy), rule.Replacement)
+                    : null;
+                if (candidate is null)
+                {
+                    continue;
+                }
+                string? target = targetNames.Contains(candidate) ? candidate
+                    : targetByStripped.TryGetValue(Strip(candidate, policy), out var t) ? t : null;
+                if (target is null)
+                {
+                    throw new TransferPlanException($"Rename rule '{rule.Pattern}' → '{rule.Replacement}' turns source '{s.Name}' into '{candidate}', which the template does not have.");
+                }
+                if (renamedFrom.TryGetValue(target, out var earlier))
+                {
+                    throw new TransferPlanException($"Rename rules conflict: source '{earlier.Source}' (rule '{earlier.Rule.Pattern}') and source '{s.Name}' (rule '{rule.Pattern}') both become target '{target}'.");
+                }
+                renamedFrom[target] = (s.Name, rule);
+                break;
+            }
+        }
+        foreach (var (target, (src, rule)) in renamedFrom)
+        {
+            result[target] = new NameMatch(target, src, MatchKind.Rename, $"rename '{rule.Pattern}' → '{rule.Replacement}'");
+            usedSources.Add(src);
+        }
+
+        // 2. Exact names, 3. stripped prefixes (unambiguous only).
+        var sourceNames = source.Where(s => !usedSources.Contains(s.Name)).ToDictionary(s => s.Name, StringComparer.Ordinal);
+        var sourceByStripped = source.Where(s => !usedSources.Contains(s.Name)).GroupBy(s => Strip(s.Name, policy), StringComparer.Ordinal)
+            .Where(g => g.Count() == 1).ToDictionary(g => g.Key, g => g.First().Name, StringComparer.Ordinal);
+        foreach (var t in template.Where(t => !result.ContainsKey(t.Name)))
+        {
+            if (sourceNames.ContainsKey(t.Name) && !usedSources.Contains(t.Name))
+            {
+                result[t.Name] = new NameMatch(t.Name, t.Name, MatchKind.Exact, "same name");
+                usedSources.Add(t.Name);
+            }
+        }
+        foreach (var t in template.Where(t => !result.ContainsKey(t.Name)))
+        {
+            if (sourceByStripped.TryGetValue(Strip(t.Name, policy), out var s) && !usedSources.Contains(s))
+            {
+                result[t.Name] = new NameMatch(t.Name, s, MatchKind.Prefix, "same name without wrapper prefixes");
+                usedSources.Add(s);
+            }
+        }
+
+        // 4. Structural guesses, only when asked.
+        if (policy.StructuralMatching)
+        {
+            foreach (var m in Structural(source.Where(s => !usedSources.Contains(s.Name)).ToList(),
+                         template.Where(t => !result.ContainsKey(t.Name)).ToList(), policy))
+            {
+                result[m.Target] = m;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Removes the policy's wrapper prefixes, repeatedly (<c>module._orig_mod.x</c> → <c>x</c>).</summary>
+    public static string Strip(string name, TransferPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(policy);
+        bool again = true;
+        while (again)
+        {
+            again = false;
+            foreach (var p in policy.StrippedPrefixes)
+            {
+                if (p.Length > 0 && name.StartsWith(p, StringComparison.Ordinal) && name.Length > p.Length)
+                {
+                    name = name[p.Length..];
+                    again = true;
+                }
+            }
+        }
+        return name;
+    }
+
+    /// <summary>
+    /// Pairs whole layers: a layer's signature is its members' roles (member name and rank, with the weight's layout
+    /// kind). The n-th unmatched target layer of a signature takes the n-th unmatched source layer of the same
+    /// signature, so a bias is never paired with another layer's weight and roles never mix.
+    /// </summary>
+    private static IEnumerable<NameMatch> Structural(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransferPolicy policy)
+    {
+        var queues = new Dictionary<string, Queue<List<TensorInfo>>>(StringComparer.Ordinal);
+        foreach (var layer in Layers(source))
+        {
+            var sig = Signature(layer);
+            if (!queues.TryGetValue(sig, out var q))
+            {
+                queues[sig] = q = new Queue<List<TensorInfo>>();
+            }
+            q.Enqueue(layer);
+        }
+        foreach (var layer in Layers(template))
+        {
+            var sig = Signature(layer);
+            if (!queues.TryGetValue(sig, out var q) || q.Count == 0)
+            {
+                continue;
+            }
+            // A refused layer still consumes its candidate: refusing one guess must not shift every later guess.
+            var candidate = q.Dequeue();
+            if (layer.Any(t => policy.Rules.Any(r => r.Structural == false && r.Matches(t.Name))))
+            {
+                continue;
+            }
+            foreach (var t in layer)
+            {
+                var s = candidate.First(c => Member(c.Name) == Member(t.Name));
+                yield return new NameMatch(t.Name, s.Name, MatchKind.Structural, $"guessed: same position among layers with members {sig}");
+            }
+        }
+    }
+
+    private static IEnumerable<List<TensorInfo>> Layers(IReadOnlyList<TensorInfo> tensors) =>
+        tensors.GroupBy(t => TransferPlanner.LayerOf(t.Name), StringComparer.Ordinal).Select(g => g.ToList());
+
+    private static string Signature(List<TensorInfo> layer) =>
+        string.Join(",", layer.Select(t => Role(t)).Order(StringComparer.Ordinal));
+
+    private static string Role(TensorInfo t)
+    {
+        var member = Member(t.Name);
+        var kind = KnownMembers.Contains(member) ? member : "other:" + member;
+        return $"{kind}/{Layout.DefaultForRank(t.Shape.Rank)}";
+    }
+
+    private static string Member(string name) => name[(name.LastIndexOf('.') + 1)..];
+}

@@ -1,0 +1,243 @@
+using Graft.Checkpoints;
+using static TorchSharp.torch;
+
+namespace Graft.Transfer;
+
+/// <summary>Progress of a transfer: tensors written so far, out of how many, and the one being written.</summary>
+/// <param name="Done">Tensors finished.</param>
+/// <param name="Total">Tensors in all.</param>
+/// <param name="Current">The tensor being written.</param>
+public readonly record struct TransferProgress(int Done, int Total, string Current);
+
+/// <summary>
+/// A transfer under way: the plan, the output tensors (produced lazily, in template order) and, once every output has
+/// been consumed, the report.
+/// </summary>
+public sealed class TransferRun
+{
+    private readonly TransferExecutor _executor;
+    private readonly ICheckpointReader _source;
+    private readonly ICheckpointReader _template;
+
+    internal TransferRun(TransferPlan plan, ICheckpointReader source, ICheckpointReader template)
+    {
+        Plan = plan;
+        _source = source;
+        _template = template;
+        _executor = new TransferExecutor(plan, source, template);
+        Outputs = _executor.Outputs();
+    }
+
+    /// <summary>The plan being carried out.</summary>
+    public TransferPlan Plan { get; }
+
+    /// <summary>One payload per target tensor; computing happens when a payload is written.</summary>
+    public IReadOnlyList<TensorPayload> Outputs { get; }
+
+    /// <summary>
+    /// The report. Steps of adapted tensors are known once their payloads have been written; call this afterwards.
+    /// </summary>
+    public TransferReport Report(ReportFile? output = null)
+    {
+        var targets = Plan.Targets.Select(t =>
+        {
+            var (steps, indices) = _executor.Recorded(t.Target.Name);
+            return new ReportTarget
+            {
+                Name = t.Target.Name,
+                DType = t.Target.DType.SafetensorsName(),
+                Shape = t.Target.Shape.ToArray(),
+                Status = t.Status.ToString().ToLowerInvariant(),
+                Source = t.Source?.Name,
+                SourceDType = t.Source?.DType.SafetensorsName(),
+                SourceShape = t.Source?.Shape.ToArray(),
+                Layer = t.Layer,
+                Layout = t.Layout.ToString(),
+                Reason = t.Reason,
+                Steps = steps,
+                ChannelIndices = indices,
+                Complete = t.Complete,
+                Match = t.Match is null ? null : t.Match.Kind.ToString().ToLowerInvariant(),
+                MatchReason = t.Match?.Why,
+                Group = t.Out?.Group ?? t.In?.Follows?.Group,
+            };
+        }).ToList();
+        var usedBy = Plan.Targets.Where(t => t.Source is not null).ToLookup(t => t.Source!.Name, t => t.Target.Name, StringComparer.Ordinal);
+        var sources = _source.Tensors.Select(s => new ReportSource(s.Name, s.DType.SafetensorsName(), s.Shape.ToArray(), usedBy[s.Name].ToList())).ToList();
+        var summary = Plan.Summary;
+        return new TransferReport
+        {
+            Source = new ReportFile(_source.Path, _source.Format, _source.Tensors.Count),
+            Template = new ReportFile(_template.Path, _template.Format, _template.Tensors.Count),
+            Output = output,
+            Policy = Plan.Policy,
+            Summary = summary,
+            Targets = targets,
+            Sources = sources,
+            Groups = Plan.Groups.Select(g => new ReportGroup(g.Key, g.Producers, g.Consumers.Select(c => c.ToString()).ToList(), g.Origin,
+                g.Decision is null ? "unchanged" : $"{g.Decision.SourceCount}→{g.Decision.TargetCount}: " +
+                    (g.Decision.TargetCount < g.Decision.SourceCount ? "keep " + TransferPlanner.ShrinkName(g.Decision.Shrink) : "new channels from " + TransferPlanner.NewName(g.Decision.NewChannels)))).ToList(),
+            Notes = Plan.Notes,
+        };
+    }
+}
+
+/// <summary>
+/// Weight transfer between architectures: plan (shapes only) → apply (lazily, tensor by tensor) → report.
+/// Files, checkpoints and live modules share this one implementation.
+/// </summary>
+public static class Transfer
+{
+    /// <summary>
+    /// Plans a transfer without reading any tensor data. <paramref name="groups"/> adds dependency information known
+    /// otherwise (for example <see cref="ChannelTracer.Trace"/> on the target module) to the policy's declared groups.
+    /// </summary>
+    public static TransferPlan Plan(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy = null, ChannelGroups? groups = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(template);
+        return TransferPlanner.Plan(source.Tensors, template.Tensors, policy ?? TransferPolicy.Default, source.Path, template.Path, groups);
+    }
+
+    /// <summary>
+    /// Plans and starts a transfer. Under <see cref="TransferPolicy.Strict"/> it throws
+    /// <see cref="TransferStrictException"/> before producing anything when the transfer would be incomplete.
+    /// </summary>
+    /// <remarks>
+    /// <paramref name="refuse"/> lets a caller add its own conditions (for example <c>Graft.Growth.PreserveFunction.Problems</c>):
+    /// any line it returns refuses the transfer the same way.
+    /// </remarks>
+    public static TransferRun Start(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy = null, ChannelGroups? groups = null,
+        Func<TransferPlan, IReadOnlyList<string>>? refuse = null)
+    {
+        var plan = Plan(source, template, policy, groups);
+        if (plan.Policy.Strict && plan.StrictViolations.Count > 0)
+        {
+            throw new TransferStrictException(plan.StrictViolations);
+        }
+        if (refuse?.Invoke(plan) is { Count: > 0 } problems)
+        {
+            throw new TransferStrictException(problems);
+        }
+        return new TransferRun(plan, source, template);
+    }
+
+    /// <summary>
+    /// Transfers a checkpoint file into the architecture of a template file and writes the result atomically to
+    /// <paramref name="outputPath"/> (format from <paramref name="outputFormat"/> or its extension; an ONNX output is the
+    /// ONNX template's graph with its initializers replaced). The source and
+    /// template are opened read-only; on any failure nothing is left at the output path.
+    /// </summary>
+    /// <exception cref="ArgumentException">The output path is the source or the template.</exception>
+    public static TransferReport Files(string sourcePath, string templatePath, string outputPath, TransferPolicy? policy = null,
+        IProgress<TransferProgress>? progress = null, string? outputFormat = null, string? sourceFormat = null, string? templateFormat = null,
+        Func<TransferPlan, IReadOnlyList<string>>? refuse = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sourcePath);
+        ArgumentException.ThrowIfNullOrEmpty(templatePath);
+        ArgumentException.ThrowIfNullOrEmpty(outputPath);
+        var outFull = Path.GetFullPath(outputPath);
+        if (SameFile(outFull, sourcePath) || SameFile(outFull, templatePath))
+        {
+            throw new ArgumentException($"{outputPath}: the output must not be the source or the template (they are never written).");
+        }
+        using var source = CheckpointFile.Open(sourcePath, sourceFormat);
+        using var template = CheckpointFile.Open(templatePath, templateFormat);
+        var run = Start(source, template, policy, refuse: refuse);
+        var format = outputFormat is not null ? CheckpointFile.GetFormat(outputFormat)
+            : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
+        var metadata = new Dictionary<string, string>(template.Metadata, StringComparer.Ordinal)
+        {
+            ["graft.transfer.source"] = Path.GetFileName(sourcePath),
+            ["graft.transfer.template"] = Path.GetFileName(templatePath),
+        };
+        if (format is Graft.Checkpoints.Onnx.OnnxFormat)
+        {
+            // An ONNX model is a graph with weights: the output is the template's graph with its initializers replaced.
+            if (template.Format != format.Name)
+            {
+                throw new ArgumentException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
+            }
+            Graft.Checkpoints.Onnx.OnnxWriter.ReplaceInitializers(templatePath, outputPath, WithProgress(run.Outputs, progress));
+        }
+        else
+        {
+            format.Write(outputPath, WithProgress(run.Outputs, progress), metadata);
+        }
+        return run.Report(new ReportFile(outputPath, format.Name, run.Outputs.Count));
+    }
+
+    /// <summary>
+    /// Transfers the state of a live <paramref name="source"/> module into a live <paramref name="target"/> module of
+    /// another shape, in place: the target's current values are the template (its own init).
+    /// </summary>
+    public static TransferReport Modules(nn.Module source, nn.Module target, TransferPolicy? policy = null) =>
+        Modules(source, target, policy, inputShape: null);
+
+    /// <summary>
+    /// Like <see cref="Modules(nn.Module, nn.Module, TransferPolicy?)"/>, with channel dependencies traced from a
+    /// forward pass of the target on a random input of <paramref name="inputShape"/> (batch first), so that
+    /// largest-norm decisions are shared across residual adds and followed by the next layers, through flatten too.
+    /// Without an input shape only the policy's declared groups are known; anything else falls back to first-n, reported.
+    /// </summary>
+    public static TransferReport Modules(nn.Module source, nn.Module target, TransferPolicy? policy, IReadOnlyList<long>? inputShape)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        using var s = StateDictCheckpoint.FromModule(source, "<source module>");
+        return IntoModule(s, target, policy, inputShape);
+    }
+
+    /// <summary>
+    /// Transfers a checkpoint (any format Graft reads, or a module's state as <see cref="StateDictCheckpoint"/>) into
+    /// a live module in place, and returns the report. Nothing is written to the module unless the whole plan succeeds
+    /// (strict refusals, rename conflicts and disagreeing groups throw first).
+    /// </summary>
+    /// <param name="source">The source tensors.</param>
+    /// <param name="target">The module receiving them; its current values serve as the template's init.</param>
+    /// <param name="policy">The policy (default: <see cref="TransferPolicy.Default"/>).</param>
+    /// <param name="inputShape">When given, the target is traced on a random input of this shape to find channel groups.</param>
+    public static TransferReport IntoModule(ICheckpointReader source, nn.Module target, TransferPolicy? policy = null, IReadOnlyList<long>? inputShape = null)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(target);
+        var groups = inputShape is null ? null : ChannelTracer.Trace(target, inputShape, DTypeOf(target));
+        using var t = StateDictCheckpoint.FromModule(target, "<target module>");
+        var run = Start(source, t, policy, groups);
+        // Materialise every output before writing any, so the target's own values still serve as template init.
+        var computed = run.Outputs.Select(p =>
+        {
+            var bytes = new byte[p.ByteLength];
+            using (var ms = new MemoryStream(bytes))
+            {
+                p.WriteTo(ms);
+            }
+            return TensorPayload.FromBytes(p.Name, p.DType, p.Shape, bytes);
+        }).ToList();
+        StateDictCheckpoint.LoadInto(target, computed);
+        return run.Report(new ReportFile(t.Path, "module", computed.Count));
+    }
+
+    /// <summary>Opens <paramref name="sourcePath"/> (format detected, or <paramref name="sourceFormat"/>) and transfers it into a live module.</summary>
+    public static TransferReport IntoModule(string sourcePath, nn.Module target, TransferPolicy? policy = null, IReadOnlyList<long>? inputShape = null, string? sourceFormat = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sourcePath);
+        using var source = CheckpointFile.Open(sourcePath, sourceFormat);
+        return IntoModule(source, target, policy, inputShape);
+    }
+
+    private static ScalarType DTypeOf(nn.Module module) =>
+        module.parameters().Select(p => p.dtype).FirstOrDefault(d => d is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16, ScalarType.Float32);
+
+    private static bool SameFile(string outFull, string other) =>
+        string.Equals(outFull, Path.GetFullPath(other), OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
+
+    private static IEnumerable<TensorPayload> WithProgress(IReadOnlyList<TensorPayload> outputs, IProgress<TransferProgress>? progress)
+    {
+        for (int i = 0; i < outputs.Count; i++)
+        {
+            progress?.Report(new TransferProgress(i, outputs.Count, outputs[i].Name));
+            yield return outputs[i];
+        }
+        progress?.Report(new TransferProgress(outputs.Count, outputs.Count, ""));
+    }
+}

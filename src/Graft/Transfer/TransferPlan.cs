@@ -1,0 +1,201 @@
+using System.Text.Json;
+using Graft.Checkpoints;
+using Graft.Transforms;
+
+namespace Graft.Transfer;
+
+/// <summary>What happens to one target tensor.</summary>
+public enum TargetStatus
+{
+    /// <summary>Same shape and dtype: bytes copied.</summary>
+    Copied,
+    /// <summary>Same shape, other dtype: values cast.</summary>
+    Cast,
+    /// <summary>Shapes differ: transformed from the source.</summary>
+    Adapted,
+    /// <summary>Freshly initialised (on request or because nothing could be carried over sensibly).</summary>
+    Reinitialized,
+    /// <summary>Not transferred: the template's value is kept.</summary>
+    Kept,
+}
+
+/// <summary>The input-channel step of a recipe.</summary>
+/// <param name="Rule">The rule applied (never Auto).</param>
+/// <param name="SourceCount">Source size of the in axis.</param>
+/// <param name="TargetCount">Target size of the in axis.</param>
+public sealed record InStep(InChannelRule Rule, long SourceCount, long TargetCount)
+{
+    /// <summary>
+    /// The producers' decision this layer's inputs follow (same indices, new inputs zero), or null for a rule of its own.
+    /// </summary>
+    public OutDecision? Follows { get; init; }
+
+    /// <summary>Input features per followed channel (H·W after a flatten; 1 otherwise).</summary>
+    public long BlockSize { get; init; } = 1;
+}
+
+/// <summary>A source weight whose channel norms take part in a largest-norm ranking.</summary>
+/// <param name="Name">Source tensor name.</param>
+/// <param name="Layout">Its layout.</param>
+public sealed record NormWeight(string Name, Layout Layout);
+
+/// <summary>The kernel step of a recipe.</summary>
+/// <param name="Rule">The rule applied (never Reinit; that is a status).</param>
+/// <param name="TargetSize">The target kernel size.</param>
+public sealed record KernelStep(KernelRule Rule, IReadOnlyList<long> TargetSize);
+
+/// <summary>
+/// The out-channel decision of one layer: every tensor of the layer (weight, bias, BatchNorm vectors) applies the same
+/// map to its out axis.
+/// </summary>
+/// <param name="Layer">The layer (name prefix) the decision belongs to.</param>
+/// <param name="Shrink">How to choose survivors when shrinking.</param>
+/// <param name="NewChannels">How to fill new channels.</param>
+/// <param name="SourceCount">Source out-axis size.</param>
+/// <param name="TargetCount">Target out-axis size.</param>
+/// <param name="Groups">Groups for grouped convolutions (first-n per group).</param>
+/// <param name="NormSource">The source weight whose channel norms rank the channels (largest-norm only).</param>
+/// <param name="NormLayout">The layout of <paramref name="NormSource"/>.</param>
+public sealed record OutDecision(string Layer, OutShrinkRule Shrink, NewChannelRule NewChannels, long SourceCount, long TargetCount, int Groups,
+    string? NormSource = null, Layout? NormLayout = null)
+{
+    /// <summary>
+    /// The dependency group sharing this decision (its key), or null for a decision of one layer. Producers joined by
+    /// a residual add must choose the same channels, so the group is what is cached and ranked.
+    /// </summary>
+    public string? Group { get; init; }
+
+    /// <summary>For a group's largest-norm decision: every producer weight; the ranking sums their channel scores.</summary>
+    public IReadOnlyList<NormWeight> NormSources { get; init; } = [];
+}
+
+/// <summary>The plan for one target tensor; checked against shapes before any data moves.</summary>
+public sealed record TargetPlan
+{
+    /// <summary>The target tensor.</summary>
+    public required TensorInfo Target { get; init; }
+
+    /// <summary>The source tensor it comes from, if any.</summary>
+    public TensorInfo? Source { get; init; }
+
+    /// <summary>What happens.</summary>
+    public required TargetStatus Status { get; init; }
+
+    /// <summary>Why, in a sentence.</summary>
+    public required string Reason { get; init; }
+
+    /// <summary>The layout the tensor was read with.</summary>
+    public required Layout Layout { get; init; }
+
+    /// <summary>The layer (name prefix) the tensor belongs to.</summary>
+    public required string Layer { get; init; }
+
+    /// <summary>Input-channel step, if any.</summary>
+    public InStep? In { get; init; }
+
+    /// <summary>Kernel step, if any.</summary>
+    public KernelStep? Kernel { get; init; }
+
+    /// <summary>Out-channel decision followed, if any.</summary>
+    public OutDecision? Out { get; init; }
+
+    /// <summary>
+    /// True when every value of the target comes from the source (copies, casts, adaptations that add nothing but
+    /// zeros on new inputs). What <c>--strict</c> requires.
+    /// </summary>
+    public bool Complete { get; init; }
+
+    /// <summary>How the target was paired with a source (even when the source was then not used), or null.</summary>
+    public NameMatch? Match { get; init; }
+
+    /// <summary>A classifier head with another class count kept from the template (timm drops such heads).</summary>
+    public bool NewHead { get; init; }
+}
+
+/// <summary>A channel group as planned: who shares the decision, who follows, and what was decided.</summary>
+/// <param name="Key">The group's key (producers joined by <c>+</c>).</param>
+/// <param name="Producers">Producer layers.</param>
+/// <param name="Consumers">Consumer layers (with block sizes after a flatten).</param>
+/// <param name="Origin"><c>declared</c> or <c>traced</c>.</param>
+/// <param name="Decision">The shared decision, or null when the channel count does not change.</param>
+public sealed record PlannedGroup(string Key, IReadOnlyList<string> Producers, IReadOnlyList<ChannelConsumer> Consumers, string Origin, OutDecision? Decision);
+
+/// <summary>A complete plan: one entry per target tensor (template order) and the source tensors nothing used.</summary>
+/// <param name="SourcePath">Where the source came from.</param>
+/// <param name="TemplatePath">Where the template came from.</param>
+/// <param name="Targets">Per-target plans, in template order.</param>
+/// <param name="UnusedSources">Source tensors no target uses.</param>
+/// <param name="Policy">The policy the plan was made with.</param>
+public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadOnlyList<TargetPlan> Targets, IReadOnlyList<TensorInfo> UnusedSources, TransferPolicy Policy)
+{
+    /// <summary>Channel groups taking part in the plan, with their decisions.</summary>
+    public IReadOnlyList<PlannedGroup> Groups { get; init; } = [];
+
+    /// <summary>
+    /// Things a reader must know that are not a single tensor's fate: largest-norm decisions that fell back to first-n
+    /// (and why), structural guesses made.
+    /// </summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
+    /// <summary>Problems <c>--strict</c> refuses, one line each (empty when the transfer is complete).</summary>
+    public IReadOnlyList<string> StrictViolations
+    {
+        get
+        {
+            var heads = Policy.StrictAllowsNewHead
+                ? Targets.Where(t => t.NewHead).ToList()
+                : [];
+            var headSources = new HashSet<string>(heads.Where(t => t.Match is not null).Select(t => t.Match!.Source), StringComparer.Ordinal);
+            return Targets.Where(t => (!t.Complete || t.Status == TargetStatus.Cast) && !heads.Contains(t))
+                .Select(t => $"{t.Target.Name}: {t.Status.ToString().ToLowerInvariant()} ({t.Reason})")
+                .Concat(UnusedSources.Where(s => !headSources.Contains(s.Name)).Select(s => $"{s.Name}: source tensor not used"))
+                .ToList();
+        }
+    }
+
+    /// <summary>Counts by status, the same numbers the report of this transfer will give.</summary>
+    public ReportSummary Summary
+    {
+        get
+        {
+            int Count(TargetStatus s) => Targets.Count(t => t.Status == s);
+            return new ReportSummary(Targets.Count, Count(TargetStatus.Copied), Count(TargetStatus.Cast), Count(TargetStatus.Adapted),
+                Count(TargetStatus.Reinitialized), Count(TargetStatus.Kept), UnusedSources.Count, StrictViolations.Count == 0);
+        }
+    }
+
+    /// <summary>
+    /// The plan as JSON, in the report's spelling (camelCase, kebab-case enums), so a script can check a transfer
+    /// before anything is written: source, template, policy, summary, one entry per target (status, shapes, reason,
+    /// and the planned in-channel, kernel and out-channel steps), unused sources and what <c>--strict</c> would refuse.
+    /// </summary>
+    public string ToJson() => JsonSerializer.Serialize(new PlanJson(
+        SourcePath,
+        TemplatePath,
+        Policy,
+        Summary,
+        Targets.Select(t => new PlanTargetJson(
+            t.Target.Name, t.Target.DType.SafetensorsName(), t.Target.Shape.ToArray(), t.Status, t.Source?.Name, t.Source?.DType.SafetensorsName(),
+            t.Source?.Shape.ToArray(), t.Layer, t.Layout.ToString(), t.Reason, t.Complete, t.In, t.Kernel, t.Out)).ToList(),
+        UnusedSources.Select(s => new PlanSourceJson(s.Name, s.DType.SafetensorsName(), s.Shape.ToArray())).ToList(),
+        StrictViolations), TransferReport.JsonOptions);
+
+    private sealed record PlanJson(string Source, string Template, TransferPolicy Policy, ReportSummary Summary, IReadOnlyList<PlanTargetJson> Targets,
+        IReadOnlyList<PlanSourceJson> UnusedSources, IReadOnlyList<string> StrictViolations);
+
+    private sealed record PlanTargetJson(string Name, string DType, long[] Shape, TargetStatus Status, string? Source, string? SourceDType, long[]? SourceShape,
+        string Layer, string Layout, string Reason, bool Complete, InStep? In, KernelStep? Kernel, OutDecision? Out);
+
+    private sealed record PlanSourceJson(string Name, string DType, long[] Shape);
+}
+
+/// <summary>A caller asked for something a plan cannot do (a rule that does not fit a tensor, say).</summary>
+public sealed class TransferPlanException(string message) : Exception(message);
+
+/// <summary>Strict mode found tensors that are not fully transferred; nothing was written.</summary>
+public sealed class TransferStrictException(IReadOnlyList<string> violations)
+    : Exception($"--strict: {violations.Count} tensor(s) not fully transferred: " + string.Join("; ", violations.Take(10)) + (violations.Count > 10 ? "; …" : ""))
+{
+    /// <summary>Each violation, one line.</summary>
+    public IReadOnlyList<string> Violations { get; } = violations;
+}

@@ -1,0 +1,120 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Graft.Transfer;
+
+/// <summary>One step applied to a tensor.</summary>
+/// <param name="Op">Machine name (<c>in.repeat-rescale</c>, <c>kernel.fit</c>, <c>out.truncate</c> …).</param>
+/// <param name="Detail">What it did, for a person.</param>
+public sealed record ReportStep(string Op, string Detail);
+
+/// <summary>A file (or module) taking part in a transfer.</summary>
+/// <param name="Path">Path, or a module name in angle brackets.</param>
+/// <param name="Format">Format name.</param>
+/// <param name="Tensors">Number of tensors.</param>
+public sealed record ReportFile(string Path, string Format, int Tensors);
+
+/// <summary>What happened to one target tensor.</summary>
+public sealed record ReportTarget
+{
+    /// <summary>Target tensor name.</summary>
+    public required string Name { get; init; }
+    /// <summary>Target dtype (safetensors spelling).</summary>
+    public required string DType { get; init; }
+    /// <summary>Target shape.</summary>
+    public required IReadOnlyList<long> Shape { get; init; }
+    /// <summary><c>copied</c>, <c>cast</c>, <c>adapted</c>, <c>reinitialized</c> or <c>kept</c>.</summary>
+    public required string Status { get; init; }
+    /// <summary>Source tensor used, or null.</summary>
+    public string? Source { get; init; }
+    /// <summary>Source dtype, or null.</summary>
+    public string? SourceDType { get; init; }
+    /// <summary>Source shape, or null.</summary>
+    public IReadOnlyList<long>? SourceShape { get; init; }
+    /// <summary>The layer (name prefix).</summary>
+    public required string Layer { get; init; }
+    /// <summary>The layout the tensor was read with (<c>Conv2d</c>, <c>Linear</c>, <c>Vector</c> …).</summary>
+    public required string Layout { get; init; }
+    /// <summary>Why this status.</summary>
+    public required string Reason { get; init; }
+    /// <summary>Transforms applied, in order (empty unless adapted or reinitialised).</summary>
+    public IReadOnlyList<ReportStep> Steps { get; init; } = [];
+    /// <summary>For a selection other than first-n: the source channel of each target channel (-1 = new).</summary>
+    public IReadOnlyList<long>? ChannelIndices { get; init; }
+    /// <summary>True when every value comes from the source (what <c>--strict</c> requires).</summary>
+    public required bool Complete { get; init; }
+    /// <summary>How the source was found: <c>exact</c>, <c>prefix</c>, <c>rename</c> or <c>structural</c> (a guess); null when none was.</summary>
+    public string? Match { get; init; }
+    /// <summary>The rule or signature behind <see cref="Match"/>.</summary>
+    public string? MatchReason { get; init; }
+    /// <summary>The channel group whose decision this tensor applies or follows, if any.</summary>
+    public string? Group { get; init; }
+}
+
+/// <summary>A channel dependency group as used.</summary>
+/// <param name="Key">Its key (producers joined by <c>+</c>).</param>
+/// <param name="Producers">Layers sharing the out decision.</param>
+/// <param name="Consumers">Layers following it on their inputs (<c>name×block</c> after a flatten).</param>
+/// <param name="Origin"><c>declared</c> or <c>traced</c>.</param>
+/// <param name="Decision">What was decided, for a person.</param>
+public sealed record ReportGroup(string Key, IReadOnlyList<string> Producers, IReadOnlyList<string> Consumers, string Origin, string Decision);
+
+/// <summary>What happened to one source tensor.</summary>
+/// <param name="Name">Source tensor name.</param>
+/// <param name="DType">Dtype.</param>
+/// <param name="Shape">Shape.</param>
+/// <param name="UsedBy">Target tensors made from it (empty: unused).</param>
+public sealed record ReportSource(string Name, string DType, IReadOnlyList<long> Shape, IReadOnlyList<string> UsedBy);
+
+/// <summary>Counts by status.</summary>
+public sealed record ReportSummary(int Targets, int Copied, int Cast, int Adapted, int Reinitialized, int Kept, int UnusedSources, bool Complete);
+
+/// <summary>
+/// Every tensor accounted for: each target (what happened and why) and each source (used by what, or unused).
+/// Serialises to the JSON documented in the README.
+/// </summary>
+public sealed record TransferReport
+{
+    /// <summary>Graft version that wrote the report.</summary>
+    public string Graft { get; init; } = typeof(TransferReport).Assembly.GetName().Version?.ToString(3) ?? "0";
+    /// <summary>The source checkpoint.</summary>
+    public required ReportFile Source { get; init; }
+    /// <summary>The template checkpoint (target architecture and init).</summary>
+    public required ReportFile Template { get; init; }
+    /// <summary>The output, when one was written.</summary>
+    public ReportFile? Output { get; init; }
+    /// <summary>The policy used.</summary>
+    public required TransferPolicy Policy { get; init; }
+    /// <summary>Counts.</summary>
+    public required ReportSummary Summary { get; init; }
+    /// <summary>One entry per target tensor, in template order.</summary>
+    public required IReadOnlyList<ReportTarget> Targets { get; init; }
+    /// <summary>One entry per source tensor, in source order.</summary>
+    public required IReadOnlyList<ReportSource> Sources { get; init; }
+    /// <summary>Channel dependency groups used (declared or traced).</summary>
+    public IReadOnlyList<ReportGroup> Groups { get; init; } = [];
+    /// <summary>Plan-wide notes: largest-norm decisions that fell back to first-n and why; structural guesses.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
+    /// <summary>Options used for the report's JSON: camelCase, enums as kebab-case strings, indented.</summary>
+    public static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        // Output for files and terminals, not HTML: keep →, × and ' readable.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower), new LayoutJsonConverter() },
+    };
+
+    /// <summary>The report as JSON.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    private sealed class LayoutJsonConverter : JsonConverter<Layout>
+    {
+        public override Layout Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            throw new NotSupportedException("Layouts are written, not read.");
+
+        public override void Write(Utf8JsonWriter writer, Layout value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
+    }
+}

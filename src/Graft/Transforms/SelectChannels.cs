@@ -1,0 +1,141 @@
+using Graft.Checkpoints;
+using static TorchSharp.torch;
+
+namespace Graft.Transforms;
+
+/// <summary>
+/// Applies a <see cref="ChannelMap"/> along one axis: target position j takes source slice map[j], new positions
+/// (-1) are filled by a <see cref="ChannelFill"/>. Out-channel truncation, largest-norm selection, padding, copies,
+/// and an interior layer's inputs following its predecessor's decision are all this one transform.
+/// </summary>
+public sealed class SelectChannels : WeightTransform
+{
+    private readonly long[] _known;
+    private readonly long[] _newPositions;
+    private readonly long[] _gatherOrder;
+    private readonly string? _op;
+
+    /// <summary>
+    /// Creates the transform; <paramref name="role"/> (<c>out</c>, <c>in</c>) and <paramref name="op"/> (a more specific
+    /// name such as <c>in.zero-extend</c>) only name it in reports.
+    /// </summary>
+    public SelectChannels(int axis, ChannelMap map, ChannelFill fill, string role = "out", string? op = null)
+    {
+        _op = op;
+        ArgumentOutOfRangeException.ThrowIfNegative(axis);
+        ArgumentNullException.ThrowIfNull(map);
+        ArgumentNullException.ThrowIfNull(fill);
+        Axis = axis;
+        Map = map;
+        Fill = fill;
+        Role = role;
+        var idx = map.ToArray();
+        _known = idx.Where(i => i >= 0).ToArray();
+        _newPositions = Enumerable.Range(0, idx.Length).Where(j => idx[j] < 0).Select(j => (long)j).ToArray();
+        // Known slices come first in the concatenation, new ones after; gather puts each where it belongs.
+        _gatherOrder = new long[idx.Length];
+        long k = 0, n = _known.Length;
+        for (int j = 0; j < idx.Length; j++)
+        {
+            _gatherOrder[j] = idx[j] >= 0 ? k++ : n++;
+        }
+    }
+
+    /// <summary>The axis the map applies to.</summary>
+    public int Axis { get; }
+
+    /// <summary>The channel decision.</summary>
+    public ChannelMap Map { get; }
+
+    /// <summary>How new channels are filled.</summary>
+    public ChannelFill Fill { get; }
+
+    /// <summary>The role of the axis (for reports).</summary>
+    public string Role { get; }
+
+    /// <inheritdoc/>
+    public override string Op => _op ?? (Map.IsIdentity ? "identity" : Map.How switch
+    {
+        "first" => Map.NewCount > 0 ? $"{Role}.pad" : $"{Role}.truncate",
+        "cyclic" => $"{Role}.copies",
+        "explicit" => $"{Role}.select",
+        _ => $"{Role}.{Map.How}",
+    });
+
+    /// <inheritdoc/>
+    public override Introduced Introduces => Map.NewCount > 0 ? Fill.Introduces : Introduced.Nothing;
+
+    /// <inheritdoc/>
+    public override string Describe()
+    {
+        var what = Map.How switch
+        {
+            "first" when Map.NewCount == 0 => $"keep the first {Map.TargetCount} of {Map.SourceCount} {Role} channels",
+            "first" => $"keep all {Map.SourceCount} {Role} channels, add {Map.NewCount} new ({Fill.Name})",
+            "cyclic" => $"{Role} channels {Map.SourceCount}→{Map.TargetCount} by cyclic copies",
+            _ => $"{Map.How}: keep {Map.TargetCount - Map.NewCount} of {Map.SourceCount} {Role} channels" + (Map.NewCount > 0 ? $", add {Map.NewCount} new ({Fill.Name})" : ""),
+        };
+        return what + $" (axis {Axis})";
+    }
+
+    /// <inheritdoc/>
+    public override Shape OutputShape(Shape input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (Axis >= input.Rank)
+        {
+            throw new ArgumentException($"{Op}: input shape {input} has no axis {Axis}.");
+        }
+        if (input[Axis] != Map.SourceCount)
+        {
+            throw new ArgumentException($"{Op}: input shape {input} has {input[Axis]} channels on axis {Axis}, the channel map expects {Map.SourceCount}.");
+        }
+        return input.With(Axis, Map.TargetCount);
+    }
+
+    /// <inheritdoc/>
+    protected override Tensor ApplyCore(Tensor input)
+    {
+        using var knownIdx = tensor(_known, device: input.device);
+        var kept = input.index_select(Axis, knownIdx);
+        if (_newPositions.Length == 0)
+        {
+            return kept;
+        }
+        var fullShape = new Shape(input.shape).With(Axis, Map.TargetCount);
+        var fresh = Fill.Make(fullShape, Axis, _newPositions, input.dtype, input.device);
+        var both = cat([kept, fresh], Axis);
+        using var order = tensor(_gatherOrder, device: input.device);
+        return both.index_select(Axis, order);
+    }
+}
+
+/// <summary>Factories for output-channel decisions on a weight of a given layout.</summary>
+public static class OutChannels
+{
+    /// <summary>
+    /// Applies <paramref name="map"/> to the out axis of a weight of <paramref name="layout"/>, filling new channels
+    /// with <paramref name="fill"/>. For a vector (bias, BatchNorm) the layout is <see cref="Layout.Vector"/>.
+    /// </summary>
+    public static SelectChannels Apply(Layout layout, ChannelMap map, ChannelFill fill)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        if (!layout.HasChannels)
+        {
+            throw new ArgumentException($"A {layout} tensor has no output channels.", nameof(layout));
+        }
+        if (layout.Kind == LayerKind.ConvTranspose && layout.Groups > 1)
+        {
+            throw new NotSupportedException("Changing the output channels of a grouped transposed convolution is not supported.");
+        }
+        return new SelectChannels(layout.OutAxis, map, fill, "out");
+    }
+
+    /// <summary>Keeps the first <paramref name="targetCount"/> output channels (adds new ones at the end when larger).</summary>
+    public static SelectChannels KeepFirst(Layout layout, long sourceCount, long targetCount, ChannelFill? fill = null)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        int groups = layout.Kind == LayerKind.Conv ? layout.Groups : 1;
+        return Apply(layout, ChannelMap.First(sourceCount, targetCount, groups), fill ?? ChannelFill.Zeros);
+    }
+}

@@ -1,0 +1,189 @@
+using static TorchSharp.torch;
+
+namespace Graft.Visual;
+
+/// <summary>An RGB image in memory: 3 bytes per pixel, rows top to bottom. Encoding it (PNG …) is the caller's business.</summary>
+public sealed class Raster
+{
+    /// <summary>Makes a raster filled with one colour.</summary>
+    public Raster(int width, int height, (byte R, byte G, byte B) fill)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        Width = width;
+        Height = height;
+        Rgb = new byte[checked(width * height * 3)];
+        for (int i = 0; i < Rgb.Length; i += 3)
+        {
+            (Rgb[i], Rgb[i + 1], Rgb[i + 2]) = fill;
+        }
+    }
+
+    /// <summary>Width in pixels.</summary>
+    public int Width { get; }
+
+    /// <summary>Height in pixels.</summary>
+    public int Height { get; }
+
+    /// <summary>The pixels: R, G, B bytes, row-major.</summary>
+    public byte[] Rgb { get; }
+
+    /// <summary>Sets one pixel.</summary>
+    public void Set(int x, int y, byte r, byte g, byte b)
+    {
+        int i = ((y * Width) + x) * 3;
+        Rgb[i] = r;
+        Rgb[i + 1] = g;
+        Rgb[i + 2] = b;
+    }
+}
+
+/// <summary>How the input channels of a filter are drawn.</summary>
+public enum FilterGridMode
+{
+    /// <summary>Exactly 3 input channels: one colour tile per filter (input 0 = red, 1 = green, 2 = blue).</summary>
+    Rgb,
+    /// <summary>One grey tile per filter and input channel: a row per filter, a column per input (1 input: a square grid).</summary>
+    PerInput,
+    /// <summary>One grey tile per filter showing the mean over its inputs (used when per-input tiles would be too many).</summary>
+    MeanOverInputs,
+}
+
+/// <summary>
+/// Draws the filters of a convolution weight, PyTorch layout (out, in, k…), as a grid of tiles, so a person can see
+/// what a layer learnt and what a transfer did to it.
+/// </summary>
+/// <remarks>
+/// Values are normalised per tensor, symmetric around 0: 0 is mid-grey, +max|w| white (full colour), −max|w| black, so
+/// a zero-padded kernel border shows as flat grey. Each kernel element becomes a <c>scale × scale</c> block
+/// (nearest neighbour), so 3×3 kernels stay visible. Rank 3 weights (Conv1d) are drawn as 1×k strips; rank 5
+/// (Conv3d) as their central depth slice.
+/// </remarks>
+public static class FilterGrid
+{
+    /// <summary>Above this many (filter, input) tiles, <see cref="FilterGridMode.PerInput"/> falls back to the mean over inputs.</summary>
+    public const int MaxPerInputTiles = 4096;
+
+    /// <summary>Gap between tiles, in pixels.</summary>
+    public const int Gap = 3;
+
+    /// <summary>Colour of the gaps: a muted blue that no weight value maps to.</summary>
+    public static readonly (byte R, byte G, byte B) GapColour = (48, 64, 112);
+
+    /// <summary>The pixel scale that makes the larger kernel side about <paramref name="targetPixels"/> pixels.</summary>
+    public static int AutoScale(long kernelSide, int targetPixels = 32) => (int)Math.Max(1, Math.Min(64, (targetPixels + kernelSide - 1) / Math.Max(1, kernelSide)));
+
+    /// <summary>The kernel's (height, width) of a convolution weight: 1×k for rank 3, the last two axes otherwise.</summary>
+    /// <exception cref="ArgumentException">The tensor has rank below 3 (not a convolution weight).</exception>
+    public static (long Height, long Width) KernelSize(long[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        Check(shape, "weight");
+        return shape.Length == 3 ? (1, shape[2]) : (shape[^2], shape[^1]);
+    }
+
+    /// <summary>The mode <see cref="Render"/> uses for a weight of this shape.</summary>
+    public static FilterGridMode ModeFor(long[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        Check(shape, "weight");
+        return shape[1] == 3 ? FilterGridMode.Rgb : shape[0] * shape[1] > MaxPerInputTiles ? FilterGridMode.MeanOverInputs : FilterGridMode.PerInput;
+    }
+
+    /// <summary>
+    /// Draws <paramref name="weight"/> (out, in, k…). <paramref name="scale"/> pixels per kernel element (default:
+    /// <see cref="AutoScale"/>); pass the same scale for two weights that are to be compared side by side.
+    /// </summary>
+    /// <exception cref="ArgumentException">Rank below 3, or an empty tensor.</exception>
+    public static Raster Render(Tensor weight, int? scale = null, string name = "weight")
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        var shape = weight.shape;
+        Check(shape, name);
+        if (weight.numel() == 0)
+        {
+            throw new ArgumentException($"{name}: the tensor is empty {Format(shape)}; there are no filters to draw.", nameof(weight));
+        }
+        using var scope = NewDisposeScope();
+        var w = weight.detach().to(ScalarType.Float32).cpu();
+        if (w.dim() == 3)
+        {
+            w = w.unsqueeze(2); // (out, in, 1, k)
+        }
+        else if (w.dim() > 4)
+        {
+            while (w.dim() > 4)
+            {
+                w = w.select(2, w.shape[2] / 2); // central slice of each extra leading kernel axis
+            }
+        }
+        var mode = ModeFor(shape);
+        if (mode == FilterGridMode.MeanOverInputs)
+        {
+            w = w.mean([1], keepdim: true);
+        }
+        float max = w.abs().max().item<float>();
+        var norm = max > 0 ? (w / (2 * max)) + 0.5 : zeros_like(w) + 0.5;
+        var values = norm.clamp(0, 1).contiguous().data<float>().ToArray();
+        long outs = w.shape[0], ins = w.shape[1], kh = w.shape[2], kw = w.shape[3];
+        int s = scale ?? AutoScale(Math.Max(kh, kw));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(s, nameof(scale));
+
+        // Tiles: Rgb and mean → one per filter in a square-ish grid; per-input → a row per filter, a column per input
+        // (with a single input, a square grid as well).
+        bool grid = mode != FilterGridMode.PerInput || ins == 1;
+        long tiles = grid ? outs : outs * ins;
+        long cols = grid ? (long)Math.Ceiling(Math.Sqrt(tiles)) : ins;
+        long rows = grid ? (tiles + cols - 1) / cols : outs;
+        long tileW = kw * s, tileH = kh * s;
+        var raster = new Raster(checked((int)((cols * (tileW + Gap)) + Gap)), checked((int)((rows * (tileH + Gap)) + Gap)), GapColour);
+        long planes = mode == FilterGridMode.Rgb ? 1 : (mode == FilterGridMode.MeanOverInputs ? 1 : ins);
+        for (long o = 0; o < outs; o++)
+        {
+            for (long p = 0; p < planes; p++)
+            {
+                long tile = grid ? o : (o * ins) + p;
+                long x0 = Gap + ((tile % cols) * (tileW + Gap)), y0 = Gap + ((tile / cols) * (tileH + Gap));
+                for (long i = 0; i < kh; i++)
+                {
+                    for (long j = 0; j < kw; j++)
+                    {
+                        byte r, g, b;
+                        if (mode == FilterGridMode.Rgb)
+                        {
+                            r = Byte(values[Index(o, 0, i, j)]);
+                            g = Byte(values[Index(o, 1, i, j)]);
+                            b = Byte(values[Index(o, 2, i, j)]);
+                        }
+                        else
+                        {
+                            r = g = b = Byte(values[Index(o, p, i, j)]);
+                        }
+                        for (long dy = 0; dy < s; dy++)
+                        {
+                            for (long dx = 0; dx < s; dx++)
+                            {
+                                raster.Set((int)(x0 + (j * s) + dx), (int)(y0 + (i * s) + dy), r, g, b);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return raster;
+
+        long Index(long o, long c, long i, long j) => (((((o * ins) + c) * kh) + i) * kw) + j;
+    }
+
+    private static byte Byte(float v) => (byte)Math.Clamp((int)MathF.Round(v * 255f), 0, 255);
+
+    private static void Check(long[] shape, string name)
+    {
+        if (shape.Length < 3)
+        {
+            throw new ArgumentException($"{name} has shape {Format(shape)}: not a convolution weight (out, in, k…); only tensors of rank 3 or more can be drawn as filters.");
+        }
+    }
+
+    private static string Format(long[] shape) => "(" + string.Join(", ", shape) + ")";
+}

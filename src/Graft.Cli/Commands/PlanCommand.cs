@@ -1,0 +1,75 @@
+using System.CommandLine;
+using Graft.Checkpoints;
+using Graft.Transfer;
+using Spectre.Console;
+
+namespace Graft.Cli.Commands;
+
+/// <summary>
+/// <c>graft plan SOURCE --into TEMPLATE</c>: the full plan of a transfer as a table, before anything is written. Reads
+/// headers only (no tensor data), takes the same policy options as <c>graft transfer</c>, and writes no file.
+/// </summary>
+internal static class PlanCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var source = new Argument<FileInfo>("source") { Description = "Pretrained checkpoint to take weights from." };
+        var into = new Option<FileInfo>("--into") { Description = "Checkpoint of the target architecture.", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print the plan as JSON on standard output instead of a table." };
+        var cmd = new Command("plan", "Show what 'graft transfer' would do to every tensor, without reading tensor data or writing anything. With --strict, exit 5 when the transfer would be refused.")
+        {
+            source, into, json,
+        };
+        var policyOptions = new PolicyOptions();
+        policyOptions.AddTo(cmd);
+        cmd.SetAction(parse =>
+        {
+            var policy = policyOptions.Read(parse);
+            using var src = CheckpointFile.Open(parse.GetValue(source)!.FullName);
+            using var tpl = CheckpointFile.Open(parse.GetValue(into)!.FullName);
+            var plan = Graft.Transfer.Transfer.Plan(src, tpl, policy);
+            if (parse.GetValue(json))
+            {
+                ctx.Out.WriteLine(plan.ToJson());
+            }
+            else
+            {
+                Render(ctx, plan);
+            }
+            if (policy.Strict && plan.StrictViolations.Count > 0)
+            {
+                throw new TransferStrictException(plan.StrictViolations);
+            }
+            if (policyOptions.PreserveFunction(parse) && Graft.Growth.PreserveFunction.Problems(plan) is { Count: > 0 } problems)
+            {
+                throw new TransferStrictException(problems);
+            }
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static void Render(CliContext ctx, TransferPlan plan)
+    {
+        var table = new Table().Border(TableBorder.Simple)
+            .AddColumn("target").AddColumn("status").AddColumn("source → target").AddColumn("reason");
+        foreach (var t in plan.Targets)
+        {
+            string shape = t.Source is null ? $"— → {t.Target.Shape}"
+                : t.Source.Shape == t.Target.Shape && t.Source.DType == t.Target.DType ? t.Target.Shape.ToString()
+                : t.Source.DType == t.Target.DType ? $"{t.Source.Shape} → {t.Target.Shape}"
+                : $"{t.Source.Shape} {t.Source.DType.SafetensorsName()} → {t.Target.Shape} {t.Target.DType.SafetensorsName()}";
+            string from = t.Source is null || t.Source.Name == t.Target.Name ? "" : $" (from {t.Source.Name})";
+            table.AddRow(Markup.Escape(t.Target.Name + from), ReportView.StatusMarkup(t.Status.ToString().ToLowerInvariant()), Markup.Escape(shape), Markup.Escape(t.Reason));
+        }
+        ctx.Console.Write(table);
+        var s = plan.Summary;
+        ctx.Console.WriteLine($"plan for {s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
+        foreach (var u in plan.UnusedSources)
+        {
+            ctx.Console.WriteLine($"  unused source: {u.Name} {u.Shape}");
+        }
+        ctx.Console.WriteLine(s.Complete ? "complete: --strict would accept this transfer." : $"not complete: --strict would refuse it ({plan.StrictViolations.Count} tensor(s)).");
+        ctx.Console.WriteLine("nothing was written (plan only).");
+    }
+}

@@ -1,0 +1,70 @@
+using System.CommandLine;
+using Graft.Transfer;
+
+namespace Graft.Cli.Commands;
+
+/// <summary>
+/// The transfer-policy options, defined once and shared by <c>graft transfer</c> and <c>graft plan</c>, so that a plan
+/// shows exactly what the same command line would transfer.
+/// </summary>
+internal sealed class PolicyOptions
+{
+    private readonly Option<bool> _strict = new("--strict") { Description = "Fail, writing nothing, unless every target tensor is fully carried over (no casts, no template or random values) and every source tensor is used." };
+    private readonly Option<string?> _outShrink = new("--out-shrink") { Description = "Fewer out channels: first | largest-l1 | largest-l2 (default first)." };
+    private readonly Option<string?> _newChannels = new("--new-channels") { Description = "More out channels: template | zeros | kaiming | copies (default template)." };
+    private readonly Option<string?> _inChannels = new("--in-channels") { Description = "Other in-channel counts: auto | sum | mean | repeat-rescale | truncate | zero-extend (default auto)." };
+    private readonly Option<string?> _kernel = new("--kernel") { Description = "Other kernel sizes: fit | bilinear | bicubic | pi-resize | reinit (default fit: centred pad/crop)." };
+    private readonly Option<string?> _head = new("--head") { Description = "Classifier head with another class count: template | keep-first (default template)." };
+    private readonly Option<string[]> _rules = new("--rule") { Description = "Per-tensor override, repeatable: 'GLOB:key=value,...' with keys out-shrink, new-channels, in-channels, kernel, head, skip, reinit, layout (conv2d, convtranspose2d, conv2d/GROUPS, linear …).", AllowMultipleArgumentsPerToken = false };
+    private readonly Option<string[]> _reinit = new("--reinit") { Description = "Reinitialise weights matching GLOB with Kaiming-normal (fan_out, relu), repeatable." };
+    private readonly Option<string[]> _skip = new("--skip") { Description = "Keep the template's values for tensors matching GLOB, repeatable." };
+    private readonly Option<long> _seed = new("--seed") { Description = "Seed for random initialisation.", DefaultValueFactory = _ => 0 };
+    private readonly Option<string?> _preset = new("--preset") { Description = "Start from a named policy: default | timm (like timm's load_pretrained) | keep-function. Other options override it." };
+    private readonly Option<bool> _preserveFunction = new("--preserve-function") { Description = "Keep the source network's function (wider layers, larger kernels, more inputs): the keep-function preset, and refuse (exit 5) what cannot keep it." };
+    private readonly Option<string[]> _renames = new("--rename") { Description = "Rename source tensors before matching, repeatable: 'REGEX=REPLACEMENT' (for example '^features\\.0\\.=stem.')." };
+    private readonly Option<bool> _structural = new("--structural") { Description = "Pair tensors left unmatched by name in order, by role and rank; every guess is reported (refuse one with --rule 'GLOB:structural=false')." };
+    private readonly Option<string[]> _groups = new("--group") { Description = "Declare layers sharing one channel decision, repeatable: 'producer[,producer…]->consumer[,consumer×BLOCK…]' (BLOCK = H·W through a flatten)." };
+
+    /// <summary>Adds every policy option to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var o in new Option[] { _preset, _preserveFunction, _strict, _outShrink, _newChannels, _inChannels, _kernel, _head, _rules, _reinit, _skip, _renames, _structural, _groups, _seed })
+        {
+            command.Options.Add(o);
+        }
+    }
+
+    /// <summary>True when <c>--preserve-function</c> was given: the caller refuses plans that cannot keep the function.</summary>
+    public bool PreserveFunction(ParseResult parse) => parse.GetValue(_preserveFunction);
+
+    /// <summary>The policy the command line asks for; bad words and rules throw <see cref="ArgumentException"/> (exit 2).</summary>
+    public TransferPolicy Read(ParseResult parse)
+    {
+        var presetName = parse.GetValue(_preset);
+        if (parse.GetValue(_preserveFunction) && presetName is not null)
+        {
+            throw new ArgumentException("--preserve-function is a preset of its own; drop --preset.");
+        }
+        var preset = parse.GetValue(_preserveFunction) ? Graft.Growth.PreserveFunction.Policy
+            : presetName is null ? TransferPolicy.Default : TransferPresets.Get(presetName);
+        return preset with
+        {
+            Strict = parse.GetValue(_strict) || preset.Strict,
+            Seed = parse.GetValue(_seed),
+            OutShrink = PolicyText.Parse(parse.GetValue(_outShrink), preset.OutShrink, "--out-shrink"),
+            NewChannels = PolicyText.Parse(parse.GetValue(_newChannels), preset.NewChannels, "--new-channels"),
+            InChannels = PolicyText.Parse(parse.GetValue(_inChannels), preset.InChannels, "--in-channels"),
+            Kernel = PolicyText.Parse(parse.GetValue(_kernel), preset.Kernel, "--kernel"),
+            Head = PolicyText.Parse(parse.GetValue(_head), preset.Head, "--head"),
+            Rules = [
+                .. preset.Rules,
+                .. (parse.GetValue(_rules) ?? []).Select(PolicyText.ParseRule),
+                .. (parse.GetValue(_reinit) ?? []).Select(g => new TensorRule(g) { Reinit = true }),
+                .. (parse.GetValue(_skip) ?? []).Select(g => new TensorRule(g) { Skip = true }),
+            ],
+            Renames = [.. preset.Renames, .. (parse.GetValue(_renames) ?? []).Select(RenameRule.Parse)],
+            StructuralMatching = parse.GetValue(_structural) || preset.StructuralMatching,
+            Groups = [.. preset.Groups, .. (parse.GetValue(_groups) ?? []).Select(ChannelGroup.Parse)],
+        };
+    }
+}

@@ -1,0 +1,92 @@
+using System.CommandLine;
+using Graft.Checkpoints;
+using Graft.Visual;
+using static TorchSharp.torch;
+
+namespace Graft.Cli.Commands;
+
+/// <summary>
+/// <c>graft show FILE --tensor NAME --out grid.png [--compare OTHER [--compare-tensor NAME]]</c>: the filters of a
+/// convolution as an image grid, alone or beside another checkpoint's (source and adapted side by side).
+/// </summary>
+internal static class ShowCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var file = new Argument<FileInfo>("file") { Description = "Checkpoint holding the convolution weight." };
+        var tensor = new Option<string>("--tensor") { Description = "Name of the convolution weight (out, in, k…), e.g. conv1.weight.", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "PNG to write (atomically).", Required = true };
+        var compare = new Option<FileInfo?>("--compare") { Description = "Another checkpoint (say, the transferred one): its filters are drawn beside the first, at the same pixel scale." };
+        var compareTensor = new Option<string?>("--compare-tensor") { Description = "Tensor name in the --compare checkpoint (default: the same as --tensor)." };
+        var scale = new Option<int?>("--scale") { Description = "Pixels per kernel element (default: about 32 pixels per tile side)." };
+        var cmd = new Command("show", "Draw the filters of a convolution layer as an image grid (3 inputs: colour tiles; otherwise a grey tile per filter and input, or the mean over inputs when there would be more than 4096 tiles). Mid-grey is 0; white and black are ±max|w| of that tensor.")
+        {
+            file, tensor, output, compare, compareTensor, scale,
+        };
+        cmd.SetAction(parse =>
+        {
+            var path = parse.GetValue(file)!.FullName;
+            var name = parse.GetValue(tensor)!;
+            var outPath = parse.GetValue(output)!.FullName;
+            var otherPath = parse.GetValue(compare)?.FullName;
+            var otherName = parse.GetValue(compareTensor) ?? name;
+            if (outPath == path || outPath == otherPath)
+            {
+                throw new ArgumentException($"{outPath}: the image must not overwrite a checkpoint.");
+            }
+            using var scope = NewDisposeScope();
+            var first = Load(path, name);
+            var second = otherPath is null ? null : Load(otherPath, otherName);
+            long side = Math.Max(MaxKernelSide(first), second is null ? 0 : MaxKernelSide(second));
+            int s = parse.GetValue(scale) ?? FilterGrid.AutoScale(side);
+            if (s < 1 || s > 256)
+            {
+                throw new ArgumentException($"--scale {s}: expected 1 to 256 pixels per kernel element.");
+            }
+            var panels = new List<(Raster, string, string)> { Panel(path, name, first, s) };
+            if (second is not null)
+            {
+                panels.Add(Panel(otherPath!, otherName, second, s));
+            }
+            using var bmp = Png.Panels(panels);
+            Png.Write(outPath, bmp);
+            ctx.Out.WriteLine($"wrote {outPath} ({bmp.Width}×{bmp.Height}): {string.Join("; ", panels.Select(p => p.Item2 + " — " + p.Item3))}");
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    private static Tensor Load(string path, string name)
+    {
+        using var reader = CheckpointFile.Open(path);
+        if (!reader.TryGetTensor(name, out var info))
+        {
+            var convs = reader.Tensors.Where(t => t.Shape.Rank >= 3).Select(t => t.Name).Take(12).ToList();
+            throw new ArgumentException($"{path}: no tensor '{name}'" + (convs.Count > 0 ? $"; convolution weights here: {string.Join(", ", convs)}." : "; it holds no convolution weights."));
+        }
+        if (info.Shape.Rank < 3)
+        {
+            throw new ArgumentException($"{path}: tensor '{name}' has shape {info.Shape}: not a convolution weight (out, in, k…), so it has no filters to show.");
+        }
+        return TensorBridge.Read(reader, info);
+    }
+
+    private static long MaxKernelSide(Tensor t)
+    {
+        var (h, w) = FilterGrid.KernelSize(t.shape);
+        return Math.Max(h, w);
+    }
+
+    private static (Raster, string, string) Panel(string path, string name, Tensor weight, int scale)
+    {
+        var raster = FilterGrid.Render(weight, scale, name);
+        var mode = FilterGrid.ModeFor(weight.shape) switch
+        {
+            FilterGridMode.Rgb => "RGB",
+            FilterGridMode.PerInput => weight.shape[1] == 1 ? "grey" : "row = filter, column = input",
+            _ => "mean over inputs",
+        };
+        float max = weight.detach().to(ScalarType.Float32).abs().max().item<float>();
+        return (raster, $"{Path.GetFileName(path)}: {name} {new Shape(weight.shape)}", $"{mode}; grey = 0, ±{max:0.###} = white/black");
+    }
+}

@@ -1,0 +1,207 @@
+using System.CommandLine;
+using Graft.Checkpoints;
+using Graft.Transfer;
+using Spectre.Console;
+
+namespace Graft.Cli.Commands;
+
+/// <summary>
+/// <c>graft transfer SOURCE --into TEMPLATE --out OUT</c>: carries every weight that can be carried into the template's
+/// architecture and reports what happened to every tensor.
+/// </summary>
+internal static class TransferCommand
+{
+    public static Command Create(CliContext ctx)
+    {
+        var source = new Argument<FileInfo>("source") { Description = "Pretrained checkpoint to take weights from." };
+        var into = new Option<FileInfo>("--into") { Description = "Checkpoint of the target architecture; its values are the init for whatever is not transferred.", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "Where to write the result (format from the extension or --out-format).", Required = true };
+        var report = new Option<FileInfo?>("--report") { Description = "Also write the report as JSON to this file." };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON on standard output instead of a table." };
+        var outFormat = new Option<string?>("--out-format") { Description = "Output format when the extension does not tell." };
+        var cmd = new Command("transfer", "Transfer weights from SOURCE into the architecture of TEMPLATE, writing OUT and a report.")
+        {
+            source, into, output, report, json, outFormat,
+        };
+        var policyOptions = new PolicyOptions();
+        policyOptions.AddTo(cmd);
+        cmd.SetAction(parse =>
+        {
+            var policy = policyOptions.Read(parse);
+            var src = parse.GetValue(source)!.FullName;
+            var tpl = parse.GetValue(into)!.FullName;
+            var outPath = parse.GetValue(output)!.FullName;
+            var reportPath = parse.GetValue(report)?.FullName;
+            if (reportPath is not null && (reportPath == src || reportPath == tpl || reportPath == outPath))
+            {
+                throw new ArgumentException($"{reportPath}: the report must not overwrite the source, the template or the output.");
+            }
+            var result = RunWithProgress(ctx, () => (IProgress<TransferProgress>?)null, p =>
+                Graft.Transfer.Transfer.Files(src, tpl, outPath, policy, p, parse.GetValue(outFormat),
+                    refuse: policyOptions.PreserveFunction(parse) ? Graft.Growth.PreserveFunction.Problems : null));
+            if (reportPath is not null)
+            {
+                AtomicFile.Write(reportPath, s =>
+                {
+                    using var w = new StreamWriter(s, leaveOpen: true);
+                    w.Write(result.ToJson());
+                });
+            }
+            if (parse.GetValue(json))
+            {
+                ctx.Out.WriteLine(result.ToJson());
+            }
+            else
+            {
+                ReportView.Render(ctx, result);
+            }
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+
+    /// <summary>Runs <paramref name="work"/> with a progress bar on standard error when a person is watching.</summary>
+    private static TransferReport RunWithProgress(CliContext ctx, Func<IProgress<TransferProgress>?> none, Func<IProgress<TransferProgress>?, TransferReport> work)
+    {
+        if (!ctx.ErrIsTerminal)
+        {
+            return work(none());
+        }
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        TransferReport? result = null;
+        console.Progress().AutoClear(true).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(pc =>
+            {
+                var task = pc.AddTask("transfer");
+                result = work(new Progress(task));
+            });
+        return result!;
+    }
+
+    private sealed class Progress(ProgressTask task) : IProgress<TransferProgress>
+    {
+        public void Report(TransferProgress value)
+        {
+            task.MaxValue = Math.Max(1, value.Total);
+            task.Value = value.Done;
+            task.Description = value.Current.Length == 0 ? "transfer" : Markup.Escape(value.Current.Length > 40 ? "…" + value.Current[^39..] : value.Current);
+        }
+    }
+}
+
+/// <summary>Renders a transfer report as a table for people.</summary>
+internal static class ReportView
+{
+    public static void Render(CliContext ctx, TransferReport r)
+    {
+        var table = new Table().Border(TableBorder.Simple)
+            .AddColumn("target").AddColumn("status").AddColumn("shape").AddColumn("how");
+        foreach (var t in r.Targets)
+        {
+            var shape = t.SourceShape is null || t.SourceShape.SequenceEqual(t.Shape)
+                ? new Shape(t.Shape).ToString()
+                : $"{new Shape(t.SourceShape)} → {new Shape(t.Shape)}";
+            var how = t.Steps.Count > 0 && t.Status is "adapted"
+                ? string.Join(" · ", t.Steps.Select(s => s.Op)) + (t.ChannelIndices is null ? "" : $" [{string.Join(",", t.ChannelIndices.Take(8))}{(t.ChannelIndices.Count > 8 ? ",…" : "")}]")
+                : t.Reason;
+            table.AddRow(Markup.Escape(t.Name), StatusMarkup(t.Status), shape, Markup.Escape(how));
+        }
+        ctx.Console.Write(table);
+        var s = r.Summary;
+        ctx.Console.WriteLine($"{s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
+        foreach (var u in r.Sources.Where(x => x.UsedBy.Count == 0))
+        {
+            ctx.Console.WriteLine($"  unused source: {u.Name} {new Shape(u.Shape)}");
+        }
+        if (r.Output is not null)
+        {
+            ctx.Console.WriteLine($"wrote {r.Output.Path} ({r.Output.Format})");
+        }
+    }
+
+    internal static string StatusMarkup(string status) => status switch
+    {
+        "copied" => "[green]copied[/]",
+        "cast" => "[yellow]cast[/]",
+        "adapted" => "[cyan]adapted[/]",
+        "reinitialized" => "[magenta]reinitialized[/]",
+        _ => "[grey]kept[/]",
+    };
+}
+
+/// <summary>Parses policy words (kebab-case enum names) and per-tensor rules from the command line.</summary>
+internal static class PolicyText
+{
+    public static T Parse<T>(string? text, T fallback, string option) where T : struct, Enum
+    {
+        if (text is null)
+        {
+            return fallback;
+        }
+        foreach (var v in Enum.GetValues<T>())
+        {
+            if (string.Equals(Kebab(v.ToString()), text, StringComparison.OrdinalIgnoreCase) || (text == "kaiming" && v.ToString() == "KaimingNormal"))
+            {
+                return v;
+            }
+        }
+        throw new ArgumentException($"{option}: '{text}' is not one of {string.Join(", ", Enum.GetValues<T>().Select(v => Kebab(v.ToString())))}.");
+    }
+
+    public static TensorRule ParseRule(string text)
+    {
+        int colon = text.LastIndexOf(':');
+        if (colon <= 0 || colon == text.Length - 1)
+        {
+            throw new ArgumentException($"--rule '{text}': expected GLOB:key=value[,key=value…].");
+        }
+        var rule = new TensorRule(text[..colon]);
+        foreach (var part in text[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var kv = part.Split('=', 2, StringSplitOptions.TrimEntries);
+            var key = kv[0].ToLowerInvariant();
+            var value = kv.Length > 1 ? kv[1] : "true";
+            rule = key switch
+            {
+                "out-shrink" => rule with { OutShrink = Parse<OutShrinkRule>(value, default, "out-shrink") },
+                "new-channels" => rule with { NewChannels = Parse<NewChannelRule>(value, default, "new-channels") },
+                "in-channels" => rule with { InChannels = Parse<InChannelRule>(value, default, "in-channels") },
+                "kernel" => rule with { Kernel = Parse<KernelRule>(value, default, "kernel") },
+                "head" => rule with { Head = Parse<HeadRule>(value, default, "head") },
+                "skip" => rule with { Skip = ParseBool(value, text) },
+                "reinit" => rule with { Reinit = ParseBool(value, text) },
+                "layout" => rule with { Layout = ParseLayout(value, text) },
+                "structural" => rule with { Structural = ParseBool(value, text) },
+                _ => throw new ArgumentException($"--rule '{text}': unknown key '{kv[0]}' (out-shrink, new-channels, in-channels, kernel, head, skip, reinit, layout, structural)."),
+            };
+        }
+        return rule;
+    }
+
+    private static bool ParseBool(string value, string text) =>
+        bool.TryParse(value, out var b) ? b : throw new ArgumentException($"--rule '{text}': '{value}' is not true or false.");
+
+    private static Layout ParseLayout(string value, string text)
+    {
+        var parts = value.ToLowerInvariant().Split('/');
+        int groups = 1;
+        if (parts.Length > 2 || (parts.Length == 2 && (!int.TryParse(parts[1], out groups) || groups < 1)))
+        {
+            throw new ArgumentException($"--rule '{text}': layout '{value}' should look like conv2d, conv2d/GROUPS, convtranspose2d or linear.");
+        }
+        return parts[0] switch
+        {
+            "conv1d" => Layout.Conv(1, groups),
+            "conv2d" => Layout.Conv(2, groups),
+            "conv3d" => Layout.Conv(3, groups),
+            "convtranspose1d" => Layout.ConvTranspose(1, groups),
+            "convtranspose2d" => Layout.ConvTranspose(2, groups),
+            "convtranspose3d" => Layout.ConvTranspose(3, groups),
+            "linear" => Layout.Linear,
+            _ => throw new ArgumentException($"--rule '{text}': unknown layout '{parts[0]}' (conv1d…3d, convtranspose1d…3d, linear)."),
+        };
+    }
+
+    // The same spelling the JSON report uses for these enums.
+    private static string Kebab(string pascal) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(pascal);
+}

@@ -1,0 +1,111 @@
+using System.CommandLine;
+using Graft.Checkpoints;
+using Graft.Cli.Commands;
+using Graft.Transfer;
+using Spectre.Console;
+
+namespace Graft.Cli;
+
+/// <summary>Documented exit codes of the <c>graft</c> command.</summary>
+internal static class ExitCodes
+{
+    public const int Ok = 0;
+    /// <summary><c>graft diff --exit-code</c> only: the checkpoints differ (like <c>git diff --exit-code</c>).</summary>
+    public const int Differs = 1;
+    /// <summary>The command line could not be parsed (unknown option, missing argument).</summary>
+    public const int Syntax = 1;
+    /// <summary>An argument value is invalid (bad rule, output equal to an input, unknown format).</summary>
+    public const int InvalidArgument = 2;
+    /// <summary>An input file is missing or unreadable, or the output cannot be written.</summary>
+    public const int FileError = 3;
+    /// <summary>A checkpoint is malformed or hostile.</summary>
+    public const int BadCheckpoint = 4;
+    /// <summary><c>--strict</c>: something would not be fully transferred. Nothing was written.</summary>
+    public const int NotStrict = 5;
+    /// <summary>A bug in Graft; rerun with <c>--verbose</c> for the stack trace.</summary>
+    public const int Internal = 70;
+}
+
+/// <summary>What every command gets: where to write, and how loud to be.</summary>
+internal sealed class CliContext(TextWriter stdout, TextWriter stderr)
+{
+    public TextWriter Out { get; } = stdout;
+
+    public TextWriter Err { get; } = stderr;
+
+    /// <summary>Rich output (tables, progress) on standard output; 160 columns wide when not a terminal.</summary>
+    public IAnsiConsole Console { get; } = CreateConsole(stdout);
+
+    private static IAnsiConsole CreateConsole(TextWriter stdout)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+    {
+        Out = new AnsiConsoleOutput(stdout),
+        Ansi = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
+        ColorSystem = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+        Interactive = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        if (!ReferenceEquals(stdout, System.Console.Out) || System.Console.IsOutputRedirected)
+        {
+            console.Profile.Width = 160;
+        }
+        return console;
+    }
+
+    /// <summary>True when a person watches standard error (progress bars go there only then).</summary>
+    public bool ErrIsTerminal => ReferenceEquals(Err, System.Console.Error) && !System.Console.IsErrorRedirected;
+}
+
+/// <summary>Entry point shared by <c>Main</c> and the CLI tests (which run commands in-process).</summary>
+internal static class GraftApp
+{
+    public static readonly Option<bool> Verbose = new("--verbose") { Description = "Show stack traces on errors.", Recursive = true };
+
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var ctx = new CliContext(stdout, stderr);
+        var root = new RootCommand("graft: carry trained weights into networks of another shape.")
+        {
+            InspectCommand.Create(ctx),
+            DiffCommand.Create(ctx),
+            PlanCommand.Create(ctx),
+            ShowCommand.Create(ctx),
+            ConvertCommand.Create(ctx),
+            TransferCommand.Create(ctx),
+            DemoCommand.Create(ctx),
+        };
+        root.Options.Add(Verbose);
+        var parse = root.Parse(args);
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        bool verbose = parse.GetValue(Verbose);
+        try
+        {
+            return parse.Invoke(config);
+        }
+        catch (Exception ex)
+        {
+            var (code, message) = Describe(ex);
+            stderr.WriteLine($"graft: {message}");
+            if (verbose || code == ExitCodes.Internal)
+            {
+                stderr.WriteLine(verbose ? ex.ToString() : "(rerun with --verbose for details)");
+            }
+            return code;
+        }
+    }
+
+    /// <summary>The one place that maps errors to exit codes and one-line messages.</summary>
+    internal static (int Code, string Message) Describe(Exception ex) => ex switch
+    {
+        CheckpointFormatException e => (ExitCodes.BadCheckpoint, e.Message),
+        TransferStrictException e => (ExitCodes.NotStrict, e.Message + ". Nothing was written."),
+        TransferPlanException e => (ExitCodes.InvalidArgument, e.Message),
+        FileNotFoundException e => (ExitCodes.FileError, e.Message),
+        DirectoryNotFoundException e => (ExitCodes.FileError, e.Message),
+        UnauthorizedAccessException e => (ExitCodes.FileError, e.Message),
+        IOException e => (ExitCodes.FileError, e.Message),
+        ArgumentException e => (ExitCodes.InvalidArgument, e.Message),
+        NotSupportedException e => (ExitCodes.InvalidArgument, e.Message),
+        _ => (ExitCodes.Internal, $"internal error: {ex.GetType().Name}: {ex.Message}"),
+    };
+}

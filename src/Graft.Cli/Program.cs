@@ -1,0 +1,6 @@
+namespace Graft.Cli;
+
+internal static class Program
+{
+    public static int Main(string[] args) => GraftApp.Run(args, Console.Out, Console.Error);
+}

@@ -1,0 +1,62 @@
+using System.Security.Cryptography;
+using Graft.Checkpoints;
+using static TorchSharp.torch;
+
+namespace Graft.Cli.Tests;
+
+/// <summary>Runs graft commands in-process and gives each test its own folder.</summary>
+public sealed class CliHarness : IDisposable
+{
+    public CliHarness()
+    {
+        Dir = Path.Combine(Path.GetTempPath(), "graft-cli-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(Dir);
+    }
+
+    public string Dir { get; }
+
+    public string PathOf(string name) => Path.Combine(Dir, name);
+
+    public (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        var code = GraftApp.Run(args, o, e);
+        return (code, o.ToString(), e.ToString());
+    }
+
+    /// <summary>Writes a module's state dict as a checkpoint (format from the extension).</summary>
+    public string Save(nn.Module module, string name)
+    {
+        var path = PathOf(name);
+        CheckpointFile.Write(path, module.state_dict().Select(kv => TensorBridge.ToPayload(kv.Key, kv.Value)));
+        return path;
+    }
+
+    public static string Hash(string path) => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(path)));
+
+    /// <summary>Files in the folder, so tests can assert nothing (not even a temp file) was left behind.</summary>
+    public string[] Files() => Directory.GetFiles(Dir).Select(Path.GetFileName).Order(StringComparer.Ordinal).ToArray()!;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>The repository root (the folder with Graft.slnx), for fixtures.</summary>
+    public static string RepoRoot()
+    {
+        var d = new DirectoryInfo(AppContext.BaseDirectory);
+        while (d is not null && !File.Exists(Path.Combine(d.FullName, "Graft.slnx")))
+        {
+            d = d.Parent;
+        }
+        return d?.FullName ?? throw new InvalidOperationException("Graft.slnx not found above " + AppContext.BaseDirectory);
+    }
+}

@@ -1,0 +1,353 @@
+using System.Text.Json;
+using Graft.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Graft.Cli.Tests;
+
+public sealed class InspectCommandTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    [Fact]
+    public void Inspect_SafetensorsFile_ListsTensorsAndCountsParameters()
+    {
+        var path = _h.Save(nn.Conv2d(3, 8, 3), "conv.safetensors");
+        var (code, stdout, _) = _h.Run("inspect", path);
+        Assert.Equal(0, code);
+        Assert.Contains("weight", stdout);
+        Assert.Contains("(8, 3, 3, 3)", stdout);
+        Assert.Contains("2 tensors, 224 elements", stdout); // 8·3·3·3 + 8
+    }
+
+    [Fact]
+    public void Inspect_Json_IsParseableAndComplete()
+    {
+        var path = _h.Save(nn.Linear(4, 2), "lin.safetensors");
+        var (code, stdout, _) = _h.Run("inspect", path, "--json");
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal("safetensors", doc.RootElement.GetProperty("format").GetString());
+        Assert.Equal(10, doc.RootElement.GetProperty("parameters").GetInt64());
+        var tensors = doc.RootElement.GetProperty("tensorList").EnumerateArray().ToList();
+        Assert.Equal(["weight", "bias"], tensors.Select(t => t.GetProperty("name").GetString()));
+        Assert.Equal([2L, 4L], tensors[0].GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()));
+    }
+
+    [Fact]
+    public void Inspect_PyTorchFixture_Works()
+    {
+        var path = Path.Combine(CliHarness.RepoRoot(), "tests", "fixtures", "pytorch", "tinycnn.pth");
+        var (code, stdout, stderr) = _h.Run("inspect", path);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("pytorch", stdout);
+    }
+
+    [Fact]
+    public void Inspect_MissingFile_ExitCode3NamesTheFile()
+    {
+        var path = _h.PathOf("nope.safetensors");
+        var (code, _, stderr) = _h.Run("inspect", path);
+        Assert.Equal(3, code);
+        Assert.Contains(path, stderr);
+        Assert.DoesNotContain("   at ", stderr); // no stack trace without --verbose
+    }
+
+    [Fact]
+    public void Inspect_CorruptFile_ExitCode4NamesTheFile()
+    {
+        var path = _h.PathOf("bad.safetensors");
+        File.WriteAllBytes(path, [0x10, 0, 0, 0, 0, 0, 0, 0, (byte)'{', (byte)'"']);
+        var (code, _, stderr) = _h.Run("inspect", path);
+        Assert.Equal(4, code);
+        Assert.Contains(path, stderr);
+        Assert.Single(stderr.Trim().Split('\n'));
+    }
+}
+
+public sealed class TransferCommandTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    private (string Source, string Template) SeedCase3()
+    {
+        manual_seed(3);
+        return (_h.Save(nn.Conv2d(3, 32, 3), "src.safetensors"), _h.Save(nn.Conv2d(6, 64, 5), "tpl.safetensors"));
+    }
+
+    [Fact]
+    public void Transfer_EndToEnd_WritesOutputInTemplateShapesAndAJsonReport()
+    {
+        var (src, tpl) = SeedCase3();
+        var srcHash = CliHarness.Hash(src);
+        var tplHash = CliHarness.Hash(tpl);
+        var outPath = _h.PathOf("out.safetensors");
+        var reportPath = _h.PathOf("report.json");
+        var (code, stdout, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", outPath, "--report", reportPath);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("in.repeat-rescale", stdout);
+
+        using (var reader = CheckpointFile.Open(outPath))
+        {
+            Assert.Equal(new Shape(64, 6, 5, 5), reader.Tensors.Single(t => t.Name == "weight").Shape);
+        }
+        using var doc = JsonDocument.Parse(File.ReadAllText(reportPath));
+        var targets = doc.RootElement.GetProperty("targets").EnumerateArray().ToList();
+        var w = targets.Single(t => t.GetProperty("name").GetString() == "weight");
+        Assert.Equal("adapted", w.GetProperty("status").GetString());
+        Assert.Equal(["in.repeat-rescale", "kernel.fit", "out.pad"], w.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("op").GetString()));
+        Assert.Equal(2, doc.RootElement.GetProperty("summary").GetProperty("adapted").GetInt32());
+        Assert.All(doc.RootElement.GetProperty("sources").EnumerateArray(), s => Assert.NotEmpty(s.GetProperty("usedBy").EnumerateArray()));
+        // Sources untouched.
+        Assert.Equal(srcHash, CliHarness.Hash(src));
+        Assert.Equal(tplHash, CliHarness.Hash(tpl));
+    }
+
+    [Fact]
+    public void Transfer_JsonFlag_PrintsTheReport()
+    {
+        var (src, tpl) = SeedCase3();
+        var (code, stdout, _) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--json");
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal("template", doc.RootElement.GetProperty("policy").GetProperty("newChannels").GetString());
+    }
+
+    [Fact]
+    public void Transfer_KernelReinit_ReportsReinitialized()
+    {
+        var (src, tpl) = SeedCase3();
+        var (code, stdout, _) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--kernel", "reinit", "--json");
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(stdout);
+        Assert.Equal("reinitialized", doc.RootElement.GetProperty("targets")[0].GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public void Transfer_Strict_Exit5AndNothingWritten()
+    {
+        var (src, tpl) = SeedCase3();
+        var outPath = _h.PathOf("out.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", outPath, "--strict");
+        Assert.Equal(5, code);
+        Assert.Contains("weight", stderr);
+        Assert.Contains("Nothing was written", stderr);
+        Assert.False(File.Exists(outPath));
+        Assert.Equal(["src.safetensors", "tpl.safetensors"], _h.Files());
+    }
+
+    [Fact]
+    public void Transfer_OutputIsTheSource_Exit2AndSourceUntouched()
+    {
+        var (src, tpl) = SeedCase3();
+        var hash = CliHarness.Hash(src);
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", src);
+        Assert.Equal(2, code);
+        Assert.Contains("must not be the source", stderr);
+        Assert.Equal(hash, CliHarness.Hash(src));
+    }
+
+    [Fact]
+    public void Transfer_TemplateNotACheckpoint_Exit4NoOutput()
+    {
+        var (src, _) = SeedCase3();
+        var bogus = _h.PathOf("template.safetensors");
+        File.WriteAllText(bogus, "hello, I am not a checkpoint");
+        var outPath = _h.PathOf("out.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", bogus, "--out", outPath);
+        Assert.Equal(4, code);
+        Assert.Contains(bogus, stderr);
+        Assert.False(File.Exists(outPath));
+    }
+
+    [Fact]
+    public void Transfer_MissingSource_Exit3()
+    {
+        var (_, tpl) = SeedCase3();
+        var (code, _, stderr) = _h.Run("transfer", _h.PathOf("missing.safetensors"), "--into", tpl, "--out", _h.PathOf("o.safetensors"));
+        Assert.Equal(3, code);
+        Assert.Contains("missing.safetensors", stderr);
+    }
+
+    [Theory]
+    [InlineData("--rule", "conv1")]
+    [InlineData("--rule", "*:colour=red")]
+    [InlineData("--kernel", "stretch")]
+    [InlineData("--rule", "*:layout=conv9d")]
+    public void Transfer_BadPolicyText_Exit2WithTheOffendingText(string option, string value)
+    {
+        var (src, tpl) = SeedCase3();
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), option, value);
+        Assert.Equal(2, code);
+        Assert.Contains(value.Split(':')[^1].Split('=')[^1], stderr);
+        Assert.False(File.Exists(_h.PathOf("o.safetensors")));
+    }
+
+    [Fact]
+    public void Transfer_RuleInWrongDirection_Exit2NamesTheTensor()
+    {
+        var (src, tpl) = SeedCase3();
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--rule", "weight:in-channels=sum");
+        Assert.Equal(2, code);
+        Assert.Contains("weight", stderr);
+    }
+
+    [Fact]
+    public void Transfer_UnknownOption_Exit1()
+    {
+        var (src, tpl) = SeedCase3();
+        var (code, _, _) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--frobnicate");
+        Assert.Equal(1, code);
+    }
+
+    [Fact]
+    public void Transfer_PyTorchSourceIntoSafetensorsTemplate_Works()
+    {
+        // A .pth written by real PyTorch (tests/fixtures) carried into a TorchSharp-made template of the same net.
+        var fixture = Path.Combine(CliHarness.RepoRoot(), "tests", "fixtures", "pytorch", "tinycnn.pth");
+        using var reader = CheckpointFile.Open(fixture);
+        var template = _h.PathOf("tpl.safetensors");
+        CheckpointFile.Write(template, reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t)));
+        var (code, stdout, stderr) = _h.Run("transfer", fixture, "--into", template, "--out", _h.PathOf("o.pt"), "--strict");
+        Assert.True(code == 0, stderr);
+        Assert.Contains($"{reader.Tensors.Count} copied", stdout);
+        using var back = CheckpointFile.Open(_h.PathOf("o.pt"));
+        Assert.Equal(reader.Tensors.Select(t => t.Name), back.Tensors.Select(t => t.Name));
+    }
+}
+
+public sealed class DemoCommandTests
+{
+    [Fact]
+    public void Demo_RunsAndVerifies()
+    {
+        using var h = new CliHarness();
+        var (code, stdout, stderr) = h.Run("demo", "--out", h.Dir, "--quick");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("verified.", stdout);
+        Assert.True(File.Exists(h.PathOf("transferred.safetensors")));
+        Assert.True(File.Exists(h.PathOf("report.json")));
+    }
+}
+
+public sealed class TransferFormatsTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    [Fact]
+    public void Transfer_IntoOnnxTemplate_ReplacesInitializersAndKeepsTheGraph()
+    {
+        var model = Path.Combine(CliHarness.RepoRoot(), "tests", "fixtures", "onnx", "tiny.onnx");
+        // A "fine-tuned" source: the model's own initializers, doubled, as safetensors.
+        var source = _h.PathOf("tuned.safetensors");
+        using (var reader = CheckpointFile.Open(model))
+        {
+            CheckpointFile.Write(source, reader.Tensors.Select(t =>
+            {
+                using var x = TensorBridge.Read(reader, t);
+                using var doubled = x * 2;
+                return TensorBridge.ToPayload(t.Name, doubled);
+            }).ToList());
+        }
+        var outPath = _h.PathOf("tuned.onnx");
+        var (code, _, stderr) = _h.Run("transfer", source, "--into", model, "--out", outPath, "--strict");
+        Assert.True(code == 0, stderr);
+        using var before = CheckpointFile.Open(model);
+        using var after = CheckpointFile.Open(outPath);
+        Assert.Equal(before.Tensors.Select(t => t.Name), after.Tensors.Select(t => t.Name));
+        foreach (var t in before.Tensors)
+        {
+            using var a = TensorBridge.Read(before, t);
+            using var b = TensorBridge.Read(after, t);
+            Assert.True(b.allclose(a * 2), t.Name);
+        }
+        Assert.True(new FileInfo(outPath).Length >= new FileInfo(model).Length - 16);
+    }
+
+    [Fact]
+    public void Transfer_OnnxOutputWithoutOnnxTemplate_Exit2()
+    {
+        manual_seed(1);
+        var src = _h.Save(nn.Linear(2, 2), "a.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", src, "--out", _h.PathOf("o.onnx"));
+        Assert.Equal(2, code);
+        Assert.Contains("ONNX template", stderr);
+    }
+}
+
+public sealed class PolicyOptionTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    [Fact]
+    public void Transfer_PreserveFunction_WiderNetworkKeepsItsOutputs()
+    {
+        manual_seed(41);
+        var source = nn.Sequential(("c1", nn.Conv2d(3, 4, 3, padding: 1)), ("r", nn.ReLU()), ("c2", nn.Conv2d(4, 2, 3, padding: 1)));
+        var target = nn.Sequential(("c1", nn.Conv2d(3, 6, 3, padding: 1)), ("r", nn.ReLU()), ("c2", nn.Conv2d(6, 2, 3, padding: 1)));
+        var src = _h.Save(source, "s.safetensors");
+        var tpl = _h.Save(target, "t.safetensors");
+        var outPath = _h.PathOf("o.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", outPath, "--preserve-function");
+        Assert.True(code == 0, stderr);
+        using (var reader = CheckpointFile.Open(outPath))
+        {
+            StateDictCheckpoint.LoadInto(target, reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t)));
+        }
+        using var x = randn(1, 3, 5, 5);
+        Assert.True(source.forward(x).allclose(target.forward(x), 1e-5, 1e-6));
+    }
+
+    [Fact]
+    public void Transfer_PreserveFunction_NarrowerNetwork_Exit5NamesTheTensorAndWritesNothing()
+    {
+        var src = _h.Save(nn.Sequential(("c1", nn.Conv2d(3, 8, 3)), ("c2", nn.Conv2d(8, 2, 3))), "s.safetensors");
+        var tpl = _h.Save(nn.Sequential(("c1", nn.Conv2d(3, 6, 3)), ("c2", nn.Conv2d(6, 2, 3))), "t.safetensors");
+        var outPath = _h.PathOf("o.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", outPath, "--preserve-function");
+        // c1 shrinks 8→6, so c2 would have to drop inputs: refused, naming the tensor that cannot keep the function.
+        Assert.True(code is 2 or 5, stderr);
+        Assert.Contains("c2.weight", stderr);
+        Assert.False(File.Exists(outPath));
+    }
+
+    [Fact]
+    public void Transfer_PresetTimm_GrayscaleStemSummed()
+    {
+        manual_seed(42);
+        var source = nn.Sequential(("conv1", nn.Conv2d(3, 4, 3)), ("fc", nn.Linear(4, 10)));
+        var target = nn.Sequential(("conv1", nn.Conv2d(1, 4, 3)), ("fc", nn.Linear(4, 2)));
+        var (code, stdout, stderr) = _h.Run("transfer", _h.Save(source, "s.safetensors"), "--into", _h.Save(target, "t.safetensors"),
+            "--out", _h.PathOf("o.safetensors"), "--preset", "timm", "--json");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("in.sum", stdout);
+    }
+
+    [Fact]
+    public void Transfer_RenameRule_MatchesRenamedLayers()
+    {
+        var source = nn.Sequential(("features", nn.Conv2d(3, 4, 3)));
+        var target = nn.Sequential(("stem", nn.Conv2d(3, 4, 3)));
+        var (code, stdout, stderr) = _h.Run("transfer", _h.Save(source, "s.safetensors"), "--into", _h.Save(target, "t.safetensors"),
+            "--out", _h.PathOf("o.safetensors"), "--rename", "^features\\.=stem.", "--strict");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("2 copied", stdout);
+    }
+
+    [Fact]
+    public void Transfer_PresetUnknown_Exit2ListsPresets()
+    {
+        var src = _h.Save(nn.Linear(2, 2), "s.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", src, "--out", _h.PathOf("o.safetensors"), "--preset", "magic");
+        Assert.Equal(2, code);
+        Assert.Contains("timm", stderr);
+    }
+}

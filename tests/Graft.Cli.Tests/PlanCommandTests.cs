@@ -1,0 +1,96 @@
+using System.Text.Json;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Graft.Cli.Tests;
+
+public sealed class PlanCommandTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    private (string Source, string Template) SeedCase()
+    {
+        manual_seed(3);
+        var src = nn.Sequential(("conv", nn.Conv2d(3, 32, 3)), ("fc", nn.Linear(32, 10)));
+        var tpl = nn.Sequential(("conv", nn.Conv2d(1, 48, 5)), ("fc", nn.Linear(48, 4)));
+        return (_h.Save(src, "src.safetensors"), _h.Save(tpl, "tpl.safetensors"));
+    }
+
+    [Fact]
+    public void Plan_Table_ShowsStatusShapesAndReasonAndWritesNothing()
+    {
+        var (src, tpl) = SeedCase();
+        var hashes = (CliHarness.Hash(src), CliHarness.Hash(tpl));
+        var (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("conv.weight", stdout);
+        Assert.Contains("adapted", stdout);
+        Assert.Contains("(32, 3, 3, 3) → (48, 1, 5, 5)", stdout);
+        Assert.Contains("sum over the source inputs", stdout);
+        Assert.Contains("kept", stdout);
+        Assert.Contains("unused source: fc.weight", stdout);
+        Assert.Contains("nothing was written", stdout);
+        Assert.Equal(["src.safetensors", "tpl.safetensors"], _h.Files());
+        Assert.Equal(hashes, (CliHarness.Hash(src), CliHarness.Hash(tpl)));
+    }
+
+    [Fact]
+    public void Plan_Json_IsParseableAndMatchesWhatTransferReports()
+    {
+        var (src, tpl) = SeedCase();
+        var (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl, "--json", "--kernel", "bilinear");
+        Assert.True(code == 0, stderr);
+        using var doc = JsonDocument.Parse(stdout);
+        var root = doc.RootElement;
+        Assert.Equal("bilinear", root.GetProperty("policy").GetProperty("kernel").GetString());
+        var targets = root.GetProperty("targets").EnumerateArray().ToList();
+        var w = targets.Single(t => t.GetProperty("name").GetString() == "conv.weight");
+        Assert.Equal("adapted", w.GetProperty("status").GetString());
+        Assert.Equal([32L, 3, 3, 3], w.GetProperty("sourceShape").EnumerateArray().Select(e => e.GetInt64()));
+        Assert.Equal([48L, 1, 5, 5], w.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()));
+        Assert.Equal("sum", w.GetProperty("in").GetProperty("rule").GetString());
+        Assert.Equal("bilinear", w.GetProperty("kernel").GetProperty("rule").GetString());
+        Assert.Equal(["fc.weight", "fc.bias"], root.GetProperty("unusedSources").EnumerateArray().Select(e => e.GetProperty("name").GetString()));
+        Assert.False(root.GetProperty("summary").GetProperty("complete").GetBoolean());
+        Assert.NotEmpty(root.GetProperty("strictViolations").EnumerateArray());
+        Assert.Equal(["src.safetensors", "tpl.safetensors"], _h.Files());
+
+        // The same command line given to transfer reports the same statuses.
+        var (tcode, tout, _) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--json", "--kernel", "bilinear");
+        Assert.Equal(0, tcode);
+        using var report = JsonDocument.Parse(tout);
+        Assert.Equal(
+            targets.Select(t => (t.GetProperty("name").GetString(), t.GetProperty("status").GetString())),
+            report.RootElement.GetProperty("targets").EnumerateArray().Select(t => (t.GetProperty("name").GetString(), t.GetProperty("status").GetString())));
+    }
+
+    [Fact]
+    public void Plan_StrictWhenIncomplete_Exit5AfterShowingThePlan()
+    {
+        var (src, tpl) = SeedCase();
+        var (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl, "--strict");
+        Assert.Equal(5, code);
+        Assert.Contains("conv.weight", stdout);
+        Assert.Contains("--strict", stderr);
+        Assert.Equal(["src.safetensors", "tpl.safetensors"], _h.Files());
+    }
+
+    [Fact]
+    public void Plan_BadPolicyWord_Exit2()
+    {
+        var (src, tpl) = SeedCase();
+        var (code, _, stderr) = _h.Run("plan", src, "--into", tpl, "--kernel", "stretch");
+        Assert.Equal(2, code);
+        Assert.Contains("stretch", stderr);
+    }
+
+    [Fact]
+    public void Plan_MissingInto_Exit1()
+    {
+        var (src, _) = SeedCase();
+        var (code, _, _) = _h.Run("plan", src);
+        Assert.Equal(1, code);
+    }
+}

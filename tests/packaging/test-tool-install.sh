@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Packaging test: what a user gets from `dotnet pack`, used the way a user would on a fresh machine.
+#   1. dotnet pack the library packages (Graft.Checkpoints, Graft) and the `graft` tool (Graft.Cli) into a temp folder,
+#      under a version no cache can already hold (so nothing stale is picked up);
+#   2. install the tool from that folder into a temp tool path and run `graft inspect` on a fixture and
+#      `graft demo --quick` (which computes with TorchSharp, so libtorch must load on this system);
+#   3. build and run a tiny console project that references the Graft package from that folder and computes with
+#      TorchSharp: proves that the buildTransitive compatibility step (Debian 12 / Ubuntu 22.04) reaches consumers.
+# Packages resolve into a private folder; the machine's NuGet cache is only a read-only fallback for third-party
+# packages (TorchSharp …), so the test neither downloads them again nor leaves anything of Graft behind.
+# Exit 0 when every step passed. Usage: tests/packaging/test-tool-install.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+start=$SECONDS
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+shared_cache="$(dotnet nuget locals global-packages --list | sed 's/^global-packages: //')"
+base="$(dotnet msbuild src/Graft -getProperty:Version)"
+version="$base-pkgtest.$(date +%Y%m%d%H%M%S)"
+fail() { echo "packaging test FAILED: $*" >&2; exit 1; }
+
+echo "== dotnet pack ($version)"
+for p in src/Graft.Checkpoints src/Graft src/Graft.Cli; do
+  dotnet pack "$p" -c Release -o "$tmp/nupkg" -p:Version="$version" -v q -nologo >/dev/null || fail "dotnet pack $p"
+done
+for pkg in Graft.Checkpoints Graft Graft.Cli; do
+  f="$tmp/nupkg/$pkg.$version.nupkg"
+  [ -f "$f" ] || fail "$f was not produced"
+  echo "   $(basename "$f"): $(( $(stat -c %s "$f") / 1000000 )) MB"
+done
+# List first, then search: under pipefail, `unzip -l … | grep -q` fails at random when grep exits on the first match
+# and unzip dies of SIGPIPE writing the rest (that race failed CI once).
+listing="$(unzip -l "$tmp/nupkg/Graft.$version.nupkg")" || fail "cannot list Graft.$version.nupkg"
+grep -q "buildTransitive/Graft.targets" <<<"$listing" || fail "the Graft package lacks buildTransitive/Graft.targets"
+
+cat > "$tmp/nuget.config" <<XML
+<?xml version="1.0" encoding="utf-8"?>
+<configuration>
+  <packageSources>
+    <add key="graft-local" value="$tmp/nupkg" />
+  </packageSources>
+  <config>
+    <add key="globalPackagesFolder" value="$tmp/packages" />
+  </config>
+  <fallbackPackageFolders>
+    <add key="shared" value="$shared_cache" />
+  </fallbackPackageFolders>
+</configuration>
+XML
+
+echo "== dotnet tool install Graft.Cli"
+(cd "$tmp" && dotnet tool install --tool-path "$tmp/tools" --add-source "$tmp/nupkg" --configfile "$tmp/nuget.config" Graft.Cli --version "$version") \
+  || fail "dotnet tool install"
+echo "== graft inspect"
+"$tmp/tools/graft" inspect tests/fixtures/pytorch/tinycnn.pth >/dev/null || fail "graft inspect (exit $?)"
+echo "== graft demo --quick"
+"$tmp/tools/graft" demo --quick >"$tmp/demo.log" 2>&1 || { tail -n 20 "$tmp/demo.log" >&2; fail "graft demo --quick"; }
+tail -n 3 "$tmp/demo.log"
+
+echo "== a console project referencing the Graft package"
+mkdir -p "$tmp/consumer"
+cp "$tmp/nuget.config" "$tmp/consumer/nuget.config"
+cat > "$tmp/consumer/consumer.csproj" <<XML
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup>
+    <OutputType>Exe</OutputType>
+    <TargetFramework>net10.0</TargetFramework>
+    <ImplicitUsings>enable</ImplicitUsings>
+    <Nullable>enable</Nullable>
+  </PropertyGroup>
+  <ItemGroup>
+    <PackageReference Include="Graft" Version="$version" />
+  </ItemGroup>
+</Project>
+XML
+cat > "$tmp/consumer/Program.cs" <<'CS'
+using Graft;
+using Graft.Checkpoints;
+using static TorchSharp.torch;
+
+// A checkpoint read by Graft, and arithmetic by libtorch: both halves of the package must work.
+using var reader = CheckpointFile.Open(args[0]);
+using var w = TensorBridge.Read(reader, reader.Tensors[0]);
+using var x = ones(2, 3) * 2;
+float sum = x.sum().item<float>();
+Console.WriteLine($"{reader.Tensors.Count} tensors; first {reader.Tensors[0].Name} {w.shape.Length}-d; sum {sum}");
+return sum == 12f ? 0 : 1;
+CS
+(cd "$tmp/consumer" && dotnet build -c Release -o "$tmp/consumer/out" -v q -nologo >"$tmp/consumer.log" 2>&1) \
+  || { tail -n 30 "$tmp/consumer.log" >&2; fail "the consumer project did not build"; }
+dotnet "$tmp/consumer/out/consumer.dll" "$PWD/tests/fixtures/pytorch/tinycnn.pth" || fail "the consumer project failed to run (exit $?)"
+
+echo "packaging test passed in $((SECONDS - start)) s"

@@ -55,6 +55,31 @@ public sealed class SafetensorsCopyTests : IDisposable
     }
 
     [Fact]
+    public void Write_TensorLargerThanOneCopyChunk_IsCopiedInChunksBitExact()
+    {
+        // The kernel copy goes in chunks (and starts the disk writing each one while the next is copied): a tensor just
+        // over one chunk exercises the hand-over between chunks at an unaligned offset.
+        var src = Path.Combine(_dir, "src.safetensors");
+        SafetensorsWriter.Write(src, [Random("a", 3, 1), Random("huge", (FileCopy.ChunkBytes / 4) + 7, 2), Random("b", 5, 3)]);
+        var dst = Path.Combine(_dir, "dst.safetensors");
+        using (var reader = CheckpointFile.Open(src))
+        {
+            SafetensorsWriter.Write(dst, reader.Tensors.Reverse().Select(t => TensorPayload.FromCheckpoint(reader, t)));
+        }
+        using var a = CheckpointFile.Open(src);
+        using var b = CheckpointFile.Open(dst);
+        foreach (var t in a.Tensors)
+        {
+            Assert.True(b.TryGetTensor(t.Name, out var u));
+            var x = new byte[t.ByteLength];
+            var y = new byte[u.ByteLength];
+            a.ReadBytes(t, x);
+            b.ReadBytes(u, y);
+            Assert.True(x.AsSpan().SequenceEqual(y), $"tensor {t.Name} differs after the copy");
+        }
+    }
+
+    [Fact]
     public void Write_FromCheckpointToMemory_GivesTheSameBytesAsToAFile()
     {
         var src = MakeSource();

@@ -22,7 +22,7 @@ work="$(mktemp -d -p "${GRAFT_BENCH_DIR:-${TMPDIR:-/tmp}}")"; trap 'rm -rf "$wor
 . bench/compare/lib.sh
 need_torch "$python"
 build_graft
-graft() { dotnet "$work/cli/Graft.Cli.dll" "$@"; }
+graft() { "$work/cli/graft" "$@"; }
 bench() { dotnet "$work/bench/Graft.Benchmarks.dll" "$@"; }
 
 cat > "$work/adapt.py" <<'PY'
@@ -73,15 +73,15 @@ run() {
 for i in $(seq "$runs"); do
   echo "== run $i of $runs"
   run 1 cp      cp "$work/r50.safetensors" "$work/out/r50.safetensors"
-  run 1 graft   dotnet "$work/cli/Graft.Cli.dll" transfer "$work/r50.safetensors" --into "$work/r50-1ch-5cls.safetensors" --out "$work/out/r50.safetensors"
+  run 1 graft   "$work/cli/graft" transfer "$work/r50.safetensors" --into "$work/r50-1ch-5cls.safetensors" --out "$work/out/r50.safetensors"
   run 1 pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt"
   run 2 cp      cp "$work/big.safetensors" "$work/out/big.safetensors"
   run 2 cpsync  sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/big.safetensors" "$work/out/big.safetensors"
-  run 2 graft   dotnet "$work/cli/Graft.Cli.dll" convert "$work/big.safetensors" "$work/out/big.safetensors"
+  run 2 graft   "$work/cli/graft" convert "$work/big.safetensors" "$work/out/big.safetensors"
   run 2 pytorch "$python" "$work/torch_copy.py" "$work/big.pt" "$work/out/big.pt"
   if [ "$sharded" = 1 ]; then
     run 3 cp      cp -r "$work/shards" "$work/out/shards"
-    run 3 graft   dotnet "$work/cli/Graft.Cli.dll" convert "$work/shards/model.safetensors.index.json" "$work/out/model.safetensors.index.json"
+    run 3 graft   "$work/cli/graft" convert "$work/shards/model.safetensors.index.json" "$work/out/model.safetensors.index.json"
     run 3 pytorch "$python" "$work/torch_copy.py" "$work/shards-pt" "$work/out/shards-pt"
   fi
 done

@@ -1,8 +1,11 @@
 # Helpers shared by the bench/compare/*.sh scripts (sourced, not run). They expect $work to name the run's temp folder.
 
-# Builds the Release CLI and the benchmark tool into $work/cli and $work/bench.
+# Builds the CLI as the installed tool is (the platform's ReadyToRun publish, run through its apphost: $work/cli/graft)
+# and the benchmark tool into $work/bench.
 build_graft() {
-  dotnet build -c Release src/Graft.Cli -o "$work/cli" -v q -nologo >/dev/null
+  local rid="linux-$(uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')"
+  dotnet publish -c Release src/Graft.Cli -r "$rid" --self-contained false -p:PublishReadyToRun=true -o "$work/cli" -v q -nologo >/dev/null
+  ln -sf Graft.Cli "$work/cli/graft"
   dotnet build -c Release bench/Graft.Benchmarks -o "$work/bench" -v q -nologo >/dev/null
 }
 

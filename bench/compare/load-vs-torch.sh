@@ -38,7 +38,7 @@ for l, (blocks, w) in enumerate(zip([3, 4, 6, 3], [64, 128, 256, 512])):
 sd["fc.weight"] = torch.randn(1000, 2048); sd["fc.bias"] = torch.randn(1000)
 torch.save(sd, sys.argv[1])
 PY
-dotnet "$work/cli/Graft.Cli.dll" convert "$work/resnet50.pt" "$work/resnet50.safetensors" >/dev/null
+"$work/cli/graft" convert "$work/resnet50.pt" "$work/resnet50.safetensors" >/dev/null
 
 torch_ms=$("$python" - "$work/resnet50.pt" "$reps" <<'PY'
 import statistics, sys, time, torch

@@ -14,7 +14,7 @@ dotnet "$work/bench/Graft.Benchmarks.dll" make-resnet50 "$work/tpl.safetensors" 
 for i in $(seq "$runs"); do
   rm -f "$work/copy.safetensors" "$work/out.safetensors"; sync
   measure cp "$work/src.safetensors" "$work/copy.safetensors" >> "$work/cp"
-  measure dotnet "$work/cli/Graft.Cli.dll" transfer "$work/src.safetensors" --into "$work/tpl.safetensors" --out "$work/out.safetensors" >> "$work/graft"
+  measure "$work/cli/graft" transfer "$work/src.safetensors" --into "$work/tpl.safetensors" --out "$work/out.safetensors" >> "$work/graft"
 done
 cp_t=$(cut -d' ' -f1 "$work/cp" | median); cp_m=$(cut -d' ' -f2 "$work/cp" | median)
 g_t=$(cut -d' ' -f1 "$work/graft" | median); g_m=$(cut -d' ' -f2 "$work/graft" | median)

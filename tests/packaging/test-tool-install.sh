@@ -23,7 +23,9 @@ echo "== dotnet pack ($version)"
 for p in src/Graft.Checkpoints src/Graft src/Graft.Cli; do
   dotnet pack "$p" -c Release -o "$tmp/nupkg" -p:Version="$version" -v q -nologo >/dev/null || fail "dotnet pack $p"
 done
-for pkg in Graft.Checkpoints Graft Graft.Cli; do
+# The tool is one small pointer package (Graft.Cli) plus one package per platform with that platform's libtorch.
+rid="linux-$(uname -m | sed 's/x86_64/x64/; s/aarch64/arm64/')"
+for pkg in Graft.Checkpoints Graft Graft.Cli Graft.Cli.linux-x64 Graft.Cli.win-x64 Graft.Cli.osx-arm64; do
   f="$tmp/nupkg/$pkg.$version.nupkg"
   [ -f "$f" ] || fail "$f was not produced"
   echo "   $(basename "$f"): $(( $(stat -c %s "$f") / 1000000 )) MB"
@@ -51,6 +53,26 @@ XML
 echo "== dotnet tool install Graft.Cli"
 (cd "$tmp" && dotnet tool install --tool-path "$tmp/tools" --add-source "$tmp/nupkg" --configfile "$tmp/nuget.config" Graft.Cli --version "$version") \
   || fail "dotnet tool install"
+installed="$(find "$tmp/tools/.store" -name Graft.Cli.dll -path "*/$rid/*" | head -n 1)"
+[ -n "$installed" ] || fail "the installed tool has no $rid/Graft.Cli.dll (did install pick the platform package?)"
+# A ReadyToRun image carries a managed native header (the CLI header's flags lack ILONLY = 0x1): the tool starts precompiled.
+python3 - "$installed" <<'PY' || fail "the installed Graft.Cli.dll is not ReadyToRun"
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+pe = struct.unpack_from("<I", d, 0x3C)[0]
+magic = struct.unpack_from("<H", d, pe + 24)[0]
+dirs = pe + 24 + (96 if magic == 0x10B else 112)
+cli_rva = struct.unpack_from("<I", d, dirs + 14 * 8)[0]
+nsec = struct.unpack_from("<H", d, pe + 6)[0]
+sec = pe + 24 + struct.unpack_from("<H", d, pe + 20)[0]
+for i in range(nsec):
+    va, size, raw = struct.unpack_from("<III", d, sec + i * 40 + 12)
+    if va <= cli_rva < va + max(size, 1):
+        flags = struct.unpack_from("<I", d, cli_rva - va + raw + 16)[0]
+        sys.exit(0 if flags & 1 == 0 else 1)
+sys.exit(1)
+PY
+echo "   installed $rid package, ReadyToRun: $(realpath --relative-to="$tmp" "$installed")"
 echo "== graft inspect"
 "$tmp/tools/graft" inspect tests/fixtures/pytorch/tinycnn.pth >/dev/null || fail "graft inspect (exit $?)"
 echo "== graft demo --quick"

@@ -332,6 +332,29 @@ public sealed class PolicyOptionTests : IDisposable
     }
 
     [Fact]
+    public void Transfer_Table_ListsWhatChangedAndCountsPlainCopies_AllListsEvery()
+    {
+        // conv: same shapes (plain copies); fc: 10 -> 3 classes (adapted or kept): only fc rows need a person's eyes.
+        manual_seed(5);
+        var source = nn.Sequential(("conv", nn.Conv2d(3, 4, 3)), ("fc", nn.Linear(4, 10)));
+        var target = nn.Sequential(("conv", nn.Conv2d(3, 4, 3)), ("fc", nn.Linear(4, 3)));
+        var src = _h.Save(source, "s.safetensors");
+        var tpl = _h.Save(target, "t.safetensors");
+        var (code, stdout, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("fc.weight", stdout);
+        Assert.DoesNotContain("conv.weight", stdout);
+        Assert.Contains("2 tensors copied unchanged, matched by name (--all lists them).", stdout);
+        Assert.Contains("2 copied", stdout); // the summary line still counts them
+
+        (code, stdout, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--all");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("conv.weight", stdout);
+        Assert.Contains("conv.bias", stdout);
+        Assert.DoesNotContain("copied unchanged", stdout);
+    }
+
+    [Fact]
     public void Transfer_RenameRule_MatchesRenamedLayers()
     {
         var source = nn.Sequential(("features", nn.Conv2d(3, 4, 3)));

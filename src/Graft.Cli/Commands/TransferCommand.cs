@@ -19,9 +19,10 @@ internal static class TransferCommand
         var report = new Option<FileInfo?>("--report") { Description = "Also write the report as JSON to this file." };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON on standard output instead of a table." };
         var outFormat = new Option<string?>("--out-format") { Description = "Output format when the extension does not tell." };
+        var all = new Option<bool>("--all") { Description = "List every tensor in the table, also those copied unchanged (the JSON report always has every tensor)." };
         var cmd = new Command("transfer", "Transfer weights from SOURCE into the architecture of TEMPLATE, writing OUT and a report.")
         {
-            source, into, output, report, json, outFormat,
+            source, into, output, report, json, outFormat, all,
         };
         var policyOptions = new PolicyOptions();
         policyOptions.AddTo(cmd);
@@ -53,7 +54,7 @@ internal static class TransferCommand
             }
             else
             {
-                ReportView.Render(ctx, result);
+                ReportView.Render(ctx, result, parse.GetValue(all));
             }
             return ExitCodes.Ok;
         });
@@ -92,12 +93,23 @@ internal static class TransferCommand
 /// <summary>Renders a transfer report as a table for people.</summary>
 internal static class ReportView
 {
-    public static void Render(CliContext ctx, TransferReport r)
+    /// <summary>
+    /// The table lists what needed a decision (adapted, cast, reinitialised, kept, renamed or guessed pairs); tensors
+    /// copied unchanged under their own name are counted on one line unless <paramref name="all"/> asks for every row.
+    /// On a large model they are most rows and say nothing, and rendering them costs more than the transfer.
+    /// </summary>
+    public static void Render(CliContext ctx, TransferReport r, bool all = false)
     {
         var table = new Table().Border(TableBorder.Simple)
             .AddColumn("target").AddColumn("status").AddColumn("shape").AddColumn("how");
+        int plain = 0;
         foreach (var t in r.Targets)
         {
+            if (!all && IsPlainCopy(t))
+            {
+                plain++;
+                continue;
+            }
             var shape = t.SourceShape is null || t.SourceShape.SequenceEqual(t.Shape)
                 ? new Shape(t.Shape).ToString()
                 : $"{new Shape(t.SourceShape)} → {new Shape(t.Shape)}";
@@ -106,7 +118,14 @@ internal static class ReportView
                 : t.Reason;
             table.AddRow(Markup.Escape(t.Name), StatusMarkup(t.Status), shape, Markup.Escape(how));
         }
-        ctx.Console.Write(table);
+        if (table.Rows.Count > 0)
+        {
+            ctx.Console.Write(table);
+        }
+        if (plain > 0)
+        {
+            ctx.Console.WriteLine($"{plain} tensors copied unchanged, matched by name (--all lists them).");
+        }
         var s = r.Summary;
         ctx.Console.WriteLine($"{s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
         foreach (var u in r.Sources.Where(x => x.UsedBy.Count == 0))
@@ -118,6 +137,9 @@ internal static class ReportView
             ctx.Console.WriteLine($"wrote {r.Output.Path} ({r.Output.Format})");
         }
     }
+
+    /// <summary>Copied as is, found by its own name (or that name under a common prefix such as <c>module.</c>).</summary>
+    private static bool IsPlainCopy(ReportTarget t) => t.Status == "copied" && t.Match is "exact" or "prefix";
 
     internal static string StatusMarkup(string status) => status switch
     {

@@ -32,6 +32,13 @@ public abstract class TensorPayload
     /// <summary>Writes exactly <see cref="ByteLength"/> bytes (little-endian, row-major) to <paramref name="destination"/>.</summary>
     public abstract void WriteTo(Stream destination);
 
+    /// <summary>
+    /// True when the bytes must be computed before the first one can be written (a transformed tensor), false when they
+    /// stream from memory or a file. Writers whose format leaves the data order free (safetensors) put computed payloads
+    /// after the streamed ones, so that whatever the computation waits for (loading libtorch) overlaps the streaming.
+    /// </summary>
+    public virtual bool IsComputed => false;
+
     /// <summary>A payload over bytes already in memory.</summary>
     public static TensorPayload FromBytes(string name, DType dtype, Shape shape, ReadOnlyMemory<byte> bytes) =>
         new MemoryPayload(name, dtype, shape, bytes);

@@ -43,6 +43,37 @@ public static class TensorBridge
         _ => throw new NotSupportedException($"TorchSharp type {type} has no checkpoint dtype."),
     };
 
+    private static readonly Lazy<Task> s_warmUp = new(() => Task.Run(static () =>
+    {
+        using var t = TorchSharp.torch.zeros(1);
+    }));
+
+    /// <summary>
+    /// Starts loading libtorch on a thread-pool thread (once per process) and returns at once. Loading takes a good part
+    /// of a second (a 450 MB library and its operator registry); a caller that computes after streaming other work (a
+    /// transfer that copies most tensors and adapts a few) overlaps the two. Code that computes calls
+    /// <see cref="AfterWarmUp"/> first, so the load never runs on two threads at once.
+    /// </summary>
+    public static void WarmUp() => _ = s_warmUp.Value;
+
+    /// <summary>
+    /// Waits for a load started by <see cref="WarmUp"/>, if any. A failed load is not rethrown here: the caller's own
+    /// first use of TorchSharp then fails with TorchSharp's message, as it would have without the warm-up.
+    /// </summary>
+    public static void AfterWarmUp()
+    {
+        if (s_warmUp.IsValueCreated)
+        {
+            try
+            {
+                s_warmUp.Value.Wait();
+            }
+            catch (AggregateException)
+            {
+            }
+        }
+    }
+
     /// <summary>Reads one tensor of a checkpoint into a new CPU tensor.</summary>
     /// <exception cref="NotSupportedException">TorchSharp has no type for the tensor's dtype.</exception>
     public static Tensor Read(ICheckpointReader reader, TensorInfo info)

@@ -7,8 +7,10 @@ namespace Graft.Checkpoints.Safetensors;
 
 /// <summary>
 /// Writes safetensors files. Output is deterministic: the same tensors and metadata always give the same bytes
-/// (metadata keys sorted ordinally, tensors and data in the order given, header padded with spaces to a multiple of 8
-/// so the data buffer is aligned), which keeps converted checkpoints diffable and cacheable by content hash.
+/// (metadata keys sorted ordinally, header entries in the order given, data in the order given except that computed
+/// payloads (<see cref="TensorPayload.IsComputed"/>) follow the streamed ones, header padded with spaces to a multiple
+/// of 8 so the data buffer is aligned), which keeps converted checkpoints diffable and cacheable by content hash. The
+/// format locates every tensor by its offsets, so the data order is free; readers (Graft's, the reference one) sort by offset.
 /// </summary>
 public static class SafetensorsWriter
 {
@@ -52,10 +54,28 @@ public static class SafetensorsWriter
         BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
         destination.Write(prefix);
         destination.Write(header);
-        foreach (var t in tensors)
+        foreach (var i in DataOrder(tensors))
         {
-            PayloadStream.WriteExactly(t, destination);
+            PayloadStream.WriteExactly(tensors[i], destination);
         }
+    }
+
+    /// <summary>Indices of <paramref name="tensors"/> in the order their data is laid out: streamed, then computed (stable).</summary>
+    private static int[] DataOrder(IReadOnlyList<TensorPayload> tensors)
+    {
+        var order = new int[tensors.Count];
+        int k = 0;
+        for (var pass = 0; pass < 2; pass++)
+        {
+            for (var i = 0; i < tensors.Count; i++)
+            {
+                if (tensors[i].IsComputed == (pass == 1))
+                {
+                    order[k++] = i;
+                }
+            }
+        }
+        return order;
     }
 
     /// <summary>The padded header bytes (without the 8-byte length prefix).</summary>
@@ -103,15 +123,23 @@ public static class SafetensorsWriter
             first = false;
         }
 
+        var begins = new long[tensors.Count];
         long offset = 0;
-        foreach (var t in tensors)
+        foreach (var i in DataOrder(tensors))
         {
+            begins[i] = offset;
+            offset = checked(offset + tensors[i].ByteLength);
+        }
+        for (var i = 0; i < tensors.Count; i++)
+        {
+            var t = tensors[i];
             if (!first)
             {
                 Ascii(json, ",");
             }
             first = false;
-            var end = checked(offset + t.ByteLength);
+            offset = begins[i];
+            var end = offset + t.ByteLength;
             Str(json, t.Name, t.Name);
             Ascii(json, ":{\"dtype\":\"");
             Ascii(json, t.DType.SafetensorsName());
@@ -129,7 +157,6 @@ public static class SafetensorsWriter
             Ascii(json, ",");
             Ascii(json, end.ToString(CultureInfo.InvariantCulture));
             Ascii(json, "]}");
-            offset = end;
         }
         Ascii(json, "}");
 

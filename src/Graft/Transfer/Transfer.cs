@@ -144,6 +144,11 @@ public static class Transfer
         using var source = CheckpointFile.Open(sourcePath, sourceFormat);
         using var template = CheckpointFile.Open(templatePath, templateFormat);
         var run = Start(source, template, policy, refuse: refuse);
+        if (run.Outputs.Any(p => p.IsComputed))
+        {
+            // libtorch loads while the copied tensors stream (writers put computed tensors last where they can).
+            TensorBridge.WarmUp();
+        }
         var format = outputFormat is not null ? CheckpointFile.GetFormat(outputFormat)
             : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
         var metadata = new Dictionary<string, string>(template.Metadata, StringComparer.Ordinal)

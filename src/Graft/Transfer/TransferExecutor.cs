@@ -45,6 +45,7 @@ internal sealed class TransferExecutor
 
     private byte[] Compute(TargetPlan p)
     {
+        TensorBridge.AfterWarmUp();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var targetType = TensorBridge.ToScalarType(p.Target.DType)
@@ -209,6 +210,8 @@ internal sealed class TransferExecutor
 
     private sealed class ComputedPayload(TensorInfo target, Func<byte[]> compute) : TensorPayload(target.Name, target.DType, target.Shape)
     {
+        public override bool IsComputed => true;
+
         public override void WriteTo(Stream destination) => destination.Write(compute());
     }
 }

@@ -28,6 +28,55 @@ public sealed class SafetensorsWriterTests : IDisposable
     private void AssertNothingButDestinationIn(params string[] expected) =>
         Assert.Equal(expected.Order(StringComparer.Ordinal), Directory.GetFiles(_dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
 
+    /// <summary>A payload that counts as computed (like a transformed tensor in a transfer) and records when it ran.</summary>
+    private sealed class Computed(string name, byte[] bytes, List<string> log) : TensorPayload(name, DType.U8, new Shape(bytes.Length))
+    {
+        public override bool IsComputed => true;
+
+        public override void WriteTo(Stream destination)
+        {
+            log.Add(Name);
+            destination.Write(bytes);
+        }
+    }
+
+    [Fact]
+    public void WriteTo_ComputedPayloads_GoLastInTheDataButKeepTheirHeaderPlaceAndBytes()
+    {
+        var log = new List<string>();
+        byte[] c1 = [1, 2, 3], c2 = [4, 5];
+        var tensors = new List<TensorPayload>
+        {
+            new Computed("a.computed", c1, log), P("b.streamed", DType.F32, new Shape(3), 7), new Computed("c.computed", c2, log), P("d.streamed", DType.I64, new Shape(2), 8),
+        };
+        var image = Image(tensors);
+        var headerLength = (int)BinaryPrimitives.ReadUInt64LittleEndian(image);
+        var header = Encoding.UTF8.GetString(image, 8, headerLength);
+        // Header entries keep the order given …
+        Assert.True(header.IndexOf("a.computed", StringComparison.Ordinal) < header.IndexOf("b.streamed", StringComparison.Ordinal));
+        Assert.True(header.IndexOf("c.computed", StringComparison.Ordinal) < header.IndexOf("d.streamed", StringComparison.Ordinal));
+        // … the data puts the streamed tensors first (b then d), then the computed ones in their order (a then c).
+        Assert.Contains("\"b.streamed\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]}", header);
+        Assert.Contains("\"d.streamed\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[12,28]}", header);
+        Assert.Contains("\"a.computed\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[28,31]}", header);
+        Assert.Contains("\"c.computed\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[31,33]}", header);
+        Assert.Equal(["a.computed", "c.computed"], log);
+
+        // And a reader finds every tensor's own bytes, listed in header order.
+        var path = _dir.File("mixed.safetensors");
+        File.WriteAllBytes(path, image);
+        using var reader = CheckpointFile.Open(path);
+        Assert.Equal(["a.computed", "b.streamed", "c.computed", "d.streamed"], reader.Tensors.Select(t => t.Name));
+        foreach (var (t, expected) in reader.Tensors.Zip(tensors))
+        {
+            using var ms = new MemoryStream();
+            expected.WriteTo(ms);
+            var bytes = new byte[t.ByteLength];
+            reader.ReadBytes(t, bytes);
+            Assert.Equal(ms.ToArray(), bytes);
+        }
+    }
+
     [Fact]
     public void WriteTo_TinyTensor_MatchesPythonSafetensorsBytes()
     {

@@ -74,6 +74,56 @@ public static class CheckpointFile
     }
 
     /// <summary>
+    /// Refuses an output that would replace or delete a file one of the <paramref name="inputs"/> reads: the same path,
+    /// a link to it, or, for a sharded output, a shard the write would replace or clean up. The one check every command
+    /// and library entry point makes before writing, so that Graft never modifies its inputs.
+    /// </summary>
+    /// <param name="outputPath">Where the output goes.</param>
+    /// <param name="outputFormat">The format it is written in.</param>
+    /// <param name="inputs">Each open input and its role for the message (<c>input</c>, <c>source</c>, <c>template</c>).</param>
+    /// <exception cref="ArgumentException">The output would touch an input's file; the message names both.</exception>
+    public static void EnsureOutputSparesInputs(string outputPath, ICheckpointFormat outputFormat, params (ICheckpointReader Reader, string Role)[] inputs)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(outputPath);
+        ArgumentNullException.ThrowIfNull(outputFormat);
+        ArgumentNullException.ThrowIfNull(inputs);
+        var touched = (outputFormat is Sharded.ShardedSafetensorsFormat ? Sharded.ShardedSafetensorsWriter.FilesReplacedBy(outputPath) : [Path.GetFullPath(outputPath)])
+            .Select(Resolve).ToHashSet(PathComparer);
+        var output = Resolve(Path.GetFullPath(outputPath));
+        foreach (var (reader, role) in inputs)
+        {
+            var files = reader is Sharded.ShardedSafetensorsReader sharded ? sharded.ShardPaths.Prepend(reader.Path) : [reader.Path];
+            foreach (var file in files.Select(f => Resolve(Path.GetFullPath(f))))
+            {
+                if (PathComparer.Equals(file, output))
+                {
+                    throw new ArgumentException($"{outputPath}: the output is the {role}; Graft writes new files and never modifies its inputs.");
+                }
+                if (touched.Contains(file))
+                {
+                    throw new ArgumentException($"{outputPath}: writing it would replace or delete {file}, which the {role} {reader.Path} reads; Graft never modifies its inputs, so choose another output.");
+                }
+            }
+        }
+    }
+
+    private static StringComparer PathComparer => OperatingSystem.IsWindows() ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+
+    /// <summary>The final target of a link, else the path itself.</summary>
+    private static string Resolve(string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            return info.Exists && info.LinkTarget is not null ? (info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path) : path;
+        }
+        catch (IOException)
+        {
+            return path;
+        }
+    }
+
+    /// <summary>
     /// Writes a checkpoint atomically in the format <paramref name="format"/> names, or else the one the extension names.
     /// </summary>
     /// <exception cref="ArgumentException">No format is given and the extension names none.</exception>

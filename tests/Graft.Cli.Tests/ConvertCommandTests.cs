@@ -115,6 +115,46 @@ public sealed class ConvertCommandTests : IDisposable
     }
 
     [Fact]
+    public void Convert_ShardSize_SplitsTheOutput_AndBadSizesAreRefused()
+    {
+        var source = Copy(Fixture("tinycnn.pth"));
+        var index = _h.PathOf("model.safetensors.index.json");
+        var (code, _, err) = _h.Run("convert", source, index, "--shard-size", "1KiB");
+        Assert.True(code == 0, err);
+        Assert.True(_h.Files().Count(f => f.StartsWith("model-", StringComparison.Ordinal)) > 1, string.Join(", ", _h.Files()));
+        using (var a = CheckpointFile.Open(source))
+        using (var b = CheckpointFile.Open(index))
+        {
+            AssertSameTensors(a, b);
+        }
+        foreach (var bad in new[] { "0", "-5MB", "12 parsecs", "MB" })
+        {
+            (code, _, err) = _h.Run("convert", source, _h.PathOf("other.safetensors.index.json"), "--shard-size", bad);
+            Assert.Equal(2, code);
+            Assert.Contains("--shard-size", err);
+        }
+        (code, _, err) = _h.Run("convert", source, _h.PathOf("single.safetensors"), "--shard-size", "1MB");
+        Assert.Equal(2, code);
+        Assert.Contains("applies to a sharded output", err);
+        Assert.DoesNotContain("single.safetensors", _h.Files());
+    }
+
+    [Fact]
+    public void Convert_ShardIntoItsOwnFoldersIndex_RefusedAndEveryFileUnchanged()
+    {
+        // One shard of a sharded checkpoint converted into that checkpoint's index: the write would replace or clean up
+        // the very shard it reads.
+        var source = Copy(Fixture("tinycnn.pth"));
+        var index = _h.PathOf("model.safetensors.index.json");
+        Assert.Equal(0, _h.Run("convert", source, index, "--shard-size", "1KiB").Code);
+        var before = _h.Files().ToDictionary(f => f, f => CliHarness.Hash(_h.PathOf(f)));
+        var (code, _, err) = _h.Run("convert", _h.PathOf("model-00001-of-" + before.Keys.First(f => f.StartsWith("model-00001-of-", StringComparison.Ordinal))[15..]), index);
+        Assert.Equal(2, code);
+        Assert.Contains("never modifies its inputs", err);
+        Assert.Equal(before, _h.Files().ToDictionary(f => f, f => CliHarness.Hash(_h.PathOf(f))));
+    }
+
+    [Fact]
     public void Convert_OutputIsSymlinkToInput_Refuses()
     {
         var source = Copy(Fixture("tinycnn.pth"));

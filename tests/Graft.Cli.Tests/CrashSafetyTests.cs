@@ -94,6 +94,77 @@ public sealed class CrashSafetyTests : IDisposable
         Assert.True(killedMidway >= 4, $"only {killedMidway} of 8 runs were killed before finishing; the test did not exercise a crash");
     }
 
+    /// <summary>What a checkpoint holds, names and bytes, whatever its files: equal for equal tensors.</summary>
+    private static string Content(string path)
+    {
+        using var r = CheckpointFile.Open(path);
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var t in r.Tensors.OrderBy(t => t.Name, StringComparer.Ordinal))
+        {
+            sha.AppendData(System.Text.Encoding.UTF8.GetBytes(t.Name + "|" + t.Shape + "|"));
+            var bytes = new byte[t.ByteLength];
+            r.ReadBytes(t, bytes);
+            sha.AppendData(bytes);
+        }
+        return Convert.ToHexString(sha.GetHashAndReset());
+    }
+
+    /// <summary>Shard files (not temporaries) in a folder with their write time and length: a renamed-in file shows as a change.</summary>
+    private static Dictionary<string, (DateTime, long)> ShardFiles(string folder) =>
+        new DirectoryInfo(folder).EnumerateFiles("*.safetensors").ToDictionary(f => f.Name, f => (f.LastWriteTimeUtc, f.Length));
+
+    [Fact]
+    public void ConvertToShards_RewrittenInPlaceAndKilledBetweenShards_IndexAlwaysReadsAsTheOldOrTheNewCheckpoint()
+    {
+        // Same shard names every time (same tensor sizes): without care, a kill between two shard renames leaves the old
+        // index over a mix of old and new shards, which reads without error and holds neither checkpoint. The kill comes
+        // right after the k-th shard file lands (watched on disk), so it always falls inside the write.
+        var (src, tpl) = MakeInputs();
+        var srcHash = CliHarness.Hash(src);
+        var tplHash = CliHarness.Hash(tpl);
+        var folder = _h.PathOf("out");
+        var index = Path.Combine(folder, "model.safetensors.index.json");
+        Directory.CreateDirectory(folder);
+        string[] args(string input) => ["convert", input, index, "--shard-size", "4MB"];
+        using (var p = Start(args(src)))
+        {
+            p.WaitForExit();
+            Assert.True(p.ExitCode == 0, p.StandardError.ReadToEnd());
+        }
+        var contents = new Dictionary<string, string> { [src] = Content(src), [tpl] = Content(tpl) };
+        var current = contents[src];
+        Assert.Equal(current, Content(index));
+        Assert.True(ShardFiles(folder).Count >= 4, "the checkpoint should span several shards");
+
+        var rng = new Random(23);
+        int killedMidway = 0;
+        for (int round = 0; round < 6; round++)
+        {
+            var input = round % 2 == 0 ? tpl : src;
+            var before = ShardFiles(folder);
+            int k = rng.Next(1, 4);
+            using var p = Start(args(input));
+            while (!p.HasExited && ShardFiles(folder).Count(f => !before.TryGetValue(f.Key, out var b) || b != f.Value) < k)
+            {
+                Thread.SpinWait(100);
+            }
+            bool killed = !p.HasExited;
+            if (killed)
+            {
+                p.Kill(entireProcessTree: true); // SIGKILL
+                killedMidway++;
+            }
+            p.WaitForExit();
+            var now = Content(index); // the index must open: its shards exist and agree with it
+            Assert.True(now == current || now == contents[input], $"round {round} (killed after shard {k}): the index reads as neither the previous nor the new checkpoint");
+            Assert.True(killed || now == contents[input], $"round {round}: a finished convert did not leave the new checkpoint");
+            current = now;
+        }
+        Assert.Equal(srcHash, CliHarness.Hash(src));
+        Assert.Equal(tplHash, CliHarness.Hash(tpl));
+        Assert.True(killedMidway >= 3, $"only {killedMidway} of 6 runs were killed before finishing; the test did not exercise a crash");
+    }
+
     [RootOnlyFact]
     public void Transfer_DiskFull_ClearMessageExit3AndNothingLeft()
     {

@@ -10,15 +10,18 @@ namespace Graft.Checkpoints.Sharded;
 /// <c>model-00001-of-0000N.safetensors</c> files, plus <c>model.safetensors.index.json</c>.
 /// </summary>
 /// <remarks>
-/// <para>Every file is written atomically (temporary file, flush, rename), shards first and the index last. A crash
-/// midway therefore leaves either no index or the previous one, never an index naming a shard that does not exist.
-/// It may leave new shards beside an old index: if the old index names other shard files, it stays valid; if it names
-/// the same files (same shard count), <see cref="ShardedSafetensorsReader"/> refuses the mix as
-/// <see cref="CheckpointErrorKind.Inconsistent"/> whenever the tensor names differ, but cannot tell two versions of
-/// the same tensors apart. Shards of an earlier write with another shard count are left in place, not deleted.</para>
-/// <para>Output is deterministic. Each shard carries the metadata <c>{"format": "pt"}</c>, which transformers expects;
-/// the index's <c>metadata</c> holds the caller's strings plus <c>total_size</c> (the number of tensor bytes, a JSON
-/// number as transformers writes it; a caller's <c>total_size</c> is replaced).</para>
+/// <para>Rewriting a sharded checkpoint is crash-safe: readers see the previous checkpoint or the new one, never a mix.
+/// Every file is written atomically (temporary file, flush, rename), shards first and the index last; the index rename
+/// is the commit. New shards never take the name of a shard the existing index at the same path names: when the
+/// Hugging Face names (<c>model-00001-of-00003.safetensors</c>) are taken, the new shards are named
+/// <c>model-00001-of-00003-b.safetensors</c>, and the write after that goes back to the plain names (two generations
+/// alternate). After the commit, shards the previous index named and the new one does not are deleted, only those named
+/// after this index's prefix (never another checkpoint's files). A crash before the commit leaves the previous checkpoint
+/// intact beside some unreferenced new shards; a crash after it leaves the new checkpoint beside stale old shards; both
+/// kinds are deleted by the next successful write.</para>
+/// <para>Output is deterministic for a given previous state. Each shard carries the metadata <c>{"format": "pt"}</c>,
+/// which transformers expects; the index's <c>metadata</c> holds the caller's strings plus <c>total_size</c> (the number
+/// of tensor bytes, a JSON number as transformers writes it; a caller's <c>total_size</c> is replaced).</para>
 /// </remarks>
 public static class ShardedSafetensorsWriter
 {
@@ -63,9 +66,12 @@ public static class ShardedSafetensorsWriter
         }
 
         var groups = Split(list, maxShardBytes);
-        var shardNames = Enumerable.Range(1, groups.Count)
-            .Select(i => string.Create(CultureInfo.InvariantCulture, $"{prefix}-{i:D5}-of-{groups.Count:D5}.safetensors"))
-            .ToList();
+        var previous = PreviousShards(indexPath, prefix);
+        var shardNames = ShardNames(prefix, groups.Count, suffix: "");
+        if (shardNames.Any(previous.Contains))
+        {
+            shardNames = ShardNames(prefix, groups.Count, suffix: "-b");
+        }
         var shardMetadata = new Dictionary<string, string> { ["format"] = "pt" };
         // Validate every shard header (names, Unicode) before the first file is written.
         foreach (var g in groups)
@@ -82,7 +88,114 @@ public static class ShardedSafetensorsWriter
             paths.Add(p);
         }
         AtomicFile.Write(indexPath, s => s.Write(index));
+        // Committed: what the previous index named, and shards of an interrupted write, are no longer part of anything.
+        var keep = new HashSet<string>(shardNames, StringComparer.Ordinal);
+        foreach (var stale in previous.Concat(OwnShardFiles(folder, prefix)).Where(n => !keep.Contains(n)).Distinct(StringComparer.Ordinal))
+        {
+            TryDelete(Path.Combine(folder, stale));
+        }
         return paths.AsReadOnly();
+    }
+
+    /// <summary>
+    /// Every existing file a write to <paramref name="indexPath"/> could replace or delete: the index itself, the shards
+    /// it names under this writer's naming, and other shards of that naming in its folder (full paths).
+    /// </summary>
+    public static IReadOnlyList<string> FilesReplacedBy(string indexPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(indexPath);
+        var full = Path.GetFullPath(indexPath);
+        var fileName = Path.GetFileName(full);
+        var files = new List<string> { full };
+        if (fileName.EndsWith(IndexSuffix, StringComparison.Ordinal) && fileName.Length > IndexSuffix.Length)
+        {
+            var prefix = fileName[..^IndexSuffix.Length];
+            var folder = Path.GetDirectoryName(full)!;
+            files.AddRange(PreviousShards(full, prefix).Concat(OwnShardFiles(folder, prefix)).Distinct(StringComparer.Ordinal).Select(n => Path.Combine(folder, n)));
+        }
+        return files;
+    }
+
+    private static List<string> ShardNames(string prefix, int count, string suffix) =>
+        Enumerable.Range(1, count)
+            .Select(i => string.Create(CultureInfo.InvariantCulture, $"{prefix}-{i:D5}-of-{count:D5}{suffix}.safetensors"))
+            .ToList();
+
+    /// <summary>True for a name this writer gives shards of <paramref name="prefix"/>: <c>PREFIX-NNNNN-of-NNNNN[-b].safetensors</c>.</summary>
+    private static bool IsOwnShardName(string name, string prefix)
+    {
+        if (!name.StartsWith(prefix + "-", StringComparison.Ordinal) || !name.EndsWith(".safetensors", StringComparison.Ordinal))
+        {
+            return false;
+        }
+        var rest = name[(prefix.Length + 1)..^".safetensors".Length];
+        if (rest.EndsWith("-b", StringComparison.Ordinal))
+        {
+            rest = rest[..^2];
+        }
+        return rest.Length == 14 && rest[5..9] == "-of-" && rest[..5].All(char.IsAsciiDigit) && rest[9..].All(char.IsAsciiDigit);
+    }
+
+    /// <summary>Shard names the index already at <paramref name="indexPath"/> refers to, restricted to this writer's own names.</summary>
+    private static HashSet<string> PreviousShards(string indexPath, string prefix)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            var info = new FileInfo(indexPath);
+            if (!info.Exists || info.Length > 64L << 20)
+            {
+                return names;
+            }
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("weight_map", out var map) && map.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var e in map.EnumerateObject())
+                {
+                    if (e.Value.ValueKind == JsonValueKind.String && e.Value.GetString() is { } n && IsOwnShardName(n, prefix))
+                    {
+                        names.Add(n);
+                    }
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException)
+        {
+            // Not a readable index: nothing of it is reused or deleted; it is simply replaced.
+        }
+        return names;
+    }
+
+    /// <summary>Regular files in <paramref name="folder"/> named like this writer's shards of <paramref name="prefix"/>.</summary>
+    private static List<string> OwnShardFiles(string folder, string prefix)
+    {
+        try
+        {
+            return Directory.EnumerateFiles(folder, prefix + "-*.safetensors")
+                .Select(Path.GetFileName)
+                .Where(n => n is not null && IsOwnShardName(n, prefix))
+                .Select(n => n!)
+                .ToList();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            if (File.Exists(path) && !new FileInfo(path).Attributes.HasFlag(FileAttributes.ReparsePoint))
+            {
+                File.Delete(path);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a stale shard left behind is harmless, the committed index does not name it.
+        }
     }
 
     private static List<List<TensorPayload>> Split(List<TensorPayload> list, long maxShardBytes)

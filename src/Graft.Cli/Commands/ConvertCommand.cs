@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Graft.Checkpoints;
 using Graft.Checkpoints.PyTorch;
+using Graft.Checkpoints.Sharded;
 
 namespace Graft.Cli.Commands;
 
@@ -17,18 +18,15 @@ internal static class ConvertCommand
         var format = new Option<string?>("--format") { Description = "Output format when the extension does not tell (safetensors, pytorch …)." };
         var inFormat = new Option<string?>("--in-format") { Description = "Input format, overriding detection." };
         var key = new Option<string?>("--key") { Description = "PyTorch input: the dictionary of tensors to convert, as a key path (state_dict, model/ema …); default: the obvious one." };
+        var shardSize = new Option<string?>("--shard-size") { Description = "Sharded output (.safetensors.index.json): most tensor bytes per shard, like 500MB or 2GiB (default 5GB, as transformers)." };
         var cmd = new Command("convert", "Convert a checkpoint to another format (tensors bit-exact; metadata carried where the output format holds it).")
         {
-            input, output, format, inFormat, key,
+            input, output, format, inFormat, key, shardSize,
         };
         cmd.SetAction(parse =>
         {
             var inPath = parse.GetValue(input)!.FullName;
             var outPath = parse.GetValue(output)!.FullName;
-            if (SameFile(inPath, outPath))
-            {
-                throw new ArgumentException($"{outPath}: the output is the input; convert writes a new file and never modifies its source.");
-            }
             if (Directory.Exists(outPath))
             {
                 throw new ArgumentException($"{outPath}: is a folder; give an output file name.");
@@ -42,7 +40,20 @@ internal static class ConvertCommand
                 throw new NotSupportedException($"Graft cannot write the {outFormat.Name} format.");
             }
             using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));
-            CheckpointFile.Write(outPath, reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t)), reader.Metadata, outFormat.Name);
+            CheckpointFile.EnsureOutputSparesInputs(outPath, outFormat, (reader, "input"));
+            var payloads = reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t));
+            if (parse.GetValue(shardSize) is { } size)
+            {
+                if (outFormat is not ShardedSafetensorsFormat)
+                {
+                    throw new ArgumentException($"--shard-size applies to a sharded output (*{ShardedSafetensorsWriter.IndexSuffix}); {outPath} is {outFormat.Name}.");
+                }
+                ShardedSafetensorsWriter.Write(outPath, payloads, reader.Metadata, ByteSize.Parse(size, "--shard-size"));
+            }
+            else
+            {
+                CheckpointFile.Write(outPath, payloads, reader.Metadata, outFormat.Name);
+            }
             var bytes = reader.Tensors.Sum(t => t.ByteLength);
             ctx.Out.WriteLine($"{outPath} ({outFormat.Name}): {reader.Tensors.Count} tensors, {Format.Bytes(bytes)}, from {inPath} ({reader.Format})");
             return ExitCodes.Ok;
@@ -63,15 +74,35 @@ internal static class ConvertCommand
         }
         return PyTorchReader.Open(path, key);
     }
+}
 
-    /// <summary>True when both paths name one file, also through a symbolic link.</summary>
-    private static bool SameFile(string a, string b)
+/// <summary>Sizes on the command line: a number of bytes with an optional unit (KB, MB, GB decimal; KiB, MiB, GiB binary).</summary>
+internal static class ByteSize
+{
+    public static long Parse(string text, string option)
     {
-        static string Resolve(string p)
+        var t = text.Trim();
+        int split = 0;
+        while (split < t.Length && (char.IsAsciiDigit(t[split]) || t[split] == '.'))
         {
-            var info = new FileInfo(p);
-            return info.Exists && info.LinkTarget is not null ? (info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? p) : p;
+            split++;
         }
-        return string.Equals(Resolve(a), Resolve(b), StringComparison.Ordinal);
+        long unit = t[split..].Trim().ToUpperInvariant() switch
+        {
+            "" or "B" => 1,
+            "KB" => 1000,
+            "MB" => 1000_000,
+            "GB" => 1000_000_000,
+            "KIB" => 1L << 10,
+            "MIB" => 1L << 20,
+            "GIB" => 1L << 30,
+            _ => 0,
+        };
+        if (unit == 0 || !double.TryParse(t[..split], System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var n)
+            || n <= 0 || n * unit >= long.MaxValue || n * unit < 1)
+        {
+            throw new ArgumentException($"{option}: '{text}' is not a positive size (for example 500MB, 2GiB or 1048576).");
+        }
+        return (long)(n * unit);
     }
 }

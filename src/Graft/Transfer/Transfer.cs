@@ -136,21 +136,17 @@ public static class Transfer
         ArgumentException.ThrowIfNullOrEmpty(sourcePath);
         ArgumentException.ThrowIfNullOrEmpty(templatePath);
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
-        var outFull = Path.GetFullPath(outputPath);
-        if (SameFile(outFull, sourcePath) || SameFile(outFull, templatePath))
-        {
-            throw new ArgumentException($"{outputPath}: the output must not be the source or the template (they are never written).");
-        }
         using var source = CheckpointFile.Open(sourcePath, sourceFormat);
         using var template = CheckpointFile.Open(templatePath, templateFormat);
+        var format = outputFormat is not null ? CheckpointFile.GetFormat(outputFormat)
+            : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
+        CheckpointFile.EnsureOutputSparesInputs(outputPath, format, (source, "source"), (template, "template"));
         var run = Start(source, template, policy, refuse: refuse);
         if (run.Outputs.Any(p => p.IsComputed))
         {
             // libtorch loads while the copied tensors stream (writers put computed tensors last where they can).
             TensorBridge.WarmUp();
         }
-        var format = outputFormat is not null ? CheckpointFile.GetFormat(outputFormat)
-            : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
         var metadata = new Dictionary<string, string>(template.Metadata, StringComparer.Ordinal)
         {
             ["graft.transfer.source"] = Path.GetFileName(sourcePath),
@@ -232,9 +228,6 @@ public static class Transfer
 
     private static ScalarType DTypeOf(nn.Module module) =>
         module.parameters().Select(p => p.dtype).FirstOrDefault(d => d is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16, ScalarType.Float32);
-
-    private static bool SameFile(string outFull, string other) =>
-        string.Equals(outFull, Path.GetFullPath(other), OperatingSystem.IsWindows() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     private static IEnumerable<TensorPayload> WithProgress(IReadOnlyList<TensorPayload> outputs, IProgress<TransferProgress>? progress)
     {

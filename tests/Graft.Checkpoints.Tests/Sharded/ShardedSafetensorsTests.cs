@@ -44,6 +44,89 @@ public sealed class ShardedSafetensorsTests : IDisposable
         }
     }
 
+    private string[] Files() => Directory.GetFiles(_dir.Path).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal).ToArray();
+
+    private static float FirstFloat(string index, string tensor)
+    {
+        using var r = ShardedSafetensorsReader.Open(index);
+        Assert.True(r.TryGetTensor(tensor, out var info));
+        var bytes = new byte[info.ByteLength];
+        r.ReadBytes(info, bytes);
+        return BitConverter.ToSingle(bytes, 4);
+    }
+
+    [Fact]
+    public void Write_OverAnIndexWithTheSameShardNames_AlternatesNamesAndRemovesTheOldGeneration()
+    {
+        // Rewriting in place must never rename a new shard over one the live index names: a crash between two shard
+        // renames would otherwise leave the old index over a mix of old and new shards.
+        var index = _dir.File("model.safetensors.index.json");
+        ShardedSafetensorsWriter.Write(index, [P("a", 10, 1), P("b", 10, 1)], null, maxShardBytes: 40);
+        Assert.Equal(["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"], Files());
+
+        var second = ShardedSafetensorsWriter.Write(index, [P("a", 10, 2), P("b", 10, 2)], null, maxShardBytes: 40);
+        Assert.Equal(["model-00001-of-00002-b.safetensors", "model-00002-of-00002-b.safetensors"], second.Select(Path.GetFileName));
+        Assert.Equal(["model-00001-of-00002-b.safetensors", "model-00002-of-00002-b.safetensors", "model.safetensors.index.json"], Files());
+        Assert.Equal(BitConverter.ToSingle([8, 10, 12, 14]), FirstFloat(index, "b")); // element 1 is bytes 4..7, each i * seed
+        ShardedSafetensorsWriter.Write(index, [P("a", 10, 3), P("b", 10, 3)], null, maxShardBytes: 40);
+        Assert.Equal(["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"], Files());
+        Assert.Equal(BitConverter.ToSingle([12, 15, 18, 21]), FirstFloat(index, "b"));
+    }
+
+    [Fact]
+    public void Write_WithAnotherShardCount_DeletesTheShardsTheOldIndexNamed()
+    {
+        var index = _dir.File("model.safetensors.index.json");
+        ShardedSafetensorsWriter.Write(index, [P("a", 10), P("b", 10), P("c", 10)], null, maxShardBytes: 40);
+        Assert.Equal(4, Files().Length);
+        ShardedSafetensorsWriter.Write(index, [P("a", 10), P("b", 10), P("c", 10)], null, maxShardBytes: 80);
+        Assert.Equal(["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"], Files());
+        using var r = ShardedSafetensorsReader.Open(index);
+        Assert.Equal(["a", "b", "c"], r.Tensors.Select(t => t.Name));
+    }
+
+    [Fact]
+    public void Write_RemovesOrphansOfAnInterruptedWrite_ButNoOtherFile()
+    {
+        var index = _dir.File("model.safetensors.index.json");
+        // Left by a write killed before its index was renamed into place, and files that are not this index's shards.
+        string[] orphans = ["model-00001-of-00007.safetensors", "model-00003-of-00004-b.safetensors"];
+        string[] others = ["other-00001-of-00002.safetensors", "model-final.safetensors", "model-00001-of-00002.safetensors.bak", "notes.txt"];
+        foreach (var f in orphans.Concat(others))
+        {
+            File.WriteAllBytes(_dir.File(f), [1, 2, 3]);
+        }
+        ShardedSafetensorsWriter.Write(index, [P("a", 10)], null, maxShardBytes: 100);
+        Assert.Equal(others.Append("model-00001-of-00001.safetensors").Append("model.safetensors.index.json").Order(StringComparer.Ordinal), Files());
+    }
+
+    [Fact]
+    public void FilesReplacedBy_NamesTheIndexItsShardsAndOrphans()
+    {
+        var index = _dir.File("m.safetensors.index.json");
+        ShardedSafetensorsWriter.Write(index, [P("a", 10), P("b", 10)], null, maxShardBytes: 40);
+        File.WriteAllBytes(_dir.File("m-00009-of-00009.safetensors"), [0]);
+        File.WriteAllBytes(_dir.File("n-00001-of-00001.safetensors"), [0]);
+        Assert.Equal(["m-00001-of-00002.safetensors", "m-00002-of-00002.safetensors", "m-00009-of-00009.safetensors", "m.safetensors.index.json"],
+            ShardedSafetensorsWriter.FilesReplacedBy(index).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void EnsureOutputSparesInputs_RefusesAShardedOutputThatWouldReplaceAnInputShard()
+    {
+        var index = _dir.File("model.safetensors.index.json");
+        ShardedSafetensorsWriter.Write(index, [P("a", 10), P("b", 10)], null, maxShardBytes: 40);
+        using var shard = CheckpointFile.Open(_dir.File("model-00001-of-00002.safetensors"));
+        var format = CheckpointFile.GetFormat("safetensors-sharded");
+        var ex = Assert.Throws<ArgumentException>(() => CheckpointFile.EnsureOutputSparesInputs(index, format, (shard, "input")));
+        Assert.Contains("model-00001-of-00002.safetensors", ex.Message);
+        Assert.Contains("never modifies its inputs", ex.Message);
+        // The whole sharded checkpoint as input, written to another index in the same folder: nothing shared, accepted.
+        using var whole = CheckpointFile.Open(index);
+        CheckpointFile.EnsureOutputSparesInputs(_dir.File("copy.safetensors.index.json"), format, (whole, "input"));
+        Assert.Throws<ArgumentException>(() => CheckpointFile.EnsureOutputSparesInputs(index, format, (whole, "input")));
+    }
+
     [Fact]
     public void Write_IsDeterministic()
     {

@@ -29,7 +29,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     private readonly SafeFileHandle _handle;
     private readonly MappedFile _file;
     private readonly Dictionary<string, SafeFileHandle> _externalFiles;
-    private readonly Dictionary<string, Initializer> _byName;
+    private readonly TensorIndex<Initializer> _index;
 
     private OnnxReader(string path, SafeFileHandle handle, MappedFile file, Parsed parsed)
     {
@@ -42,8 +42,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         Graph = parsed.Graph;
         GraphFields = parsed.GraphFields;
         Initializers = parsed.Initializers;
-        _byName = parsed.Initializers.ToDictionary(i => i.Info.Name, StringComparer.Ordinal);
-        Tensors = parsed.Initializers.Select(i => i.Info).ToList().AsReadOnly();
+        _index = new TensorIndex<Initializer>(path, parsed.Initializers, static i => i.Info, "initializer");
         Metadata = new ReadOnlyDictionary<string, string>(parsed.Metadata);
     }
 
@@ -54,7 +53,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     public string Format => OnnxFormat.FormatName;
 
     /// <summary>The initializers, in graph order.</summary>
-    public IReadOnlyList<TensorInfo> Tensors { get; }
+    public IReadOnlyList<TensorInfo> Tensors => _index.Tensors;
 
     /// <summary>
     /// The model's <c>metadata_props</c>, plus <c>ir_version</c>, <c>producer_name</c> and <c>producer_version</c> when
@@ -111,17 +110,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     }
 
     /// <inheritdoc/>
-    public bool TryGetTensor(string name, out TensorInfo info)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        if (_byName.TryGetValue(name, out var i))
-        {
-            info = i.Info;
-            return true;
-        }
-        info = null!;
-        return false;
-    }
+    public bool TryGetTensor(string name, out TensorInfo info) => _index.TryGetTensor(name, out info);
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The tensor is not an initializer of this model, or the destination has the wrong length.</exception>
@@ -210,15 +199,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         }
     }
 
-    internal Initializer Find(TensorInfo tensor)
-    {
-        ArgumentNullException.ThrowIfNull(tensor);
-        if (_byName.TryGetValue(tensor.Name, out var i) && i.Info.Equals(tensor))
-        {
-            return i;
-        }
-        throw new ArgumentException($"Tensor '{tensor.Name}' {tensor.Shape} {tensor.DType} is not an initializer of {Path}.", nameof(tensor));
-    }
+    internal Initializer Find(TensorInfo tensor) => _index.Find(tensor);
 
     internal IEnumerable<string> ExternalFilePaths => _externalFiles.Keys;
 

@@ -37,7 +37,7 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     private readonly SafeFileHandle _file;
     private readonly MappedFile _mapped;
     private readonly Dictionary<string, long> _storageOffsets;
-    private readonly Dictionary<string, TensorEntry> _byName;
+    private readonly TensorIndex<TensorEntry> _index;
     private bool _disposed;
 
     private PyTorchReader(string path, SafeFileHandle file, PyTorchContainer container, Dictionary<string, long> storageOffsets,
@@ -54,8 +54,7 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
         TensorDictionaries = dictionaries;
         SelectedKeyPath = selected;
         SelectionReason = reason;
-        _byName = tensors.ToDictionary(t => t.Info.Name, StringComparer.Ordinal);
-        Tensors = tensors.Select(t => t.Info).ToList();
+        _index = new TensorIndex<TensorEntry>(path, tensors, static t => t.Info);
         Metadata = metadata;
         CommonKeyPrefix = FindCommonPrefix(Tensors);
     }
@@ -86,7 +85,7 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     public string? CommonKeyPrefix { get; }
 
     /// <inheritdoc/>
-    public IReadOnlyList<TensorInfo> Tensors { get; }
+    public IReadOnlyList<TensorInfo> Tensors => _index.Tensors;
 
     /// <summary>
     /// Plain values stored beside the tensors (<c>epoch</c>, <c>optimizer/param_groups/0/lr</c> …), by key path, in
@@ -120,16 +119,7 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     }
 
     /// <inheritdoc/>
-    public bool TryGetTensor(string name, out TensorInfo info)
-    {
-        if (_byName.TryGetValue(name, out var t))
-        {
-            info = t.Info;
-            return true;
-        }
-        info = null!;
-        return false;
-    }
+    public bool TryGetTensor(string name, out TensorInfo info) => _index.TryGetTensor(name, out info);
 
     /// <inheritdoc/>
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
@@ -242,11 +232,7 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     {
         ArgumentNullException.ThrowIfNull(tensor);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!_byName.TryGetValue(tensor.Name, out var t) || t.Info != tensor)
-        {
-            throw new ArgumentException($"Tensor '{tensor.Name}' does not belong to {Path}.", nameof(tensor));
-        }
-        return t;
+        return _index.Find(tensor);
     }
 
     private void ReadExactly(long offset, Span<byte> destination, string tensor)

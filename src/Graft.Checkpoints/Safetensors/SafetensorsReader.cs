@@ -34,7 +34,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
 
     private readonly MappedFile _file;
     private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
-    private readonly Dictionary<string, Entry> _byName;
+    private readonly TensorIndex<Entry> _index;
 
     private SafetensorsReader(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle, MappedFile file, Parsed parsed)
     {
@@ -44,15 +44,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
         _handle = handle;
         _file = file;
         DataOffset = parsed.DataOffset;
-        _byName = new Dictionary<string, Entry>(parsed.Entries.Count, StringComparer.Ordinal);
-        var infos = new TensorInfo[parsed.Entries.Count];
-        for (var i = 0; i < infos.Length; i++)
-        {
-            var e = parsed.Entries[i];
-            infos[i] = e.Info;
-            _byName.Add(e.Info.Name, e);
-        }
-        Tensors = infos.AsReadOnly();
+        _index = new TensorIndex<Entry>(path, parsed.Entries, static e => e.Info);
         Metadata = new ReadOnlyDictionary<string, string>(parsed.Metadata);
     }
 
@@ -63,7 +55,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     public string Format => SafetensorsFormat.Instance.Name;
 
     /// <inheritdoc/>
-    public IReadOnlyList<TensorInfo> Tensors { get; }
+    public IReadOnlyList<TensorInfo> Tensors => _index.Tensors;
 
     /// <inheritdoc/>
     public IReadOnlyDictionary<string, string> Metadata { get; }
@@ -105,30 +97,20 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     }
 
     /// <inheritdoc/>
-    public bool TryGetTensor(string name, out TensorInfo info)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        if (_byName.TryGetValue(name, out var e))
-        {
-            info = e.Info;
-            return true;
-        }
-        info = null!;
-        return false;
-    }
+    public bool TryGetTensor(string name, out TensorInfo info) => _index.TryGetTensor(name, out info);
 
     /// <summary>
     /// Absolute file offset of a tensor's first byte, for callers that read or map the file themselves (zero-copy
     /// loading). The tensor occupies <see cref="TensorInfo.ByteLength"/> bytes from there.
     /// </summary>
     /// <exception cref="ArgumentException">The tensor does not belong to this reader.</exception>
-    public long GetTensorOffset(TensorInfo tensor) => DataOffset + Find(tensor).Begin;
+    public long GetTensorOffset(TensorInfo tensor) => DataOffset + _index.Find(tensor).Begin;
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The tensor does not belong to this reader, or the destination has the wrong length.</exception>
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
-        var e = Find(tensor);
+        var e = _index.Find(tensor);
         if (destination.Length != e.Info.ByteLength)
         {
             throw new ArgumentException(
@@ -142,7 +124,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     public void CopyTo(TensorInfo tensor, Stream destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        var e = Find(tensor);
+        var e = _index.Find(tensor);
         ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
         var position = DataOffset + e.Begin;
         var remaining = e.Info.ByteLength;
@@ -180,17 +162,6 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     {
         _file.Dispose();
         _handle.Dispose();
-    }
-
-    private Entry Find(TensorInfo tensor)
-    {
-        ArgumentNullException.ThrowIfNull(tensor);
-        // Value equality: a TensorInfo equal in name, dtype, shape and length describes exactly the same bytes.
-        if (_byName.TryGetValue(tensor.Name, out var e) && e.Info.Equals(tensor))
-        {
-            return e;
-        }
-        throw new ArgumentException($"Tensor '{tensor.Name}' {tensor.Shape} {tensor.DType} is not a tensor of {Path}.", nameof(tensor));
     }
 
     /// <summary>

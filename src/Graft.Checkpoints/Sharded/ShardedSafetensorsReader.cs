@@ -22,23 +22,14 @@ public sealed class ShardedSafetensorsReader : ICheckpointReader
     public const long MaxIndexBytes = 100_000_000;
 
     private readonly List<SafetensorsReader> _shards;
-    private readonly Dictionary<string, SafetensorsReader> _byName;
+    private readonly TensorIndex<(TensorInfo Info, SafetensorsReader Shard)> _index;
 
     private ShardedSafetensorsReader(string path, List<SafetensorsReader> shards, Dictionary<string, string> metadata)
     {
         Path = path;
         _shards = shards;
-        _byName = new Dictionary<string, SafetensorsReader>(StringComparer.Ordinal);
-        var tensors = new List<TensorInfo>();
-        foreach (var s in shards)
-        {
-            foreach (var t in s.Tensors)
-            {
-                _byName.Add(t.Name, s);
-                tensors.Add(t);
-            }
-        }
-        Tensors = tensors.AsReadOnly();
+        _index = new TensorIndex<(TensorInfo Info, SafetensorsReader Shard)>(path,
+            shards.SelectMany(s => s.Tensors.Select(t => (t, s))).ToList(), static e => e.Info);
         Metadata = new ReadOnlyDictionary<string, string>(metadata);
         ShardPaths = shards.Select(s => s.Path).ToList().AsReadOnly();
     }
@@ -50,7 +41,7 @@ public sealed class ShardedSafetensorsReader : ICheckpointReader
     public string Format => ShardedSafetensorsFormat.FormatName;
 
     /// <inheritdoc/>
-    public IReadOnlyList<TensorInfo> Tensors { get; }
+    public IReadOnlyList<TensorInfo> Tensors => _index.Tensors;
 
     /// <summary>
     /// The index's <c>metadata</c> object. Hugging Face stores numbers there (<c>total_size</c>); they are given as their
@@ -269,16 +260,7 @@ public sealed class ShardedSafetensorsReader : ICheckpointReader
     private static CheckpointFormatException Invalid(string path, string detail) => new(CheckpointErrorKind.InvalidHeader, path, null, detail);
 
     /// <inheritdoc/>
-    public bool TryGetTensor(string name, out TensorInfo info)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        if (_byName.TryGetValue(name, out var s))
-        {
-            return s.TryGetTensor(name, out info);
-        }
-        info = null!;
-        return false;
-    }
+    public bool TryGetTensor(string name, out TensorInfo info) => _index.TryGetTensor(name, out info);
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The tensor does not belong to this checkpoint, or the destination has the wrong length.</exception>
@@ -293,9 +275,7 @@ public sealed class ShardedSafetensorsReader : ICheckpointReader
     public SafetensorsReader Shard(TensorInfo tensor)
     {
         ArgumentNullException.ThrowIfNull(tensor);
-        return _byName.TryGetValue(tensor.Name, out var s)
-            ? s
-            : throw new ArgumentException($"Tensor '{tensor.Name}' is not a tensor of {Path}.", nameof(tensor));
+        return _index.Find(tensor).Shard;
     }
 
     /// <summary>Releases every shard.</summary>

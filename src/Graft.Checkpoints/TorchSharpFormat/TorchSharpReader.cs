@@ -30,19 +30,14 @@ public sealed class TorchSharpReader : ICheckpointReader
     private const int CopyChunkSize = 1 << 20;
 
     private readonly SafeFileHandle _file;
-    private readonly Dictionary<string, (TensorInfo Info, long Offset)> _byName;
+    private readonly TensorIndex<(TensorInfo Info, long Offset)> _index;
     private bool _disposed;
 
     private TorchSharpReader(string path, SafeFileHandle file, List<(TensorInfo Info, long Offset)> entries)
     {
         Path = path;
         _file = file;
-        _byName = new Dictionary<string, (TensorInfo, long)>(entries.Count, StringComparer.Ordinal);
-        foreach (var e in entries)
-        {
-            _byName.Add(e.Info.Name, e);
-        }
-        Tensors = entries.Select(e => e.Info).ToList().AsReadOnly();
+        _index = new TensorIndex<(TensorInfo Info, long Offset)>(path, entries, static e => e.Info);
     }
 
     /// <inheritdoc/>
@@ -52,7 +47,7 @@ public sealed class TorchSharpReader : ICheckpointReader
     public string Format => TorchSharpCheckpointFormat.FormatName;
 
     /// <inheritdoc/>
-    public IReadOnlyList<TensorInfo> Tensors { get; }
+    public IReadOnlyList<TensorInfo> Tensors => _index.Tensors;
 
     /// <summary>Always empty: the format stores tensors only.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; } = ReadOnlyDictionary<string, string>.Empty;
@@ -78,26 +73,16 @@ public sealed class TorchSharpReader : ICheckpointReader
 
     /// <summary>Absolute file offset of a tensor's first byte, for callers that read or map the file themselves.</summary>
     /// <exception cref="ArgumentException">The tensor does not belong to this reader.</exception>
-    public long GetTensorOffset(TensorInfo tensor) => Find(tensor).Offset;
+    public long GetTensorOffset(TensorInfo tensor) => _index.Find(tensor).Offset;
 
     /// <inheritdoc/>
-    public bool TryGetTensor(string name, out TensorInfo info)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        if (_byName.TryGetValue(name, out var e))
-        {
-            info = e.Info;
-            return true;
-        }
-        info = null!;
-        return false;
-    }
+    public bool TryGetTensor(string name, out TensorInfo info) => _index.TryGetTensor(name, out info);
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The tensor does not belong to this reader, or the destination has the wrong length.</exception>
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
-        var (info, offset) = Find(tensor);
+        var (info, offset) = _index.Find(tensor);
         if (destination.Length != info.ByteLength)
         {
             throw new ArgumentException($"Tensor '{info.Name}' has {info.ByteLength} bytes; the destination holds {destination.Length}.", nameof(destination));
@@ -110,7 +95,7 @@ public sealed class TorchSharpReader : ICheckpointReader
     public void CopyTo(TensorInfo tensor, Stream destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        var (info, offset) = Find(tensor);
+        var (info, offset) = _index.Find(tensor);
         var buffer = new byte[(int)Math.Min(CopyChunkSize, Math.Max(info.ByteLength, 1))];
         var remaining = info.ByteLength;
         while (remaining > 0)
@@ -144,16 +129,6 @@ public sealed class TorchSharpReader : ICheckpointReader
             destination = destination[n..];
             offset += n;
         }
-    }
-
-    private (TensorInfo Info, long Offset) Find(TensorInfo tensor)
-    {
-        ArgumentNullException.ThrowIfNull(tensor);
-        if (_byName.TryGetValue(tensor.Name, out var e) && e.Info.Equals(tensor))
-        {
-            return e;
-        }
-        throw new ArgumentException($"Tensor '{tensor.Name}' {tensor.Shape} {tensor.DType} is not a tensor of {Path}.", nameof(tensor));
     }
 
     /// <summary>

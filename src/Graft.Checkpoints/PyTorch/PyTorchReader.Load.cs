@@ -283,9 +283,17 @@ public sealed partial class PyTorchReader
         return (root, offsets);
     }
 
+    /// <summary>
+    /// Most bytes that views repeating their storage's elements (stride 0, overlapping strides) may add up to in one
+    /// dictionary. Such a view is legal in PyTorch (<c>expand</c>), but written out it is materialised: a few bytes of
+    /// storage could otherwise declare terabytes of output and fill the disk of whoever converts the file.
+    /// </summary>
+    internal const long MaxExpandedViewBytes = 256L << 20;
+
     private static List<TensorEntry> BuildEntries(string path, string dictPath, PyDict dict, StorageTable storages)
     {
         var list = new List<TensorEntry>(dict.Count);
+        long expanded = 0;
         foreach (var (k, v) in dict.Entries)
         {
             var name = (string)k;
@@ -296,7 +304,20 @@ public sealed partial class PyTorchReader
                     $"a tensor in {(dictPath.Length == 0 ? "the top-level dictionary" : $"'{dictPath}'")} has an empty name");
             }
             var display = dictPath.Length == 0 ? name : dictPath + "/" + name;
-            list.Add(Validate(path, name, display, (TensorRef)v));
+            var entry = Validate(path, name, display, (TensorRef)v);
+            if (entry.Info.ElementCount > entry.Storage.Numel)
+            {
+                // More elements than its storage holds: the view repeats elements. Count what it would materialise.
+                expanded += entry.Info.ByteLength;
+                if (expanded > MaxExpandedViewBytes)
+                {
+                    throw new CheckpointFormatException(CheckpointErrorKind.InvalidShape, path, display,
+                        $"a view of shape {entry.Info.Shape} repeats the {entry.Storage.Numel} elements of storage '{entry.Storage.Key}' " +
+                        $"({entry.Info.ByteLength} bytes once materialised); views like this may add up to at most {MaxExpandedViewBytes >> 20} MiB per dictionary, " +
+                        "as writing them out could fill the disk");
+                }
+            }
+            list.Add(entry);
         }
         return list;
     }

@@ -185,6 +185,27 @@ public sealed class PyTorchHostileInputTests : IDisposable
     }
 
     [Fact]
+    public void Open_StrideZeroViewWithinTheLimit_ReadsAsRepeatedElements()
+    {
+        // torch.ones(1).expand(1000) saved as is: one stored float, 1000 logical ones.
+        using var r = CheckpointFile.Open(Checkpoint(OneTensor(1, 0, [1000], [0]), "expand.pt", BitConverter.GetBytes(1.5f)));
+        var t = Assert.Single(r.Tensors);
+        Assert.Equal(4000, t.ByteLength);
+        var bytes = new byte[t.ByteLength];
+        r.ReadBytes(t, bytes);
+        Assert.All(Enumerable.Range(0, 1000), i => Assert.Equal(1.5f, BitConverter.ToSingle(bytes, 4 * i)));
+    }
+
+    [Fact]
+    public void Open_StrideZeroViewDeclaringAGigabyte_IsRefusedBeforeAnythingIsWritten()
+    {
+        // Four bytes of storage declaring 1 GiB of output: converting it would write the gigabyte.
+        var e = Expect.Fails(Checkpoint(OneTensor(1, 0, [1L << 28], [0]), "bomb.pt", new byte[4]), CheckpointErrorKind.InvalidShape, "repeats");
+        Assert.Equal("w", e.TensorName);
+        Assert.Contains("256 MiB", e.Message);
+    }
+
+    [Fact]
     public void Open_NegativeDimensionOrStride_IsInvalidShape()
     {
         Assert.Equal("w", Expect.Fails(Checkpoint(OneTensor(6, 0, [-1], [1])), CheckpointErrorKind.InvalidShape).TensorName);

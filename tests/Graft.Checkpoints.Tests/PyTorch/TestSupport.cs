@@ -147,12 +147,29 @@ public sealed class PythonTorchFactAttribute : FactAttribute
     }
 }
 
-/// <summary>Finds and runs a Python interpreter that has torch.</summary>
+/// <summary>Skips the test (saying why) unless a Python that can <c>import onnx</c> is available.</summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class PythonOnnxFactAttribute : FactAttribute
+{
+    /// <summary>Sets <see cref="FactAttribute.Skip"/> when no interpreter imports onnx.</summary>
+    public PythonOnnxFactAttribute()
+    {
+        if (PythonTorch.InterpreterWith("onnx") is null)
+        {
+            Skip = "No Python with onnx: tried $GRAFT_PYTHON, python3 and /usr/bin/python3 (`import onnx` failed). Run tests/fixtures/install-python-torch.sh to enable.";
+        }
+    }
+}
+
+/// <summary>Finds and runs a Python interpreter that has torch (or another module the tests check against).</summary>
 internal static class PythonTorch
 {
-    private static readonly Lazy<string?> Found = new(Probe);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<string?>> Found = new(StringComparer.Ordinal);
 
-    public static string? Interpreter => Found.Value;
+    public static string? Interpreter => InterpreterWith("torch");
+
+    /// <summary>The first of $GRAFT_PYTHON, python3 and /usr/bin/python3 that can import <paramref name="module"/>, or null.</summary>
+    public static string? InterpreterWith(string module) => Found.GetOrAdd(module, m => new Lazy<string?>(() => Probe(m))).Value;
 
     public static (int ExitCode, string Stdout, string Stderr) Run(string interpreter, string script, TimeSpan timeout)
     {
@@ -175,7 +192,7 @@ internal static class PythonTorch
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
-    private static string? Probe()
+    private static string? Probe(string module)
     {
         var candidates = new[] { Environment.GetEnvironmentVariable("GRAFT_PYTHON"), "python3", "/usr/bin/python3" };
         foreach (var c in candidates)
@@ -186,7 +203,7 @@ internal static class PythonTorch
             }
             try
             {
-                if (Run(c, "import torch", TimeSpan.FromSeconds(120)).ExitCode == 0)
+                if (Run(c, "import " + module, TimeSpan.FromSeconds(120)).ExitCode == 0)
                 {
                     return c;
                 }

@@ -39,6 +39,17 @@ public abstract class TensorPayload
     /// </summary>
     public virtual bool IsComputed => false;
 
+    /// <summary>
+    /// A payload that writes exactly like <paramref name="inner"/> and then calls <paramref name="written"/> (for
+    /// progress): writers may list every payload before writing any, so progress must come from the writes themselves.
+    /// </summary>
+    public static TensorPayload Observed(TensorPayload inner, Action<TensorPayload> written)
+    {
+        ArgumentNullException.ThrowIfNull(inner);
+        ArgumentNullException.ThrowIfNull(written);
+        return new ObservedPayload(inner, written);
+    }
+
     /// <summary>A payload over bytes already in memory.</summary>
     public static TensorPayload FromBytes(string name, DType dtype, Shape shape, ReadOnlyMemory<byte> bytes) =>
         new MemoryPayload(name, dtype, shape, bytes);
@@ -46,6 +57,17 @@ public abstract class TensorPayload
     /// <summary>A payload that streams a tensor from an open checkpoint, optionally under a new name.</summary>
     public static TensorPayload FromCheckpoint(ICheckpointReader reader, TensorInfo tensor, string? name = null) =>
         new CheckpointPayload(reader, tensor, name ?? tensor.Name);
+
+    private sealed class ObservedPayload(TensorPayload inner, Action<TensorPayload> written) : TensorPayload(inner.Name, inner.DType, inner.Shape)
+    {
+        public override bool IsComputed => inner.IsComputed;
+
+        public override void WriteTo(Stream destination)
+        {
+            inner.WriteTo(destination);
+            written(inner);
+        }
+    }
 
     private sealed class MemoryPayload : TensorPayload
     {

@@ -41,19 +41,31 @@ internal static class ConvertCommand
             }
             using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));
             CheckpointFile.EnsureOutputSparesInputs(outPath, outFormat, (reader, "input"));
-            var payloads = reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t));
+            long? maxShard = null;
             if (parse.GetValue(shardSize) is { } size)
             {
                 if (outFormat is not ShardedSafetensorsFormat)
                 {
                     throw new ArgumentException($"--shard-size applies to a sharded output (*{ShardedSafetensorsWriter.IndexSuffix}); {outPath} is {outFormat.Name}.");
                 }
-                ShardedSafetensorsWriter.Write(outPath, payloads, reader.Metadata, ByteSize.Parse(size, "--shard-size"));
+                maxShard = ByteSize.Parse(size, "--shard-size");
             }
-            else
+            ProgressView.Run(ctx, "convert", report =>
             {
-                CheckpointFile.Write(outPath, payloads, reader.Metadata, outFormat.Name);
-            }
+                int done = 0;
+                var payloads = reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t))
+                    .Select(p => report is null ? p : TensorPayload.Observed(p, w => report(++done, reader.Tensors.Count, w.Name)))
+                    .ToList();
+                if (maxShard is { } max)
+                {
+                    ShardedSafetensorsWriter.Write(outPath, payloads, reader.Metadata, max);
+                }
+                else
+                {
+                    CheckpointFile.Write(outPath, payloads, reader.Metadata, outFormat.Name);
+                }
+                return done;
+            });
             var bytes = reader.Tensors.Sum(t => t.ByteLength);
             ctx.Out.WriteLine($"{outPath} ({outFormat.Name}): {reader.Tensors.Count} tensors, {Format.Bytes(bytes)}, from {inPath} ({reader.Format})");
             return ExitCodes.Ok;

@@ -37,9 +37,9 @@ internal static class TransferCommand
             {
                 throw new ArgumentException($"{reportPath}: the report must not overwrite the source, the template or the output.");
             }
-            var result = RunWithProgress(ctx, () => (IProgress<TransferProgress>?)null, p =>
-                Graft.Transfer.Transfer.Files(src, tpl, outPath, policy, p, parse.GetValue(outFormat),
-                    refuse: policyOptions.PreserveFunction(parse) ? Graft.Growth.PreserveFunction.Problems : null));
+            var result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.Transfer.Files(src, tpl, outPath, policy,
+                report is null ? null : new Reporter(report), parse.GetValue(outFormat),
+                refuse: policyOptions.PreserveFunction(parse) ? Graft.Growth.PreserveFunction.Problems : null));
             if (reportPath is not null)
             {
                 AtomicFile.Write(reportPath, s =>
@@ -61,32 +61,9 @@ internal static class TransferCommand
         return cmd;
     }
 
-    /// <summary>Runs <paramref name="work"/> with a progress bar on standard error when a person is watching.</summary>
-    private static TransferReport RunWithProgress(CliContext ctx, Func<IProgress<TransferProgress>?> none, Func<IProgress<TransferProgress>?, TransferReport> work)
+    private sealed class Reporter(Action<int, int, string> report) : IProgress<TransferProgress>
     {
-        if (!ctx.ErrIsTerminal)
-        {
-            return work(none());
-        }
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
-        TransferReport? result = null;
-        console.Progress().AutoClear(true).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-            .Start(pc =>
-            {
-                var task = pc.AddTask("transfer");
-                result = work(new Progress(task));
-            });
-        return result!;
-    }
-
-    private sealed class Progress(ProgressTask task) : IProgress<TransferProgress>
-    {
-        public void Report(TransferProgress value)
-        {
-            task.MaxValue = Math.Max(1, value.Total);
-            task.Value = value.Done;
-            task.Description = value.Current.Length == 0 ? "transfer" : Markup.Escape(value.Current.Length > 40 ? "…" + value.Current[^39..] : value.Current);
-        }
+        public void Report(TransferProgress value) => report(value.Done, value.Total, value.Current);
     }
 }
 

@@ -229,13 +229,15 @@ public static class Transfer
     private static ScalarType DTypeOf(nn.Module module) =>
         module.parameters().Select(p => p.dtype).FirstOrDefault(d => d is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16, ScalarType.Float32);
 
-    private static IEnumerable<TensorPayload> WithProgress(IReadOnlyList<TensorPayload> outputs, IProgress<TransferProgress>? progress)
+    /// <summary>The outputs, reporting each one as the writer finishes it.</summary>
+    private static IReadOnlyList<TensorPayload> WithProgress(IReadOnlyList<TensorPayload> outputs, IProgress<TransferProgress>? progress)
     {
-        for (int i = 0; i < outputs.Count; i++)
+        if (progress is null)
         {
-            progress?.Report(new TransferProgress(i, outputs.Count, outputs[i].Name));
-            yield return outputs[i];
+            return outputs;
         }
-        progress?.Report(new TransferProgress(outputs.Count, outputs.Count, ""));
+        progress.Report(new TransferProgress(0, outputs.Count, ""));
+        int done = 0;
+        return outputs.Select(p => TensorPayload.Observed(p, w => progress.Report(new TransferProgress(Interlocked.Increment(ref done), outputs.Count, w.Name)))).ToList();
     }
 }

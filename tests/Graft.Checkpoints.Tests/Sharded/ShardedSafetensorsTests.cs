@@ -127,6 +127,43 @@ public sealed class ShardedSafetensorsTests : IDisposable
         Assert.Throws<ArgumentException>(() => CheckpointFile.EnsureOutputSparesInputs(index, format, (whole, "input")));
     }
 
+    private sealed class Failing(string name) : TensorPayload(name, DType.U8, new Shape(8))
+    {
+        public override void WriteTo(Stream destination) => throw new IOException("disk on fire");
+    }
+
+    [Fact]
+    public void Write_PayloadFailsInALaterShard_OriginalErrorAndNoNewShardLeft_PreviousCheckpointIntact()
+    {
+        var index = _dir.File("model.safetensors.index.json");
+        ShardedSafetensorsWriter.Write(index, [P("a", 10, 1), P("b", 10, 1), P("c", 10, 1)], null, maxShardBytes: 40);
+        var before = Files().ToDictionary(f => f, f => File.ReadAllBytes(_dir.File(f)));
+        var ex = Assert.Throws<IOException>(() => ShardedSafetensorsWriter.Write(index, [P("a", 10, 2), P("b", 10, 2), new Failing("c")], null, maxShardBytes: 40));
+        Assert.Equal("disk on fire", ex.Message);
+        Assert.Equal(before.Keys, Files());
+        Assert.All(before, kv => Assert.Equal(kv.Value, File.ReadAllBytes(_dir.File(kv.Key))));
+    }
+
+    [Fact]
+    public void Write_ManyShards_EveryTensorInItsShardBitExact()
+    {
+        var index = _dir.File("model.safetensors.index.json");
+        var payloads = Enumerable.Range(0, 9).Select(i => P($"t{i}", 10 + i, (byte)(i + 1))).ToArray();
+        var shards = ShardedSafetensorsWriter.Write(index, payloads, null, maxShardBytes: 50);
+        Assert.Equal(9, shards.Count);
+        using var r = ShardedSafetensorsReader.Open(index);
+        Assert.Equal(payloads.Select(p => p.Name), r.Tensors.Select(t => t.Name));
+        foreach (var p in payloads)
+        {
+            var expected = new MemoryStream();
+            p.WriteTo(expected);
+            Assert.True(r.TryGetTensor(p.Name, out var info));
+            var actual = new byte[info.ByteLength];
+            r.ReadBytes(info, actual);
+            Assert.Equal(expected.ToArray(), actual);
+        }
+    }
+
     [Fact]
     public void Write_IsDeterministic()
     {

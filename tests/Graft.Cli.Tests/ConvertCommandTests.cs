@@ -140,6 +140,26 @@ public sealed class ConvertCommandTests : IDisposable
     }
 
     [Fact]
+    public void Convert_Json_NamesEveryFileWritten()
+    {
+        var source = Copy(Fixture("tinycnn.pth"));
+        var index = _h.PathOf("model.safetensors.index.json");
+        var (code, stdout, err) = _h.Run("convert", source, index, "--shard-size", "2KiB", "--json");
+        Assert.True(code == 0, err);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        var root = doc.RootElement;
+        Assert.Equal("safetensors-sharded", root.GetProperty("format").GetString());
+        Assert.Equal(index, root.GetProperty("path").GetString());
+        Assert.Equal("pytorch", root.GetProperty("sourceFormat").GetString());
+        var files = root.GetProperty("files").EnumerateArray().Select(f => Path.GetFileName(f.GetString()!)).ToList();
+        Assert.Equal(_h.Files().Where(f => f.StartsWith("model", StringComparison.Ordinal)).Order(StringComparer.Ordinal), files.Order(StringComparer.Ordinal));
+        Assert.Equal("model.safetensors.index.json", files[0]);
+        using var r = CheckpointFile.Open(index);
+        Assert.Equal(r.Tensors.Count, root.GetProperty("tensors").GetInt32());
+        Assert.Equal(r.Tensors.Sum(t => t.ByteLength), root.GetProperty("bytes").GetInt64());
+    }
+
+    [Fact]
     public void Convert_ShardIntoItsOwnFoldersIndex_RefusedAndEveryFileUnchanged()
     {
         // One shard of a sharded checkpoint converted into that checkpoint's index: the write would replace or clean up

@@ -18,10 +18,11 @@ internal static class ConvertCommand
         var format = new Option<string?>("--format") { Description = "Output format when the extension does not tell (safetensors, pytorch …)." };
         var inFormat = new Option<string?>("--in-format") { Description = "Input format, overriding detection." };
         var key = new Option<string?>("--key") { Description = "PyTorch input: the dictionary of tensors to convert, as a key path (state_dict, model/ema …); default: the obvious one." };
+        var json = new Option<bool>("--json") { Description = "Print what was written as JSON for scripts." };
         var shardSize = new Option<string?>("--shard-size") { Description = "Sharded output (.safetensors.index.json): most tensor bytes per shard, like 500MB or 2GiB (default 5GB, as transformers)." };
         var cmd = new Command("convert", "Convert a checkpoint to another format (tensors bit-exact; metadata carried where the output format holds it).")
         {
-            input, output, format, inFormat, key, shardSize,
+            input, output, format, inFormat, key, shardSize, json,
         };
         cmd.SetAction(parse =>
         {
@@ -67,10 +68,28 @@ internal static class ConvertCommand
                 return done;
             });
             var bytes = reader.Tensors.Sum(t => t.ByteLength);
-            ctx.Out.WriteLine($"{outPath} ({outFormat.Name}): {reader.Tensors.Count} tensors, {Format.Bytes(bytes)}, from {inPath} ({reader.Format})");
+            if (parse.GetValue(json))
+            {
+                var files = outFormat is ShardedSafetensorsFormat ? ShardedSafetensorsReaderFiles(outPath) : [outPath];
+                ctx.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(
+                    new Written(outPath, outFormat.Name, reader.Tensors.Count, bytes, files, inPath, reader.Format), CliJson.Options));
+            }
+            else
+            {
+                ctx.Out.WriteLine($"{outPath} ({outFormat.Name}): {reader.Tensors.Count} tensors, {Format.Bytes(bytes)}, from {inPath} ({reader.Format})");
+            }
             return ExitCodes.Ok;
         });
         return cmd;
+    }
+
+    /// <summary>What <c>convert --json</c> prints: the output, its files (the index first, then the shards), and the input.</summary>
+    internal sealed record Written(string Path, string Format, int Tensors, long Bytes, IReadOnlyList<string> Files, string Source, string SourceFormat);
+
+    private static IReadOnlyList<string> ShardedSafetensorsReaderFiles(string index)
+    {
+        using var r = ShardedSafetensorsReader.Open(index);
+        return [index, .. r.ShardPaths];
     }
 
     private static ICheckpointReader Open(string path, string? format, string? key)

@@ -134,7 +134,7 @@ internal sealed class TransferExecutor
         }
         else if (d.Shrink != OutShrinkRule.First && d.NormSources.Count > 0)
         {
-            // A group ranks channels by the summed scores of all its producers, as Torch-Pruning does.
+            // Ranked by the weight's channel norms; a group sums the scores of all its producers, as Torch-Pruning does.
             var weights = new List<(Tensor, Layout)>();
             try
             {
@@ -151,11 +151,6 @@ internal sealed class TransferExecutor
                     w.Dispose();
                 }
             }
-        }
-        else if (d.Shrink != OutShrinkRule.First && d.NormSource is not null && _source.TryGetTensor(d.NormSource, out var normInfo))
-        {
-            using var w = TensorBridge.Read(_source, normInfo);
-            map = ChannelMap.LargestNorm(w, d.NormLayout!, d.TargetCount, d.Shrink == OutShrinkRule.LargestL1 ? ChannelNorm.L1 : ChannelNorm.L2);
         }
         else
         {

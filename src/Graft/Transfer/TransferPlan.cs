@@ -54,10 +54,7 @@ public sealed record KernelStep(KernelRule Rule, IReadOnlyList<long> TargetSize)
 /// <param name="SourceCount">Source out-axis size.</param>
 /// <param name="TargetCount">Target out-axis size.</param>
 /// <param name="Groups">Groups for grouped convolutions (first-n per group).</param>
-/// <param name="NormSource">The source weight whose channel norms rank the channels (largest-norm only).</param>
-/// <param name="NormLayout">The layout of <paramref name="NormSource"/>.</param>
-public sealed record OutDecision(string Layer, OutShrinkRule Shrink, NewChannelRule NewChannels, long SourceCount, long TargetCount, int Groups,
-    string? NormSource = null, Layout? NormLayout = null)
+public sealed record OutDecision(string Layer, OutShrinkRule Shrink, NewChannelRule NewChannels, long SourceCount, long TargetCount, int Groups)
 {
     /// <summary>
     /// The dependency group sharing this decision (its key), or null for a decision of one layer. Producers joined by
@@ -65,7 +62,10 @@ public sealed record OutDecision(string Layer, OutShrinkRule Shrink, NewChannelR
     /// </summary>
     public string? Group { get; init; }
 
-    /// <summary>For a group's largest-norm decision: every producer weight; the ranking sums their channel scores.</summary>
+    /// <summary>
+    /// For a largest-norm decision: the source weights whose channel scores rank the channels, summed (one for a
+    /// single layer, every producer for a group joined by residual adds).
+    /// </summary>
     public IReadOnlyList<NormWeight> NormSources { get; init; } = [];
 }
 

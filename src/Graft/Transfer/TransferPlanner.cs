@@ -258,8 +258,10 @@ public static class TransferPlanner
                 {
                     throw new TransferPlanException($"{target.Name}: largest-norm selection is not supported on grouped convolutions (groups={groups}); use first.");
                 }
-                decision = new OutDecision(layer, tgtOut < srcOut ? shrink : OutShrinkRule.First, fresh, srcOut, tgtOut, groups,
-                    tgtOut < srcOut && shrink != OutShrinkRule.First ? source.Name : null, layout);
+                decision = new OutDecision(layer, tgtOut < srcOut ? shrink : OutShrinkRule.First, fresh, srcOut, tgtOut, groups)
+                {
+                    NormSources = tgtOut < srcOut && shrink != OutShrinkRule.First ? [new NormWeight(source.Name, layout)] : [],
+                };
                 reasons.Add(tgtOut < srcOut
                     ? $"out channels {srcOut}→{tgtOut}: keep {ShrinkName(decision.Shrink)}"
                     : $"out channels {srcOut}→{tgtOut}: new channels from {NewName(fresh)}");

@@ -58,7 +58,7 @@ public static class Net2Wider
             {
                 AddOnce(outOf, p, (map, false), group, "produces channels");
             }
-            foreach (var n in group.Norms)
+            foreach (var n in group.Channelwise)
             {
                 AddOnce(outOf, n, (map, true), group, "produces channels");
             }
@@ -127,7 +127,7 @@ public static class Net2Wider
             throw new ArgumentException($"Width group {group} has no producer.", nameof(group));
         }
         (long Source, long Target)? widths = null;
-        foreach (var layer in group.Producers.Concat(group.Norms))
+        foreach (var layer in group.Producers.Concat(group.Channelwise))
         {
             var name = layer + ".weight";
             if (!source.TryGetValue(name, out var s) || !target.TryGetValue(name, out var t))

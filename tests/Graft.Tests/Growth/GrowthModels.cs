@@ -27,6 +27,24 @@ internal static class GrowthModels
         ("flat", nn.Flatten()),
         ("fc", nn.Linear(channels * 16, 4, dtype: dtype)));
 
+    /// <summary>
+    /// A MobileNet block: conv → BN → ReLU → depthwise conv (groups = channels) → BN → ReLU → pointwise conv → BN → ReLU
+    /// → global pool → Linear, with hidden widths a (through the depthwise conv) and b.
+    /// </summary>
+    public static Sequential DepthwiseBlock(long a, long b, ScalarType dtype = ScalarType.Float64) => nn.Sequential(
+        ("c1", nn.Conv2d(3, a, 3, padding: 1, dtype: dtype)),
+        ("bn1", nn.BatchNorm2d(a, dtype: dtype)),
+        ("r1", nn.ReLU()),
+        ("dw", nn.Conv2d(a, a, 3, padding: 1, groups: a, dtype: dtype)),
+        ("bn2", nn.BatchNorm2d(a, dtype: dtype)),
+        ("r2", nn.ReLU()),
+        ("pw", nn.Conv2d(a, b, 1, dtype: dtype)),
+        ("bn3", nn.BatchNorm2d(b, dtype: dtype)),
+        ("r3", nn.ReLU()),
+        ("pool", nn.AdaptiveAvgPool2d(1)),
+        ("flat", nn.Flatten()),
+        ("fc", nn.Linear(b, 5, dtype: dtype)));
+
     /// <summary>Gives every BatchNorm non-trivial affine parameters and running statistics, so eval mode really normalises.</summary>
     public static void RandomiseNorms(nn.Module module, long seed)
     {

@@ -71,6 +71,27 @@ public class Net2WiderTests(ITestOutputHelper output)
         Assert.True(Check(source, target, 12, 3, 2, 4, 4).Within(1e-5));
     }
 
+    [Theory]
+    [InlineData(WidenMethod.Net2Wider)]
+    [InlineData(WidenMethod.ZeroOutgoing)]
+    public void Widen_ThroughADepthwiseConvolution_KeepsOutputs(WidenMethod method)
+    {
+        // The depthwise convolution acts on each channel alone, like a BatchNorm: it follows the map on its out axis
+        // (one filter per channel, copied with its channel, never divided) and its groups grow with the width.
+        manual_seed(6);
+        var source = GrowthModels.DepthwiseBlock(4, 6);
+        GrowthModels.RandomiseNorms(source, 7);
+        var target = GrowthModels.DepthwiseBlock(7, 9);
+        WidthGroup[] groups =
+        [
+            new(["c1"], Channelwise: ["bn1", "dw", "bn2"], Consumers: ["pw"]),
+            WidthGroup.Of("pw", "bn3", "fc"),
+        ];
+        var plan = Net2Wider.Apply(source, target, groups, new WidenOptions { Method = method, Seed = 8 });
+        Assert.True(plan.Exact);
+        Assert.True(Check(source, target, 9, 2, 3, 6, 6).Within(1e-5));
+    }
+
     [Fact]
     public void Widen_LinearProducer_KeepsOutputs()
     {

@@ -165,24 +165,19 @@ public sealed class CrashSafetyTests : IDisposable
         Assert.True(killedMidway >= 3, $"only {killedMidway} of 6 runs were killed before finishing; the test did not exercise a crash");
     }
 
-    [RootOnlyFact]
-    public void Transfer_DiskFull_ClearMessageExit3AndNothingLeft()
+    /// <summary>Runs <paramref name="body"/> with a fresh tmpfs of <paramref name="size"/> mounted in the test folder.</summary>
+    private void WithTinyDisk(string size, Action<string> body)
     {
         var mount = _h.PathOf("tiny");
         Directory.CreateDirectory(mount);
-        using (var m = Process.Start("mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", mount]))
+        using (var m = Process.Start("mount", ["-t", "tmpfs", "-o", "size=" + size, "tmpfs", mount]))
         {
             m.WaitForExit();
-            Assert.True(m.ExitCode == 0, "mounting a 512 KiB tmpfs failed although running as root");
+            Assert.True(m.ExitCode == 0, $"mounting a {size} tmpfs failed although running as root");
         }
         try
         {
-            var (src, tpl) = MakeInputs();
-            var outPath = Path.Combine(mount, "out.safetensors");
-            var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", outPath);
-            Assert.Equal(3, code);
-            Assert.Contains("space", stderr, StringComparison.OrdinalIgnoreCase);
-            Assert.Empty(Directory.GetFileSystemEntries(mount));
+            body(mount);
         }
         finally
         {
@@ -190,6 +185,36 @@ public sealed class CrashSafetyTests : IDisposable
             u.WaitForExit();
         }
     }
+
+    [RootOnlyFact]
+    public void Transfer_DiskFull_ClearMessageExit3AndNothingLeft() => WithTinyDisk("512k", mount =>
+    {
+        var (src, tpl) = MakeInputs();
+        var outPath = Path.Combine(mount, "out.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", outPath);
+        Assert.Equal(3, code);
+        Assert.Contains("space", stderr, StringComparison.OrdinalIgnoreCase);
+        Assert.Empty(Directory.GetFileSystemEntries(mount));
+    });
+
+    [RootOnlyFact]
+    public void ConvertToShards_DiskFullMidway_PreviousCheckpointIntactAndNoNewShardLeft() => WithTinyDisk("8m", mount =>
+    {
+        // A small sharded checkpoint already there; rewriting it with ~19 MB in 4 MB shards fills the disk after a shard
+        // or two. The previous checkpoint must still read, with exactly its own files, and nothing else may remain.
+        var index = Path.Combine(mount, "model.safetensors.index.json");
+        var fixture = Path.Combine(CliHarness.RepoRoot(), "tests", "fixtures", "pytorch", "tinycnn.pth");
+        Assert.Equal(0, _h.Run("convert", fixture, index, "--shard-size", "2KiB").Code);
+        var before = Directory.GetFiles(mount).ToDictionary(f => f, CliHarness.Hash);
+        var content = Content(index);
+
+        var (src, _) = MakeInputs();
+        var (code, _, stderr) = _h.Run("convert", src, index, "--shard-size", "4MB");
+        Assert.Equal(3, code);
+        Assert.Contains("space", stderr, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(before, Directory.GetFiles(mount).ToDictionary(f => f, CliHarness.Hash));
+        Assert.Equal(content, Content(index));
+    });
 }
 
 /// <summary>A fact that needs root (to mount a tiny tmpfs); elsewhere it is skipped with that reason.</summary>

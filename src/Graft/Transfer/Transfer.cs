@@ -152,18 +152,28 @@ public static class Transfer
             ["graft.transfer.source"] = Path.GetFileName(sourcePath),
             ["graft.transfer.template"] = Path.GetFileName(templatePath),
         };
-        if (format is Graft.Checkpoints.Onnx.OnnxFormat)
+        try
         {
-            // An ONNX model is a graph with weights: the output is the template's graph with its initializers replaced.
-            if (template.Format != format.Name)
+            if (format is Graft.Checkpoints.Onnx.OnnxFormat)
             {
-                throw new ArgumentException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
+                // An ONNX model is a graph with weights: the output is the template's graph with its initializers replaced.
+                if (template.Format != format.Name)
+                {
+                    throw new ArgumentException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
+                }
+                Graft.Checkpoints.Onnx.OnnxWriter.ReplaceInitializers(templatePath, outputPath, WithProgress(run.Outputs, progress));
             }
-            Graft.Checkpoints.Onnx.OnnxWriter.ReplaceInitializers(templatePath, outputPath, WithProgress(run.Outputs, progress));
+            else
+            {
+                format.Write(outputPath, WithProgress(run.Outputs, progress), metadata);
+            }
         }
-        else
+        catch
         {
-            format.Write(outputPath, WithProgress(run.Outputs, progress), metadata);
+            // A write that fails before its first computed tensor (disk full early, a bad output path) must not let the
+            // process exit while libtorch is still initialising on the warm-up thread.
+            TensorBridge.AfterWarmUp();
+            throw;
         }
         return run.Report(new ReportFile(outputPath, format.Name, run.Outputs.Count));
     }

@@ -205,6 +205,24 @@ public sealed class TransferCommandTests : IDisposable
     }
 
     [Fact]
+    public void Transfer_IntoShardsWithAShardSize_SplitsTheOutput_AndRefusesItForASingleFile()
+    {
+        var (src, tpl) = SeedCase3();
+        var index = _h.PathOf("out.safetensors.index.json");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", index, "--shard-size", "10KB");
+        Assert.True(code == 0, stderr);
+        using (var r = CheckpointFile.Open(index))
+        {
+            Assert.Equal(["bias", "weight"], r.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+            Assert.Equal(2, ((Graft.Checkpoints.Sharded.ShardedSafetensorsReader)r).ShardPaths.Count); // 64·6·5·5·4 bytes > 10 KB
+        }
+        (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("single.safetensors"), "--shard-size", "10KB");
+        Assert.Equal(2, code);
+        Assert.Contains("sharded output", stderr);
+        Assert.DoesNotContain("single.safetensors", _h.Files());
+    }
+
+    [Fact]
     public void Transfer_PyTorchSourceIntoSafetensorsTemplate_Works()
     {
         // A .pth written by real PyTorch (tests/fixtures) carried into a TorchSharp-made template of the same net.

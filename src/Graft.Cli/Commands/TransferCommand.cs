@@ -19,10 +19,11 @@ internal static class TransferCommand
         var report = new Option<FileInfo?>("--report") { Description = "Also write the report as JSON to this file." };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON on standard output instead of a table." };
         var outFormat = new Option<string?>("--out-format") { Description = "Output format when the extension does not tell." };
+        var shardSize = new Option<string?>("--shard-size") { Description = "Sharded output (.safetensors.index.json): most tensor bytes per shard, like 500MB or 2GiB (default 5GB)." };
         var all = new Option<bool>("--all") { Description = "List every tensor in the table, also those copied unchanged (the JSON report always has every tensor)." };
         var cmd = new Command("transfer", "Transfer weights from SOURCE into the architecture of TEMPLATE, writing OUT and a report.")
         {
-            source, into, output, report, json, outFormat, all,
+            source, into, output, report, json, outFormat, all, shardSize,
         };
         var policyOptions = new PolicyOptions();
         policyOptions.AddTo(cmd);
@@ -37,9 +38,10 @@ internal static class TransferCommand
             {
                 throw new ArgumentException($"{reportPath}: the report must not overwrite the source, the template or the output.");
             }
+            long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
             var result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.Transfer.Files(src, tpl, outPath, policy,
                 report is null ? null : new Reporter(report), parse.GetValue(outFormat),
-                refuse: policyOptions.PreserveFunction(parse) ? Graft.Growth.PreserveFunction.Problems : null));
+                refuse: policyOptions.PreserveFunction(parse) ? Graft.Growth.PreserveFunction.Problems : null, maxShardBytes: maxShard));
             if (reportPath is not null)
             {
                 AtomicFile.Write(reportPath, s =>

@@ -126,12 +126,13 @@ public static class Transfer
     /// Transfers a checkpoint file into the architecture of a template file and writes the result atomically to
     /// <paramref name="outputPath"/> (format from <paramref name="outputFormat"/> or its extension; an ONNX output is the
     /// ONNX template's graph with its initializers replaced). The source and
-    /// template are opened read-only; on any failure nothing is left at the output path.
+    /// template are opened read-only; on any failure nothing is left at the output path. For a sharded output,
+    /// <c>maxShardBytes</c> sets the most tensor bytes per shard (default 5 GB, as transformers).
     /// </summary>
-    /// <exception cref="ArgumentException">The output path is the source or the template.</exception>
+    /// <exception cref="ArgumentException">The output would replace an input's file, or a shard size is given for an output that is not sharded.</exception>
     public static TransferReport Files(string sourcePath, string templatePath, string outputPath, TransferPolicy? policy = null,
         IProgress<TransferProgress>? progress = null, string? outputFormat = null, string? sourceFormat = null, string? templateFormat = null,
-        Func<TransferPlan, IReadOnlyList<string>>? refuse = null)
+        Func<TransferPlan, IReadOnlyList<string>>? refuse = null, long? maxShardBytes = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(sourcePath);
         ArgumentException.ThrowIfNullOrEmpty(templatePath);
@@ -141,6 +142,10 @@ public static class Transfer
         var format = outputFormat is not null ? CheckpointFile.GetFormat(outputFormat)
             : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
         CheckpointFile.EnsureOutputSparesInputs(outputPath, format, (source, "source"), (template, "template"));
+        if (maxShardBytes is not null && format is not Graft.Checkpoints.Sharded.ShardedSafetensorsFormat)
+        {
+            throw new ArgumentException($"{outputPath}: a shard size applies to a sharded output (*{Graft.Checkpoints.Sharded.ShardedSafetensorsWriter.IndexSuffix}); this output is {format.Name}.");
+        }
         var run = Start(source, template, policy, refuse: refuse);
         if (run.Outputs.Any(p => p.IsComputed))
         {
@@ -162,6 +167,10 @@ public static class Transfer
                     throw new ArgumentException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
                 }
                 Graft.Checkpoints.Onnx.OnnxWriter.ReplaceInitializers(templatePath, outputPath, WithProgress(run.Outputs, progress));
+            }
+            else if (maxShardBytes is { } max)
+            {
+                Graft.Checkpoints.Sharded.ShardedSafetensorsWriter.Write(outputPath, WithProgress(run.Outputs, progress), metadata, max);
             }
             else
             {

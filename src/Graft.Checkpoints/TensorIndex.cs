@@ -62,4 +62,20 @@ internal sealed class TensorIndex<TEntry>
         }
         throw new ArgumentException($"Tensor '{tensor.Name}' {tensor.Shape} {tensor.DType} is not a{(_what.StartsWith('i') ? "n" : "")} {_what} of {_path}.", nameof(tensor));
     }
+
+    /// <summary>
+    /// <see cref="Find"/> for a read into <paramref name="destination"/>, which must be exactly the tensor's length (what
+    /// <see cref="ICheckpointReader.ReadBytes"/> promises every reader checks).
+    /// </summary>
+    /// <exception cref="ArgumentException">The tensor is not one of this checkpoint's, or the length differs.</exception>
+    public TEntry FindForRead(TensorInfo tensor, ReadOnlySpan<byte> destination)
+    {
+        var e = Find(tensor);
+        var info = _info(e);
+        if (destination.Length != info.ByteLength)
+        {
+            throw new ArgumentException($"Tensor '{info.Name}' has {info.ByteLength} bytes; the destination holds {destination.Length}.", nameof(destination));
+        }
+        return e;
+    }
 }

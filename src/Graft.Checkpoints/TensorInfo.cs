@@ -11,4 +11,20 @@ public sealed record TensorInfo(string Name, DType DType, Shape Shape, long Byte
 {
     /// <summary>Number of elements.</summary>
     public long ElementCount => Shape.ElementCount;
+
+    /// <summary>
+    /// A tensor as a reader declares it: its byte length computed from shape and dtype, or the file refused as
+    /// <see cref="CheckpointErrorKind.SizeOverflow"/> when that does not fit in 64 bits.
+    /// </summary>
+    internal static TensorInfo Declared(string path, string name, DType dtype, Shape shape)
+    {
+        try
+        {
+            return new TensorInfo(name, dtype, shape, checked(shape.ElementCount * dtype.ElementSize()));
+        }
+        catch (OverflowException)
+        {
+            throw new CheckpointFormatException(CheckpointErrorKind.SizeOverflow, path, name, $"shape {shape} of {dtype} overflows 64 bits.");
+        }
+    }
 }

@@ -25,4 +25,14 @@ public sealed class TensorIndexTests
         Assert.Contains("'a' (3, 2) F32 is not an initializer of x.onnx", ex.Message);
         Assert.Throws<ArgumentException>(() => index.Find(B));
     }
+
+    [Fact]
+    public void FindForRead_DestinationOfAnotherLength_RefusedNamingBothLengths()
+    {
+        var index = new TensorIndex<TensorInfo>("x.dat", [A], static e => e);
+        Assert.Same(A, index.FindForRead(A, new byte[24]));
+        var ex = Assert.Throws<ArgumentException>(() => index.FindForRead(A, new byte[23]));
+        Assert.Equal("destination", ex.ParamName);
+        Assert.Contains("'a' has 24 bytes; the destination holds 23", ex.Message);
+    }
 }

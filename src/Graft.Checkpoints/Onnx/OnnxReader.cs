@@ -116,11 +116,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     /// <exception cref="ArgumentException">The tensor is not an initializer of this model, or the destination has the wrong length.</exception>
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
-        var init = Find(tensor);
-        if (destination.Length != init.Info.ByteLength)
-        {
-            throw new ArgumentException($"Tensor '{init.Info.Name}' has {init.Info.ByteLength} bytes; the destination holds {destination.Length}.", nameof(destination));
-        }
+        var init = _index.FindForRead(tensor, destination);
         switch (init.Source)
         {
             case RawSource raw:
@@ -406,17 +402,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
                     dims.Add(d);
                 }
             }
-            var shape = new Shape(dims);
-            long bytes;
-            try
-            {
-                bytes = checked(shape.ElementCount * dtype.ElementSize());
-            }
-            catch (OverflowException)
-            {
-                throw new CheckpointFormatException(CheckpointErrorKind.SizeOverflow, path, name, $"shape {shape} of {dtype} overflows 64 bits.");
-            }
-            var info = new TensorInfo(name, dtype, shape, bytes);
+            var info = TensorInfo.Declared(path, name, dtype, new Shape(dims));
             return new Initializer(info, field, fields, Source(info, fields));
         }
 

@@ -124,11 +124,8 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     /// <inheritdoc/>
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
-        var t = Resolve(tensor);
-        if (destination.Length != t.Info.ByteLength)
-        {
-            throw new ArgumentException($"Tensor '{t.Info.Name}' has {t.Info.ByteLength} bytes; the destination holds {destination.Length}.", nameof(destination));
-        }
+        ThrowIfUnusable(tensor);
+        var t = _index.FindForRead(tensor, destination);
         if (t.Info.ByteLength == 0)
         {
             return;
@@ -230,9 +227,14 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
 
     private TensorEntry Resolve(TensorInfo tensor)
     {
+        ThrowIfUnusable(tensor);
+        return _index.Find(tensor);
+    }
+
+    private void ThrowIfUnusable(TensorInfo tensor)
+    {
         ArgumentNullException.ThrowIfNull(tensor);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        return _index.Find(tensor);
     }
 
     private void ReadExactly(long offset, Span<byte> destination, string tensor)

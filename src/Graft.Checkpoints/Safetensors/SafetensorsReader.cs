@@ -110,12 +110,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     /// <exception cref="ArgumentException">The tensor does not belong to this reader, or the destination has the wrong length.</exception>
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
-        var e = _index.Find(tensor);
-        if (destination.Length != e.Info.ByteLength)
-        {
-            throw new ArgumentException(
-                $"Tensor '{e.Info.Name}' has {e.Info.ByteLength} bytes; the destination holds {destination.Length}.", nameof(destination));
-        }
+        var e = _index.FindForRead(tensor, destination);
         _file.Span(DataOffset + e.Begin, destination.Length).CopyTo(destination);
     }
 

@@ -82,11 +82,7 @@ public sealed class TorchSharpReader : ICheckpointReader
     /// <exception cref="ArgumentException">The tensor does not belong to this reader, or the destination has the wrong length.</exception>
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
-        var (info, offset) = _index.Find(tensor);
-        if (destination.Length != info.ByteLength)
-        {
-            throw new ArgumentException($"Tensor '{info.Name}' has {info.ByteLength} bytes; the destination holds {destination.Length}.", nameof(destination));
-        }
+        var (info, offset) = _index.FindForRead(tensor, destination);
         ReadExactly(offset, destination, info.Name);
     }
 
@@ -176,23 +172,14 @@ public sealed class TorchSharpReader : ICheckpointReader
             {
                 dims[d] = c.Varint(name, $"dimension {d}");
             }
-            var shape = new Shape(dims);
-            long bytes;
-            try
-            {
-                bytes = checked(shape.ElementCount * dtype.ElementSize());
-            }
-            catch (OverflowException)
-            {
-                throw new CheckpointFormatException(CheckpointErrorKind.SizeOverflow, path, name, $"shape {shape} of {dtype} overflows 64 bits.");
-            }
-            if (bytes > c.Remaining)
+            var info = TensorInfo.Declared(path, name, dtype, new Shape(dims));
+            if (info.ByteLength > c.Remaining)
             {
                 throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, path, name,
-                    $"shape {shape} of {dtype} needs {bytes} bytes at offset {c.Position}; only {c.Remaining} are left in the file.");
+                    $"shape {info.Shape} of {dtype} needs {info.ByteLength} bytes at offset {c.Position}; only {c.Remaining} are left in the file.");
             }
-            entries.Add((new TensorInfo(name, dtype, shape, bytes), c.Position));
-            c.Skip(bytes);
+            entries.Add((info, c.Position));
+            c.Skip(info.ByteLength);
         }
         if (c.Remaining != 0)
         {

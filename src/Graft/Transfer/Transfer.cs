@@ -257,6 +257,6 @@ public static class Transfer
         }
         progress.Report(new TransferProgress(0, outputs.Count, ""));
         int done = 0;
-        return outputs.Select(p => TensorPayload.Observed(p, w => progress.Report(new TransferProgress(Interlocked.Increment(ref done), outputs.Count, w.Name)))).ToList();
+        return outputs.Select(p => TensorPayload.Observed(p, w => progress.Report(new TransferProgress(++done, outputs.Count, w.Name)))).ToList();
     }
 }

@@ -125,13 +125,26 @@ public static class CheckpointFile
 
     /// <summary>
     /// Writes a checkpoint atomically in the format <paramref name="format"/> names, or else the one the extension names.
+    /// <paramref name="maxShardBytes"/> sets the most tensor bytes per shard of a sharded output (default
+    /// <see cref="Sharded.ShardedSafetensorsFormat.DefaultMaxShardBytes"/>).
     /// </summary>
-    /// <exception cref="ArgumentException">No format is given and the extension names none.</exception>
-    public static void Write(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null, string? format = null)
+    /// <exception cref="ArgumentException">No format is given and the extension names none, or a shard size is given for
+    /// an output that is not sharded.</exception>
+    public static void Write(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null, string? format = null,
+        long? maxShardBytes = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var f = format is not null ? GetFormat(format)
             : FormatFromExtension(path) ?? throw new ArgumentException($"{path}: cannot tell the output format from the extension; give one ({string.Join(", ", Formats.Where(x => x.CanWrite).Select(x => x.Name))}).", nameof(path));
+        if (maxShardBytes is { } max)
+        {
+            if (f is not Sharded.ShardedSafetensorsFormat)
+            {
+                throw new ArgumentException($"{path}: a shard size applies to a sharded output (*{Sharded.ShardedSafetensorsWriter.IndexSuffix}); this output is {f.Name}.", nameof(maxShardBytes));
+            }
+            Sharded.ShardedSafetensorsWriter.Write(path, tensors, metadata, max);
+            return;
+        }
         // A format that cannot write says why and what to use instead (ONNX points to OnnxWriter.ReplaceInitializers).
         f.Write(path, tensors, metadata);
     }

@@ -9,6 +9,14 @@ internal static class ProgressView
     /// Runs <paramref name="work"/>, handing it a report callback (done, total, current item) when standard error is a
     /// terminal, and null otherwise (scripts and tests see no bar and pay nothing for it).
     /// </summary>
+    public static void Run(CliContext ctx, string label, Action<Action<int, int, string>?> work) =>
+        Run(ctx, label, report =>
+        {
+            work(report);
+            return 0;
+        });
+
+    /// <inheritdoc cref="Run(CliContext, string, Action{Action{int, int, string}?})"/>
     public static T Run<T>(CliContext ctx, string label, Func<Action<int, int, string>?, T> work)
     {
         if (!ctx.ErrIsTerminal)

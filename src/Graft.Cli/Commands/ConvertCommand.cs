@@ -42,30 +42,13 @@ internal static class ConvertCommand
             }
             using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));
             CheckpointFile.EnsureOutputSparesInputs(outPath, outFormat, (reader, "input"));
-            long? maxShard = null;
-            if (parse.GetValue(shardSize) is { } size)
-            {
-                if (outFormat is not ShardedSafetensorsFormat)
-                {
-                    throw new ArgumentException($"--shard-size applies to a sharded output (*{ShardedSafetensorsWriter.IndexSuffix}); {outPath} is {outFormat.Name}.");
-                }
-                maxShard = ByteSize.Parse(size, "--shard-size");
-            }
+            long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
             ProgressView.Run(ctx, "convert", report =>
             {
                 int done = 0;
                 var payloads = reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t))
-                    .Select(p => report is null ? p : TensorPayload.Observed(p, w => report(++done, reader.Tensors.Count, w.Name)))
-                    .ToList();
-                if (maxShard is { } max)
-                {
-                    ShardedSafetensorsWriter.Write(outPath, payloads, reader.Metadata, max);
-                }
-                else
-                {
-                    CheckpointFile.Write(outPath, payloads, reader.Metadata, outFormat.Name);
-                }
-                return done;
+                    .Select(p => report is null ? p : TensorPayload.Observed(p, w => report(++done, reader.Tensors.Count, w.Name)));
+                CheckpointFile.Write(outPath, payloads, reader.Metadata, outFormat.Name, maxShard);
             });
             var bytes = reader.Tensors.Sum(t => t.ByteLength);
             if (parse.GetValue(json))

@@ -142,10 +142,6 @@ public static class Transfer
         var format = outputFormat is not null ? CheckpointFile.GetFormat(outputFormat)
             : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
         CheckpointFile.EnsureOutputSparesInputs(outputPath, format, (source, "source"), (template, "template"));
-        if (maxShardBytes is not null && format is not Graft.Checkpoints.Sharded.ShardedSafetensorsFormat)
-        {
-            throw new ArgumentException($"{outputPath}: a shard size applies to a sharded output (*{Graft.Checkpoints.Sharded.ShardedSafetensorsWriter.IndexSuffix}); this output is {format.Name}.");
-        }
         var run = Start(source, template, policy, refuse: refuse);
         if (run.Outputs.Any(p => p.IsComputed))
         {
@@ -168,13 +164,9 @@ public static class Transfer
                 }
                 Graft.Checkpoints.Onnx.OnnxWriter.ReplaceInitializers(templatePath, outputPath, WithProgress(run.Outputs, progress));
             }
-            else if (maxShardBytes is { } max)
-            {
-                Graft.Checkpoints.Sharded.ShardedSafetensorsWriter.Write(outputPath, WithProgress(run.Outputs, progress), metadata, max);
-            }
             else
             {
-                format.Write(outputPath, WithProgress(run.Outputs, progress), metadata);
+                CheckpointFile.Write(outputPath, WithProgress(run.Outputs, progress), metadata, format.Name, maxShardBytes);
             }
         }
         catch

@@ -33,7 +33,8 @@ public static class AtomicFile
         }
     }
 
-    private static void TryDelete(string path)
+    /// <summary>Deletes a file if it can; a file that cannot be deleted is left (callers clean up best-effort).</summary>
+    internal static void TryDelete(string path)
     {
         try
         {

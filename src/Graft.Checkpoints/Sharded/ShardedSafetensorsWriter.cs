@@ -97,7 +97,7 @@ public static class ShardedSafetensorsWriter
             // Nothing references this write's shards (their names are not the live index's): remove them.
             foreach (var p in paths)
             {
-                TryDelete(p);
+                DeleteShard(p);
             }
             throw;
         }
@@ -105,7 +105,7 @@ public static class ShardedSafetensorsWriter
         var keep = new HashSet<string>(shardNames, StringComparer.Ordinal);
         foreach (var stale in previous.Concat(OwnShardFiles(folder, prefix)).Where(n => !keep.Contains(n)).Distinct(StringComparer.Ordinal))
         {
-            TryDelete(Path.Combine(folder, stale));
+            DeleteShard(Path.Combine(folder, stale));
         }
         return paths.AsReadOnly();
     }
@@ -196,18 +196,12 @@ public static class ShardedSafetensorsWriter
         }
     }
 
-    private static void TryDelete(string path)
+    /// <summary>Best effort (a stale shard left behind is harmless: the committed index does not name it); never a link.</summary>
+    private static void DeleteShard(string path)
     {
-        try
+        if (!new FileInfo(path).Attributes.HasFlag(FileAttributes.ReparsePoint))
         {
-            if (File.Exists(path) && !new FileInfo(path).Attributes.HasFlag(FileAttributes.ReparsePoint))
-            {
-                File.Delete(path);
-            }
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            // Best effort: a stale shard left behind is harmless, the committed index does not name it.
+            AtomicFile.TryDelete(path);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Graft.Checkpoints;
 using Graft.Cli.Commands;
+using Graft.Numerics;
 using Graft.Transfer;
 using Spectre.Console;
 
@@ -22,6 +23,10 @@ internal static class ExitCodes
     public const int BadCheckpoint = 4;
     /// <summary><c>--strict</c>: something would not be fully transferred. Nothing was written.</summary>
     public const int NotStrict = 5;
+    /// <summary>libtorch's CPU convolutions compute wrong values on this machine and the workaround did not cure them; nothing was computed.</summary>
+    public const int Numerics = 6;
+    /// <summary>A numerical verification failed (the demo's checks): a promise did not hold on this machine.</summary>
+    public const int VerificationFailed = 7;
     /// <summary>A bug in Graft; rerun with <c>--verbose</c> for the stack trace.</summary>
     public const int Internal = 70;
 }
@@ -73,11 +78,27 @@ internal static class GraftApp
             ConvertCommand.Create(ctx),
             TransferCommand.Create(ctx),
             DemoCommand.Create(ctx),
+            DoctorCommand.Create(ctx),
         };
         root.Options.Add(Verbose);
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         bool verbose = parse.GetValue(Verbose);
+        // Say once, on standard error, when the numerics guard had to change the process. (When it found the process beyond
+        // repair, the NumericsException that follows says so, in the one error line.)
+        var gate = new Lock();
+        void Notice(object? sender, NumericsGuardReport report)
+        {
+            if (!report.Trusted)
+            {
+                return;
+            }
+            lock (gate)
+            {
+                stderr.WriteLine($"graft: {report.Describe()}.");
+            }
+        }
+        NumericsGuard.WorkaroundApplied += Notice;
         try
         {
             return parse.Invoke(config);
@@ -92,12 +113,17 @@ internal static class GraftApp
             }
             return code;
         }
+        finally
+        {
+            NumericsGuard.WorkaroundApplied -= Notice;
+        }
     }
 
     /// <summary>The one place that maps errors to exit codes and one-line messages.</summary>
     internal static (int Code, string Message) Describe(Exception ex) => ex switch
     {
         CheckpointFormatException e => (ExitCodes.BadCheckpoint, e.Message),
+        NumericsException e => (ExitCodes.Numerics, $"{e.Message}. Refusing to compute; nothing was written (`graft doctor` shows the details; {NumericsGuard.ModeVariable}=off overrides at your own risk)."),
         TransferStrictException e => (ExitCodes.NotStrict, e.Message + ". Nothing was written."),
         TransferPlanException e => (ExitCodes.InvalidArgument, e.Message),
         FileNotFoundException e => (ExitCodes.FileError, e.Message),

@@ -7,11 +7,15 @@ internal static class Plot
 {
     public sealed record Series(string Name, SKColor Colour, IReadOnlyList<double> Values);
 
-    /// <summary>Draws the series against 0…n−1 on the x axis, into a <paramref name="width"/>×<paramref name="height"/> chart.</summary>
+    /// <summary>
+    /// Draws the series against 0…n−1 on the x axis, into a <paramref name="width"/>×<paramref name="height"/> chart.
+    /// Points that are NaN or infinite (a training that diverged) are left out, the line broken there, and the legend
+    /// says how many.
+    /// </summary>
     public static SKBitmap Lines(string title, string xLabel, IReadOnlyList<Series> series, double? yMin = null, double? yMax = null, int width = 520, int height = 360)
     {
         const int left = 58, right = 16, top = 36, bottom = 48;
-        var all = series.SelectMany(s => s.Values).ToList();
+        var all = series.SelectMany(s => s.Values).Where(double.IsFinite).DefaultIfEmpty(0).ToList();
         double lo = yMin ?? all.Min(), hi = yMax ?? all.Max();
         if (hi - lo < 1e-9)
         {
@@ -57,17 +61,24 @@ internal static class Plot
             using var line = new SKPaint { Color = s.Colour, StrokeWidth = 2.5f, IsAntialias = true, Style = SKPaintStyle.Stroke };
             using var dot = new SKPaint { Color = s.Colour, IsAntialias = true };
             using var path = new SKPath();
+            bool pen = false;
             for (int i = 0; i < s.Values.Count; i++)
             {
-                var p = new SKPoint(X(i), Y(s.Values[i]));
-                if (i == 0)
+                if (!double.IsFinite(s.Values[i]))
                 {
-                    path.MoveTo(p);
+                    pen = false;
+                    continue;
                 }
-                else
+                var p = new SKPoint(X(i), Y(s.Values[i]));
+                if (pen)
                 {
                     path.LineTo(p);
                 }
+                else
+                {
+                    path.MoveTo(p);
+                }
+                pen = true;
                 canvas.DrawCircle(p, 3, dot);
             }
             canvas.DrawPath(path, line);
@@ -75,22 +86,24 @@ internal static class Plot
 
         // The legend last, on a white box, in the right-hand corner the curves leave free there (top when the late
         // values are low, as a falling loss; bottom when they are high, as a rising accuracy).
-        double lateMax = series.SelectMany(s => s.Values.Skip((int)(s.Values.Count * 0.6))).DefaultIfEmpty(lo).Max();
+        double lateMax = series.SelectMany(s => s.Values.Skip((int)(s.Values.Count * 0.6))).Where(double.IsFinite).DefaultIfEmpty(lo).Max();
+        var names = series.Select(s => s.Values.Count(v => !double.IsFinite(v)) is var bad and > 0 ? $"{s.Name} ({bad} not finite, left out)" : s.Name).ToList();
+        float legendWidth = Math.Max(180, names.Max(n => text.MeasureText(n)) + 36);
         bool atBottom = (lateMax - lo) / (hi - lo) > 0.5;
         float boxTop = atBottom ? top + ph - 8 - (series.Count * 18) - 6 : top + 2;
-        float legendY = boxTop + 12, lx = left + pw - 190;
+        float legendY = boxTop + 12, lx = left + pw - legendWidth - 10;
         using (var box = new SKPaint { Color = new SKColor(255, 255, 255, 235) })
         using (var frame = new SKPaint { Color = new SKColor(200, 200, 200), Style = SKPaintStyle.Stroke, StrokeWidth = 1 })
         {
-            var rect = new SKRect(lx - 6, boxTop, lx + 180, boxTop + 6 + (series.Count * 18));
+            var rect = new SKRect(lx - 6, boxTop, lx + legendWidth, boxTop + 6 + (series.Count * 18));
             canvas.DrawRect(rect, box);
             canvas.DrawRect(rect, frame);
         }
-        foreach (var s in series)
+        foreach (var (s, name) in series.Zip(names))
         {
             using var line = new SKPaint { Color = s.Colour, StrokeWidth = 2.5f, IsAntialias = true, Style = SKPaintStyle.Stroke };
             canvas.DrawLine(lx, legendY - 4, lx + 24, legendY - 4, line);
-            canvas.DrawText(s.Name, lx + 30, legendY, text);
+            canvas.DrawText(name, lx + 30, legendY, text);
             legendY += 18;
         }
         canvas.Flush();

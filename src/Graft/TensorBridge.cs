@@ -45,11 +45,23 @@ public static class TensorBridge
 
     private static readonly Lazy<Task> s_warmUp = new(() => Task.Run(static () =>
     {
-        using var t = TorchSharp.torch.zeros(1);
+        using (var t = TorchSharp.torch.zeros(1))
+        {
+        }
+        try
+        {
+            // The numerics guard's self-check runs here too, off the caller's path; its verdict is kept for the caller's
+            // own Ensure().
+            Numerics.NumericsGuard.Ensure();
+        }
+        catch (Numerics.NumericsException)
+        {
+        }
     }));
 
     /// <summary>
-    /// Starts loading libtorch on a thread-pool thread (once per process) and returns at once. Loading takes a good part
+    /// Starts loading libtorch, and running the numerics guard (<see cref="Numerics.NumericsGuard"/>), on a thread-pool
+    /// thread (once per process) and returns at once. Loading takes a good part
     /// of a second (a 450 MB library and its operator registry); a caller that computes after streaming other work (a
     /// transfer that copies most tensors and adapts a few) overlaps the two. Code that computes calls
     /// <see cref="AfterWarmUp"/> first, so the load never runs on two threads at once.

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Graft.Checkpoints;
 using Graft.Demo;
+using Graft.Numerics;
 using Graft.Transfer;
 using Graft.Visual;
 using SkiaSharp;
@@ -32,15 +33,27 @@ internal static class DemoCommand
             Directory.CreateDirectory(dir);
             try
             {
-                bool ok = Run(ctx, dir);
+                // The demo trains and compares convolutions: make sure this machine's kernels compute right first.
+                NumericsGuard.Ensure();
+                var failed = new List<string>();
+                Run(ctx, dir, failed);
                 ctx.Out.WriteLine();
                 var linked = Graft.Linked.LinkedDemo.Run(ctx.Out);
-                ok &= linked.ParameterCount == 16 * 32 * 9 + 32 && linked.WeightGradNorm > 0;
+                if (linked.ParameterCount != (16 * 32 * 9) + 32 || !(linked.WeightGradNorm > 0) || !double.IsFinite(linked.WeightGradNorm))
+                {
+                    failed.Add($"linked layers: {linked.ParameterCount:N0} parameters (expected 4,640), gradient norm {linked.WeightGradNorm}");
+                }
                 ctx.Out.WriteLine();
-                ok &= GrowthDemo.Run(ctx.Out).Verified;
+                var growth = GrowthDemo.Run(ctx.Out);
+                failed.AddRange(growth.Failures.Select(f => "growth: " + f));
                 ctx.Out.WriteLine();
-                WhyItMatters(ctx, dir, parse.GetValue(quick) ? TransferLearningBudget.Quick : TransferLearningBudget.Full, temporary);
-                return ok ? ExitCodes.Ok : ExitCodes.Internal;
+                WhyItMatters(ctx, dir, parse.GetValue(quick) ? TransferLearningBudget.Quick : TransferLearningBudget.Full, temporary, failed);
+                if (failed.Count > 0)
+                {
+                    ctx.Err.WriteLine($"graft: demo verification failed: {string.Join("; ", failed)}. `graft doctor` shows this machine's numerics.");
+                    return ExitCodes.VerificationFailed;
+                }
+                return ExitCodes.Ok;
             }
             finally
             {
@@ -53,7 +66,7 @@ internal static class DemoCommand
         return cmd;
     }
 
-    private static bool Run(CliContext ctx, string dir)
+    private static void Run(CliContext ctx, string dir, List<string> failed)
     {
         var clock = Stopwatch.StartNew();
         var o = ctx.Out;
@@ -101,6 +114,10 @@ internal static class DemoCommand
         double featDiff = (featSource - featTarget).abs().max().item<float>();
         double scale = featSource.abs().max().item<float>();
         bool ok = stemDiff < 1e-4 && featDiff < 1e-4 * Math.Max(1, scale);
+        if (!ok)
+        {
+            failed.Add($"transfer: the transferred network does not compute what the source did (stem max |diff| {stemDiff:0.###e+0}, features {featDiff:0.###e+0}; bound 1e-4)");
+        }
         o.WriteLine("Checks (a gray image x; the source sees it as RGB [x, x, x]):");
         o.WriteLine($"  stem: the target's first 16 maps on x vs the source's on [x,x,x]  max |diff| = {stemDiff:0.###e+0}");
         o.WriteLine($"  features before the head (after bn2, relu, pool)            max |diff| = {featDiff:0.###e+0} (values up to {scale:0.###})");
@@ -108,11 +125,10 @@ internal static class DemoCommand
         o.WriteLine("  even though conv1 and bn1 grew from 16 to 24 channels: the new inputs of conv2 start at zero.");
         o.WriteLine(ok ? "verified." : "VERIFICATION FAILED.");
         o.WriteLine($"({clock.Elapsed.TotalSeconds:0.0} s)");
-        return ok;
     }
 
     /// <summary>Pretrain, transfer, fine-tune against from scratch; the table on standard output, the curves as a PNG.</summary>
-    private static void WhyItMatters(CliContext ctx, string dir, TransferLearningBudget budget, bool temporary)
+    private static void WhyItMatters(CliContext ctx, string dir, TransferLearningBudget budget, bool temporary, List<string> failed)
     {
         var o = ctx.Out;
         o.WriteLine("Why it matters: pretrain, transfer, fine-tune against the same network trained from scratch.");
@@ -137,6 +153,13 @@ internal static class DemoCommand
         var (ft, fz) = (r.TransferredHistory[^1], r.ScratchHistory[^1]);
         o.WriteLine($"after {budget.Epochs} epochs: transferred {P(ft.TestAccuracy)} test accuracy (loss {F(ft.TestLoss)}), from scratch {P(fz.TestAccuracy)} (loss {F(fz.TestLoss)}).");
         o.WriteLine("(epoch 0 is before fine-tuning: both heads are the target's own random init, so both start near chance.)");
+        foreach (var (name, history) in new[] { ("transferred", r.TransferredHistory), ("from scratch", r.ScratchHistory) })
+        {
+            if (history.FirstOrDefault(e => !double.IsFinite(e.TrainLoss) || !double.IsFinite(e.TestLoss)) is { } bad)
+            {
+                failed.Add($"training: the {name} network's loss is not finite from epoch {bad.Epoch}");
+            }
+        }
 
         var curves = Path.Combine(dir, "learning-curves.png");
         var blue = new SKColor(31, 119, 180);

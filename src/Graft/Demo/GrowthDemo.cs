@@ -13,8 +13,30 @@ namespace Graft.Demo;
 /// <param name="InflatedMaxAbsolute">Largest |difference| between the stem on images and its I3D inflation on clips of identical frames.</param>
 public sealed record GrowthDemoResult(OutputDifference Widened, OutputDifference Deepened, double InflatedMaxAbsolute)
 {
-    /// <summary>True when every grown network computes what the small one did (float32 tolerances).</summary>
-    public bool Verified => Widened.Within(1e-5) && Deepened.Within(1e-5) && InflatedMaxAbsolute < 1e-4;
+    /// <summary>True when every grown network computes what the small one did (float32 tolerances; NaN fails).</summary>
+    public bool Verified => Failures.Count == 0;
+
+    /// <summary>Each growth whose network does not compute what the small one did, with its measured difference.</summary>
+    public IReadOnlyList<string> Failures
+    {
+        get
+        {
+            var failed = new List<string>(3);
+            if (!Widened.Within(1e-5))
+            {
+                failed.Add($"wider: relative difference {Widened.MaxRelative:0.###e+0} > 1e-5");
+            }
+            if (!Deepened.Within(1e-5))
+            {
+                failed.Add($"deeper: relative difference {Deepened.MaxRelative:0.###e+0} > 1e-5");
+            }
+            if (!(InflatedMaxAbsolute < 1e-4))
+            {
+                failed.Add($"3-D: max |difference| {InflatedMaxAbsolute:0.###e+0} ≥ 1e-4");
+            }
+            return failed;
+        }
+    }
 }
 
 /// <summary>

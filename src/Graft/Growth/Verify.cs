@@ -47,6 +47,8 @@ public static class Verify
         ArgumentNullException.ThrowIfNull(target);
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        // A verification is only as good as the kernels it runs on.
+        Numerics.NumericsGuard.Ensure();
         var modes = Modes(source).Concat(Modes(target)).ToList();
         source.eval();
         target.eval();

@@ -80,6 +80,7 @@ public sealed class LinkedConv : LinkedLayer
     public override Tensor forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        Numerics.NumericsGuard.Ensure();
         using var scope = NewDisposeScope();
         var weight = DerivedWeight();
         var bias = DerivedBias();

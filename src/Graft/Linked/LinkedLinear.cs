@@ -30,6 +30,7 @@ public sealed class LinkedLinear : LinkedLayer
     public override Tensor forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
+        Numerics.NumericsGuard.Ensure();
         using var scope = NewDisposeScope();
         var weight = DerivedWeight();
         var bias = DerivedBias();

@@ -46,6 +46,7 @@ internal sealed class TransferExecutor
     private byte[] Compute(TargetPlan p)
     {
         TensorBridge.AfterWarmUp();
+        Numerics.NumericsGuard.Ensure();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var targetType = TensorBridge.ToScalarType(p.Target.DType)

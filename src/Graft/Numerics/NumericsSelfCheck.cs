@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace Graft.Numerics;
+
+/// <summary>One self-check case: how far libtorch's float32 results are from a float64 reference, relative to the reference's largest magnitude.</summary>
+/// <param name="Name">Short name (<c>conv2d</c>, <c>conv2d-strided-grouped</c>, <c>conv-transpose2d</c>).</param>
+/// <param name="Description">Shapes and hyperparameters, for a bug report.</param>
+/// <param name="Forward">Relative error of the output.</param>
+/// <param name="InputGradient">Relative error of the gradient with respect to the input.</param>
+/// <param name="WeightGradient">Relative error of the gradient with respect to the weight.</param>
+public sealed record NumericsCase(string Name, string Description, double Forward, double InputGradient, double WeightGradient)
+{
+    /// <summary>The largest of the three errors; NaN when any is NaN (a kernel that returned NaN).</summary>
+    public double Worst => double.IsNaN(Forward) || double.IsNaN(InputGradient) || double.IsNaN(WeightGradient)
+        ? double.NaN
+        : Math.Max(Forward, Math.Max(InputGradient, WeightGradient));
+
+    /// <summary>True when every error is a number at most <paramref name="tolerance"/> (NaN and infinity fail).</summary>
+    public bool Within(double tolerance) => Forward <= tolerance && InputGradient <= tolerance && WeightGradient <= tolerance;
+
+    /// <summary>Which of forward, input gradient and weight gradient failed, e.g. <c>forward 0.33, input gradient NaN</c>.</summary>
+    public string Failures(double tolerance)
+    {
+        var parts = new List<string>(3);
+        if (!(Forward <= tolerance))
+        {
+            parts.Add($"forward {NumericsCheck.Format(Forward)}");
+        }
+        if (!(InputGradient <= tolerance))
+        {
+            parts.Add($"input gradient {NumericsCheck.Format(InputGradient)}");
+        }
+        if (!(WeightGradient <= tolerance))
+        {
+            parts.Add($"weight gradient {NumericsCheck.Format(WeightGradient)}");
+        }
+        return string.Join(", ", parts);
+    }
+}
+
+/// <summary>The result of one run of <see cref="NumericsCheck.Run"/>.</summary>
+/// <param name="Cases">Every case, in order.</param>
+/// <param name="Tolerance">Largest relative error accepted (float32 against float64 on these sizes is ~1e-6; the kernels this guards against are off by 1e-1 or NaN).</param>
+/// <param name="Threads">libtorch's intra-op thread count during the check.</param>
+/// <param name="MkldnnEnabled">Whether mkldnn (oneDNN) kernels were enabled during the check (null: unknown).</param>
+/// <param name="Milliseconds">Wall time of the check.</param>
+/// <param name="FaultInjected">True when a fault was injected on purpose (<see cref="NumericsGuard.FaultVariable"/>).</param>
+public sealed record NumericsCheckResult(IReadOnlyList<NumericsCase> Cases, double Tolerance, int Threads, bool? MkldnnEnabled, double Milliseconds, bool FaultInjected)
+{
+    /// <summary>True when every case is within the tolerance.</summary>
+    public bool Passed => Cases.All(c => c.Within(Tolerance));
+
+    /// <summary>One line: "passed (3 cases, worst 4.1e-7, 12 ms)" or which cases failed and how.</summary>
+    public string Describe()
+    {
+        var ms = $"{Milliseconds:0} ms";
+        if (Passed)
+        {
+            return $"passed ({Cases.Count} cases, worst relative error {NumericsCheck.Format(Cases.Max(c => c.Worst))}, {ms})";
+        }
+        var failed = Cases.Where(c => !c.Within(Tolerance)).Select(c => $"{c.Name} {c.Failures(Tolerance)}");
+        return $"FAILED ({string.Join("; ", failed)}; relative errors, tolerance {NumericsCheck.Format(Tolerance)}; {ms}){(FaultInjected ? " [fault injected]" : "")}";
+    }
+}
+
+/// <summary>
+/// A small numerical self-check of libtorch's CPU convolutions: a few float32 convolutions, forward and backward, at
+/// the process's thread count and at channel counts that take oneDNN's blocked AVX-512 paths (24 and 40 channels are
+/// not multiples of 16, which exercises their tails), compared with the same computation in float64, which does not
+/// go through oneDNN. On some AMD EPYC hosts with AVX-512, libtorch 2.10's oneDNN kernels return values off by 20–50 %
+/// or NaN for exactly such shapes once the batch has two or more images; the check sees that in a few milliseconds.
+/// </summary>
+/// <remarks>
+/// The check uses its own random generator, so it leaves the global seed (and every result that depends on it) as it was,
+/// and enables gradients for its own backward passes only.
+/// </remarks>
+public static class NumericsCheck
+{
+    /// <summary>The tolerance <see cref="Run"/> applies.</summary>
+    public const double DefaultTolerance = 1e-4;
+
+    /// <summary>Runs every case now and returns the errors (no workaround, no exception for a failure).</summary>
+    public static NumericsCheckResult Run() => RunWith(injectFault: false);
+
+    internal static NumericsCheckResult RunWith(bool injectFault)
+    {
+        var clock = Stopwatch.StartNew();
+        int threads = get_num_threads();
+        // Two or more images per batch: the miscomputing kernels are the batch-parallel ones.
+        long batch = Math.Clamp(threads, 2, 8);
+        using var scope = NewDisposeScope();
+        using var grad = enable_grad();
+        using var gen = new Generator(20261130);
+        // The float64 reference never takes NNPACK, but libtorch asks for it first and, where NNPACK cannot run, prints
+        // a warning each time: switch it off for the check and restore the caller's setting.
+        bool? nnpack = LibTorchSwitches.NnpackEnabled;
+        LibTorchSwitches.TrySetNnpackEnabled(false);
+        try
+        {
+            var cases = new List<NumericsCase>(3)
+            {
+                Case("conv2d", $"({batch}, 24, 8, 8) * (24, 24, 3, 3), padding 1", gen, [batch, 24, 8, 8], [24, 24, 3, 3],
+                    (x, w) => F.conv2d(x, w, padding: [1, 1]), injectFault),
+                Case("conv2d-strided-grouped", $"({batch}, 40, 9, 9) * (48, 20, 3, 3), stride 2, padding 1, groups 2", gen, [batch, 40, 9, 9], [48, 20, 3, 3],
+                    (x, w) => F.conv2d(x, w, strides: [2, 2], padding: [1, 1], groups: 2), false),
+                Case("conv-transpose2d", $"({batch}, 32, 6, 6) * (32, 24, 3, 3), stride 2, padding 1, output padding 1", gen, [batch, 32, 6, 6], [32, 24, 3, 3],
+                    (x, w) => F.conv_transpose2d(x, w, strides: [2, 2], padding: [1, 1], output_padding: [1, 1]), false),
+            };
+            return new NumericsCheckResult(cases, DefaultTolerance, threads, LibTorchSwitches.MkldnnEnabled, clock.Elapsed.TotalMilliseconds, injectFault);
+        }
+        finally
+        {
+            if (nnpack is true)
+            {
+                LibTorchSwitches.TrySetNnpackEnabled(true);
+            }
+        }
+    }
+
+    private static NumericsCase Case(string name, string description, Generator gen, long[] xShape, long[] wShape, Func<Tensor, Tensor, Tensor> op, bool injectFault)
+    {
+        var x = randn(xShape, generator: gen);
+        var w = randn(wShape, generator: gen) * 0.2;
+        var (y, gx, gw) = Evaluate(x, w, op, seed: null);
+        var (yr, gxr, gwr) = Evaluate(x.to(ScalarType.Float64), w.to(ScalarType.Float64), op, seed: y);
+        if (injectFault)
+        {
+            // What a broken kernel does at worst: one NaN in the output. A check that missed it would be worthless.
+            y.view(-1)[0] = float.NaN;
+        }
+        return new NumericsCase(name, description, RelativeError(y, yr), RelativeError(gx, gxr), RelativeError(gw, gwr));
+    }
+
+    /// <summary>Output and gradients for an output gradient of ones scaled by the output's position (not all equal, so every tap counts).</summary>
+    private static (Tensor Y, Tensor Gx, Tensor Gw) Evaluate(Tensor x, Tensor w, Func<Tensor, Tensor, Tensor> op, Tensor? seed)
+    {
+        var xv = x.detach().requires_grad_(true);
+        var wv = w.detach().requires_grad_(true);
+        var y = op(xv, wv);
+        var g = (seed ?? y).detach().sin().to(y.dtype);
+        var grads = TorchSharp.torch.autograd.grad([y], [xv, wv], [g]);
+        return (y.detach(), grads[0], grads[1]);
+    }
+
+    /// <summary>max |a − ref| / max |ref|, in float64; NaN when <paramref name="actual"/> holds NaN.</summary>
+    private static double RelativeError(Tensor actual, Tensor reference)
+    {
+        var a = actual.to(ScalarType.Float64);
+        double diff = (a - reference).abs().max().item<double>();
+        double scale = reference.abs().max().item<double>();
+        if (double.IsNaN(diff) || double.IsNaN(scale) || !a.isfinite().all().item<bool>())
+        {
+            return double.NaN;
+        }
+        return scale > 0 ? diff / scale : diff;
+    }
+
+    internal static string Format(double v) => double.IsNaN(v) ? "NaN" : v.ToString("0.##e+0", System.Globalization.CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,27 @@
+using System.Runtime.CompilerServices;
+using Graft.Numerics;
+
+namespace Graft.Cli.Tests;
+
+/// <summary>
+/// What an application that trains TorchSharp models does at start-up, and what these tests do: run Graft's numerics guard
+/// once, before any test computes a convolution of its own (on hosts whose oneDNN kernels miscompute, the guard turns
+/// mkldnn off for the process). Graft's own entry points guard themselves; the tests also train and compare networks
+/// directly. A guard that refuses is not thrown here: the tests that compute then fail on their own numbers.
+/// </summary>
+internal static class NumericsSetup
+{
+#pragma warning disable CA2255 // A test assembly is where a process-wide start-up step belongs.
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void Run()
+    {
+        try
+        {
+            NumericsGuard.Ensure();
+        }
+        catch (NumericsException)
+        {
+        }
+    }
+}

@@ -87,7 +87,7 @@ internal static class Plot
         // The legend last, on a white box, in the right-hand corner the curves leave free there (top when the late
         // values are low, as a falling loss; bottom when they are high, as a rising accuracy).
         double lateMax = series.SelectMany(s => s.Values.Skip((int)(s.Values.Count * 0.6))).Where(double.IsFinite).DefaultIfEmpty(lo).Max();
-        var names = series.Select(s => s.Values.Count(v => !double.IsFinite(v)) is var bad and > 0 ? $"{s.Name} ({bad} not finite, left out)" : s.Name).ToList();
+        var names = series.Select(LegendName).ToList();
         float legendWidth = Math.Max(180, names.Max(n => text.MeasureText(n)) + 36);
         bool atBottom = (lateMax - lo) / (hi - lo) > 0.5;
         float boxTop = atBottom ? top + ph - 8 - (series.Count * 18) - 6 : top + 2;
@@ -108,6 +108,13 @@ internal static class Plot
         }
         canvas.Flush();
         return bmp;
+    }
+
+    /// <summary>A series' legend entry: its name, and how many of its points were left out for not being finite.</summary>
+    internal static string LegendName(Series s)
+    {
+        int bad = s.Values.Count(v => !double.IsFinite(v));
+        return bad > 0 ? $"{s.Name} ({bad} not finite, left out)" : s.Name;
     }
 
     /// <summary>Charts side by side on one white image.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using Graft.Checkpoints;
 using static TorchSharp.torch;
@@ -23,6 +24,36 @@ public sealed class CliHarness : IDisposable
         var e = new StringWriter();
         var code = GraftApp.Run(args, o, e);
         return (code, o.ToString(), e.ToString());
+    }
+
+    /// <summary>
+    /// Starts the real <c>graft</c> (the built Graft.Cli.dll) in a child process, for what in-process runs cannot show:
+    /// loaded libraries, a kill, process-wide state such as the numerics guard. <paramref name="env"/> adds to or
+    /// overrides the inherited environment.
+    /// </summary>
+    public static Process StartProcess(IReadOnlyDictionary<string, string>? env, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        foreach (var (k, v) in env ?? new Dictionary<string, string>())
+        {
+            psi.Environment[k] = v;
+        }
+        return Process.Start(psi)!;
+    }
+
+    /// <summary>Runs <see cref="StartProcess"/> to the end; returns the exit code and both streams.</summary>
+    public static (int Code, string Out, string Err) RunProcess(IReadOnlyDictionary<string, string>? env, params string[] args)
+    {
+        using var p = StartProcess(env, args);
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result, stderr);
     }
 
     /// <summary>Writes a module's state dict as a checkpoint (format from the extension).</summary>

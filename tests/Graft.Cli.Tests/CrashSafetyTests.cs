@@ -35,16 +35,7 @@ public sealed class CrashSafetyTests : IDisposable
         return (src, tpl);
     }
 
-    private static Process Start(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        return Process.Start(psi)!;
-    }
+    private static Process Start(params string[] args) => CliHarness.StartProcess(null, args);
 
     [Fact]
     public void Transfer_KilledAtRandomMoments_LeavesNoPartialOutputAndInputsUntouched()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Graft.Checkpoints;
 
 namespace Graft.Cli.Tests;
@@ -33,20 +32,9 @@ public sealed class LibTorchFreeTests : IDisposable
     /// <summary>Runs the CLI in a child process under LD_DEBUG=files; returns its exit code and the loader's lines naming libtorch_cpu.</summary>
     private static (int Code, int LibTorchLines, string Err) Run(params string[] args)
     {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        psi.Environment["LD_DEBUG"] = "files";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        _ = stdout.Result;
+        var (code, _, stderr) = CliHarness.RunProcess(new Dictionary<string, string> { ["LD_DEBUG"] = "files" }, args);
         var lines = stderr.Split('\n').Count(l => l.Contains("libtorch_cpu", StringComparison.Ordinal));
-        return (p.ExitCode, lines, stderr.Length > 2000 ? stderr[^2000..] : stderr);
+        return (code, lines, stderr.Length > 2000 ? stderr[^2000..] : stderr);
     }
 
     [LinuxOnlyFact]

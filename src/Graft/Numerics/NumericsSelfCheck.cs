@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json.Serialization;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -10,9 +11,13 @@ namespace Graft.Numerics;
 /// <param name="Forward">Relative error of the output.</param>
 /// <param name="InputGradient">Relative error of the gradient with respect to the input.</param>
 /// <param name="WeightGradient">Relative error of the gradient with respect to the weight.</param>
-public sealed record NumericsCase(string Name, string Description, double Forward, double InputGradient, double WeightGradient)
+public sealed record NumericsCase(string Name, string Description,
+    [property: JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)] double Forward,
+    [property: JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)] double InputGradient,
+    [property: JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)] double WeightGradient)
 {
     /// <summary>The largest of the three errors; NaN when any is NaN (a kernel that returned NaN).</summary>
+    [JsonNumberHandling(JsonNumberHandling.AllowNamedFloatingPointLiterals)]
     public double Worst => double.IsNaN(Forward) || double.IsNaN(InputGradient) || double.IsNaN(WeightGradient)
         ? double.NaN
         : Math.Max(Forward, Math.Max(InputGradient, WeightGradient));

@@ -1,0 +1,198 @@
+using Graft.Growth;
+using Graft.Linked;
+using Graft.Numerics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Graft.Tests.Numerics;
+
+/// <summary>
+/// The numerics guard: its decisions (with a scripted check and lever, so every path runs on any machine), the real
+/// self-check in this process, and that Graft's entry points guard themselves.
+/// </summary>
+public sealed class NumericsGuardTests
+{
+    private static NumericsCheckResult Result(bool pass, bool fault) =>
+        new([new NumericsCase("conv2d", "scripted", pass ? 1e-7 : double.NaN, 1e-7, 1e-7)], 1e-4, 2, true, 1, fault);
+
+    /// <summary>A scripted check (fails when asked to inject, or when <paramref name="broken"/> says the kernels are broken) and lever.</summary>
+    private static (Func<bool, NumericsCheckResult> Check, Func<bool> Lever, List<string> Log) Script(Func<bool> broken, bool leverWorks = true)
+    {
+        var log = new List<string>();
+        bool leverPulled = false;
+        return (inject =>
+        {
+            log.Add(inject ? "check+fault" : "check");
+            return Result(pass: !inject && !(broken() && !leverPulled), fault: inject);
+        }, () =>
+        {
+            log.Add("lever");
+            leverPulled = leverWorks;
+            return leverWorks;
+        }, log);
+    }
+
+    [Fact]
+    public void Decide_Auto_HealthyKernels_ChecksOnceAndChangesNothing()
+    {
+        var (check, lever, log) = Script(() => false);
+        var r = NumericsGuard.Decide(NumericsGuardMode.Auto, NumericsFault.None, check, lever);
+        Assert.Equal(["check"], log);
+        Assert.True(r.Trusted);
+        Assert.Equal(NumericsAction.None, r.Action);
+        Assert.Null(r.FinalCheck);
+    }
+
+    [Fact]
+    public void Decide_Auto_BrokenKernels_TurnsMkldnnOffAndChecksAgain()
+    {
+        var (check, lever, log) = Script(() => true);
+        var r = NumericsGuard.Decide(NumericsGuardMode.Auto, NumericsFault.None, check, lever);
+        Assert.Equal(["check", "lever", "check"], log);
+        Assert.True(r.Trusted);
+        Assert.Equal(NumericsAction.MkldnnDisabled, r.Action);
+        Assert.False(r.FirstCheck!.Passed);
+        Assert.True(r.FinalCheck!.Passed);
+        Assert.Contains("mkldnn is turned off", r.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decide_FaultFirst_TakesTheWorkaroundPath()
+    {
+        var (check, lever, log) = Script(() => false);
+        var r = NumericsGuard.Decide(NumericsGuardMode.Auto, NumericsFault.First, check, lever);
+        Assert.Equal(["check+fault", "lever", "check"], log);
+        Assert.True(r.Trusted);
+        Assert.Equal(NumericsAction.MkldnnDisabled, r.Action);
+        Assert.True(r.FirstCheck!.FaultInjected);
+    }
+
+    [Fact]
+    public void Decide_FaultAlways_IsNotTrusted()
+    {
+        var (check, lever, log) = Script(() => false);
+        var r = NumericsGuard.Decide(NumericsGuardMode.Auto, NumericsFault.Always, check, lever);
+        Assert.Equal(["check+fault", "lever", "check+fault"], log);
+        Assert.False(r.Trusted);
+        Assert.Contains("no workaround cured it", r.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decide_LeverUnavailable_IsNotTrustedAndDoesNotCheckAgain()
+    {
+        var (check, lever, log) = Script(() => true, leverWorks: false);
+        var r = NumericsGuard.Decide(NumericsGuardMode.Auto, NumericsFault.None, check, lever);
+        Assert.Equal(["check", "lever"], log);
+        Assert.False(r.Trusted);
+    }
+
+    [Fact]
+    public void Decide_On_PullsTheLeverFirst_ThenChecks()
+    {
+        var (check, lever, log) = Script(() => true);
+        var r = NumericsGuard.Decide(NumericsGuardMode.On, NumericsFault.None, check, lever);
+        Assert.Equal(["lever", "check"], log);
+        Assert.True(r.Trusted);
+        Assert.Equal(NumericsAction.MkldnnDisabledByRequest, r.Action);
+    }
+
+    [Fact]
+    public void Decide_Off_NeitherChecksNorChanges()
+    {
+        var (check, lever, log) = Script(() => true);
+        var r = NumericsGuard.Decide(NumericsGuardMode.Off, NumericsFault.Always, check, lever);
+        Assert.Empty(log);
+        Assert.True(r.Trusted);
+    }
+
+    [Theory]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    [InlineData(0.3)]
+    public void NumericsCase_NotANumberOrLarge_IsNotWithin(double error)
+    {
+        Assert.False(new NumericsCase("c", "d", 1e-7, error, 1e-7).Within(1e-4));
+        Assert.True(new NumericsCase("c", "d", 1e-7, 1e-7, 1e-7).Within(1e-4));
+    }
+
+    [Fact]
+    public void ReadMode_UnknownValue_NamesTheVariable()
+    {
+        var before = Environment.GetEnvironmentVariable(NumericsGuard.ModeVariable);
+        try
+        {
+            Environment.SetEnvironmentVariable(NumericsGuard.ModeVariable, "sometimes");
+            var e = Assert.Throws<ArgumentException>(() => NumericsGuard.ReadMode());
+            Assert.Contains(NumericsGuard.ModeVariable, e.Message, StringComparison.Ordinal);
+            Environment.SetEnvironmentVariable(NumericsGuard.ModeVariable, " On ");
+            Assert.Equal(NumericsGuardMode.On, NumericsGuard.ReadMode());
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable(NumericsGuard.ModeVariable, before);
+        }
+    }
+
+    [Fact]
+    public void Check_InThisProcessAfterTheGuard_Passes()
+    {
+        // The test assembly ran the guard at start-up (NumericsSetup); whatever it had to do, libtorch's convolutions
+        // must now compute right in this process. On a host with miscomputing kernels this fails without the guard.
+        var report = NumericsGuard.Ensure();
+        var r = NumericsCheck.Run();
+        Assert.True(r.Passed, $"{r.Describe()}; guard: {report.Describe()}");
+        Assert.Equal(3, r.Cases.Count);
+        Assert.All(r.Cases, c => Assert.True(c.Worst < 1e-5, c.Name + " " + c.Worst));
+    }
+
+    [Fact]
+    public void Check_WithInjectedFault_FailsOnTheNaN()
+    {
+        var r = NumericsCheck.RunWith(injectFault: true);
+        Assert.False(r.Passed);
+        Assert.True(double.IsNaN(r.Cases[0].Forward));
+        Assert.Contains("forward NaN", r.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Check_LeavesTheGlobalRandomStreamAlone()
+    {
+        manual_seed(5);
+        using var a = randn(4);
+        manual_seed(5);
+        NumericsCheck.Run();
+        using var b = randn(4);
+        Assert.True(a.allclose(b, rtol: 0, atol: 0));
+    }
+
+    public static TheoryData<string> EntryPoints => new() { "Verify.Compare", "LinkedConv.forward", "LinkedLinear.forward", "Transfer.Modules (computing)" };
+
+    [Theory]
+    [MemberData(nameof(EntryPoints))]
+    public void EntryPoint_CallsTheGuard(string entry)
+    {
+        using var scope = NewDisposeScope();
+        int before = NumericsGuard.EnsureCalls;
+        switch (entry)
+        {
+            case "Verify.Compare":
+                var a = nn.Conv2d(2, 2, 3);
+                Verify.Compare(a, a, _ => randn(1, 2, 5, 5), 1);
+                break;
+            case "LinkedConv.forward":
+                var src = nn.Conv2d(2, 4, 3);
+                Link.Conv2d(src).forward(randn(1, 2, 5, 5));
+                break;
+            case "LinkedLinear.forward":
+                var lin = nn.Linear(3, 2);
+                Link.Linear(lin).forward(randn(1, 3));
+                break;
+            default:
+                var s = nn.Conv2d(3, 4, 3);
+                var t = nn.Conv2d(1, 4, 3);
+                Graft.Transfer.Transfer.Modules(s, t);
+                break;
+        }
+        Assert.True(NumericsGuard.EnsureCalls > before, $"{entry} computed without asking the numerics guard");
+    }
+}

@@ -48,7 +48,7 @@ internal static class DoctorCommand
         }
         else
         {
-            o.WriteLine($"libtorch    {r.LibTorch.Threads} threads; mkldnn (oneDNN) {OnOff(r.LibTorch.MkldnnBefore)} at start, {OnOff(r.LibTorch.MkldnnAfter)} now; oneDNN ISA cap {r.Environment.GetValueOrDefault("DNNL_MAX_CPU_ISA") ?? "none"}");
+            o.WriteLine($"libtorch    {r.LibTorch.Threads} threads; mkldnn (oneDNN) {OnOff(r.LibTorch.MkldnnBefore)} at start, {OnOff(r.LibTorch.MkldnnAfter)} now; oneDNN ISA cap {r.LibTorch.OneDnnIsaCap ?? "none"}");
         }
         if (r.GuardError is not null)
         {
@@ -72,6 +72,7 @@ internal static class DoctorCommand
                 }
             }
         }
+        o.WriteLine($"memory      {r.MemoryFile ?? "(no cache folder)"}: {(r.Remembered ? "oneDNN miscomputed here before; it is capped at AVX2 before its first kernel (delete the file to test AVX-512 again)" : "nothing remembered")}");
         o.WriteLine($"libstdc++   {r.LibStdCxx.SystemLibStdCxx ?? "-"}: {r.LibStdCxx.Note}");
         o.WriteLine(r.Healthy ? "healthy: Graft's computations can be trusted on this machine." : "NOT HEALTHY: Graft refuses to compute here (exit 6); see above.");
     }
@@ -82,6 +83,7 @@ internal static class DoctorCommand
     {
         NumericsAction.None => "none",
         NumericsAction.MkldnnDisabled => "mkldnn-disabled",
+        NumericsAction.IsaCapped => "isa-capped",
         _ => "mkldnn-disabled-by-request",
     };
 }

@@ -70,6 +70,29 @@ public static class LibTorchSwitches
         }
     }
 
+    /// <summary>
+    /// Caps oneDNN at AVX2 (<c>DNNL_MAX_CPU_ISA=AVX2</c> in the native environment) unless the user set a cap. oneDNN
+    /// reads it once, before its first kernel; set later it changes nothing, which the caller's next check reveals.
+    /// Returns false when a cap was already set or the environment cannot be changed (Windows: .NET's own environment
+    /// is the native one there).
+    /// </summary>
+    public static bool TryCapOneDnnIsa()
+    {
+        if (DnnlMaxCpuIsa is not null || Environment.GetEnvironmentVariable("ONEDNN_MAX_CPU_ISA") is not null)
+        {
+            return false;
+        }
+        if (OperatingSystem.IsWindows())
+        {
+            Environment.SetEnvironmentVariable(IsaVariable, "AVX2");
+            return true;
+        }
+        return NativeSetEnv(IsaVariable, "AVX2", 0) == 0;
+    }
+
+    [DllImport("libc", EntryPoint = "setenv", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
+    private static extern int NativeSetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name, [MarshalAs(UnmanagedType.LPUTF8Str)] string value, int overwrite);
+
     [DllImport("libc", EntryPoint = "getenv", CharSet = CharSet.Ansi, BestFitMapping = false, ThrowOnUnmappableChar = true)]
     private static extern IntPtr NativeGetEnv([MarshalAs(UnmanagedType.LPUTF8Str)] string name);
 

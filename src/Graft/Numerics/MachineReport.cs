@@ -20,7 +20,8 @@ public sealed record CpuDescription(string Vendor, string Model, string Architec
 /// <param name="Threads">Intra-op threads libtorch computes with.</param>
 /// <param name="MkldnnBefore">mkldnn (oneDNN) enabled before the guard ran (null: unknown).</param>
 /// <param name="MkldnnAfter">mkldnn enabled after the guard ran (null: unknown).</param>
-public sealed record LibTorchDescription(bool Loaded, string? Error, string? Version, int? Threads, bool? MkldnnBefore, bool? MkldnnAfter);
+/// <param name="OneDnnIsaCap">oneDNN's instruction-set cap after the guard ran (<c>DNNL_MAX_CPU_ISA</c> as native code sees it), or null.</param>
+public sealed record LibTorchDescription(bool Loaded, string? Error, string? Version, int? Threads, bool? MkldnnBefore, bool? MkldnnAfter, string? OneDnnIsaCap);
 
 /// <summary>The Debian 12 / Ubuntu 22.04 step: TorchSharp's native library wants GLIBCXX_3.4.32, which older libstdc++ lacks.</summary>
 /// <param name="SystemLibStdCxx">The libstdc++ the loader picks, or null when none was found (not Linux).</param>
@@ -42,9 +43,11 @@ public sealed record LibStdCxxDescription(string? SystemLibStdCxx, bool? HasGlib
 /// <param name="Guard">The numerics guard's report (null when libtorch did not load or the guard's settings are invalid).</param>
 /// <param name="GuardError">Why the guard could not run, or null.</param>
 /// <param name="LibStdCxx">The Debian 12 libstdc++ step.</param>
+/// <param name="MemoryFile">Where the guard remembers miscomputing oneDNN kernels on this CPU (<see cref="NumericsGuard.MemoryFile"/>).</param>
+/// <param name="Remembered">Whether that file existed when the report was collected.</param>
 public sealed record MachineReport(string Graft, string TorchSharp, string Runtime, string OperatingSystem, CpuDescription Cpu,
     IReadOnlyDictionary<string, string?> Environment, LibTorchDescription LibTorch, NumericsGuardReport? Guard, string? GuardError,
-    LibStdCxxDescription LibStdCxx)
+    LibStdCxxDescription LibStdCxx, string? MemoryFile, bool Remembered)
 {
     private static readonly string[] s_flagsThatMatter =
         ["sse4_2", "fma", "avx", "avx2", "avx_vnni", "avx512f", "avx512dq", "avx512cd", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "neon", "asimd", "sve"];
@@ -63,6 +66,7 @@ public sealed record MachineReport(string Graft, string TorchSharp, string Runti
     {
         var env = s_variables.ToDictionary(v => v, v => v == "DNNL_MAX_CPU_ISA" ? SafeNativeIsa() : System.Environment.GetEnvironmentVariable(v), StringComparer.Ordinal);
         var libstdcxx = DescribeLibStdCxx();
+        bool remembered = NumericsMemory.Recall();
         LibTorchDescription libtorch;
         NumericsGuardReport? guard = null;
         string? guardError = null;
@@ -85,14 +89,15 @@ public sealed record MachineReport(string Graft, string TorchSharp, string Runti
             {
                 guardError = e.Message;
             }
-            libtorch = new LibTorchDescription(true, null, global::TorchSharp.torch.__version__, global::TorchSharp.torch.get_num_threads(), before, LibTorchSwitches.MkldnnEnabled);
+            libtorch = new LibTorchDescription(true, null, global::TorchSharp.torch.__version__, global::TorchSharp.torch.get_num_threads(), before, LibTorchSwitches.MkldnnEnabled, SafeNativeIsa());
         }
         catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or NotSupportedException or EntryPointNotFoundException or BadImageFormatException)
         {
-            libtorch = new LibTorchDescription(false, Innermost(e).Message, null, null, null, null);
+            libtorch = new LibTorchDescription(false, Innermost(e).Message, null, null, null, null, null);
         }
         return new MachineReport(Version(typeof(MachineReport).Assembly), Version(typeof(global::TorchSharp.torch).Assembly),
-            RuntimeInformation.FrameworkDescription, RuntimeInformation.OSDescription, DescribeCpu(), env, libtorch, guard, guardError, libstdcxx);
+            RuntimeInformation.FrameworkDescription, RuntimeInformation.OSDescription, DescribeCpu(), env, libtorch, guard, guardError, libstdcxx,
+            NumericsMemory.File, remembered);
     }
 
     private static string? SafeNativeIsa()
@@ -112,7 +117,7 @@ public sealed record MachineReport(string Graft, string TorchSharp, string Runti
     private static string Version(Assembly a) =>
         a.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? a.GetName().Version?.ToString() ?? "?";
 
-    private static CpuDescription DescribeCpu()
+    internal static CpuDescription DescribeCpu()
     {
         string vendor = "?", model = "?";
         var flags = new List<string>();

@@ -24,6 +24,12 @@ public enum NumericsAction
 
     /// <summary>mkldnn (oneDNN) was turned off because the guard was forced on.</summary>
     MkldnnDisabledByRequest,
+
+    /// <summary>
+    /// oneDNN was capped at AVX2 before its first kernel (<c>DNNL_MAX_CPU_ISA=AVX2</c>), because an earlier process on
+    /// this machine saw its kernels miscompute (<see cref="NumericsGuard.MemoryFile"/>); the check then passed.
+    /// </summary>
+    IsaCapped,
 }
 
 /// <summary>The guard's decision, once per process.</summary>
@@ -42,7 +48,8 @@ public sealed record NumericsGuardReport(NumericsGuardMode Mode, NumericsCheckRe
     {
         (NumericsGuardMode.Off, _, _) => $"numerics guard off ({NumericsGuard.ModeVariable}=off): libtorch's convolutions are not checked",
         (_, NumericsAction.MkldnnDisabled, true) =>
-            $"libtorch's oneDNN convolutions miscompute on this CPU (self-check {FirstCheck!.Describe()}); mkldnn is turned off for this process, and the check now passes. Convolutions are slower; setting {"DNNL_MAX_CPU_ISA"}=AVX2 before starting also cures it and keeps oneDNN",
+            $"libtorch's oneDNN convolutions miscompute on this CPU (self-check {FirstCheck!.Describe()}); mkldnn is turned off for this process, and the check now passes (convolutions are slower; later runs cap oneDNN at AVX2 instead, which is as right and faster)",
+        (_, NumericsAction.IsaCapped, true) => $"oneDNN capped at AVX2 (its AVX-512 convolutions miscomputed on this CPU in an earlier run); self-check {FinalCheck!.Describe()}",
         (_, NumericsAction.MkldnnDisabledByRequest, true) => $"mkldnn turned off for this process ({NumericsGuard.ModeVariable}=on); self-check {FinalCheck!.Describe()}",
         (_, NumericsAction.None, true) => $"self-check {FirstCheck!.Describe()}",
         _ => $"libtorch's CPU convolutions give wrong results on this machine and no workaround cured it (self-check {LastCheck?.Describe() ?? "not run"}); nothing that needs them can be trusted",
@@ -115,7 +122,7 @@ public static class NumericsGuard
                 report = s_report;
                 if (report is null)
                 {
-                    report = Decide(ReadMode(), ReadFault(), NumericsCheck.RunWith, DisableMkldnn);
+                    report = Decide(ReadMode(), ReadFault(), NumericsCheck.RunWith, s_levers);
                     Volatile.Write(ref s_report, report);
                     ran = true;
                 }
@@ -128,16 +135,31 @@ public static class NumericsGuard
         return report.Trusted ? report : throw new NumericsException(report);
     }
 
-    /// <summary>The workaround: mkldnn off, and NNPACK too (the next fallback, which cannot run on these hosts and warns at every call).</summary>
-    private static bool DisableMkldnn()
-    {
-        bool off = LibTorchSwitches.TrySetMkldnnEnabled(false);
-        LibTorchSwitches.TrySetNnpackEnabled(false);
-        return off;
-    }
+    /// <summary>
+    /// Where the guard remembers that this machine's oneDNN kernels miscomputed (one small file per CPU model, flags and
+    /// libtorch version, under the user's cache folder), so that later processes cap oneDNN at AVX2 before its first
+    /// kernel instead of turning it off. Delete it to make the guard test the AVX-512 kernels again.
+    /// </summary>
+    public static string? MemoryFile => NumericsMemory.File;
 
-    /// <summary>The guard's logic, apart from the process: <paramref name="check"/> runs the self-check (its argument: inject a fault), <paramref name="disableMkldnn"/> pulls the lever.</summary>
-    internal static NumericsGuardReport Decide(NumericsGuardMode mode, NumericsFault fault, Func<bool, NumericsCheckResult> check, Func<bool> disableMkldnn)
+    /// <summary>The process's levers.</summary>
+    private static readonly NumericsLevers s_levers = new(
+        DisableMkldnn: static () =>
+        {
+            // mkldnn off, and NNPACK too: the next fallback, which cannot run on these hosts and warns at every call.
+            bool off = LibTorchSwitches.TrySetMkldnnEnabled(false);
+            LibTorchSwitches.TrySetNnpackEnabled(false);
+            return off;
+        },
+        CapIsa: LibTorchSwitches.TryCapOneDnnIsa,
+        Remembered: NumericsMemory.Recall,
+        Remember: NumericsMemory.Remember);
+
+    /// <summary>
+    /// The guard's logic, apart from the process: <paramref name="check"/> runs the self-check (its argument: inject a
+    /// fault), <paramref name="levers"/> change the process or remember a verdict.
+    /// </summary>
+    internal static NumericsGuardReport Decide(NumericsGuardMode mode, NumericsFault fault, Func<bool, NumericsCheckResult> check, NumericsLevers levers)
     {
         int runs = 0;
         NumericsCheckResult Check() => check(fault == NumericsFault.Always || (fault == NumericsFault.First && runs++ == 0));
@@ -147,25 +169,40 @@ public static class NumericsGuard
                 return new NumericsGuardReport(mode, null, NumericsAction.None, null, Trusted: true);
             case NumericsGuardMode.On:
             {
-                bool off = disableMkldnn();
+                bool off = levers.DisableMkldnn();
                 var after = Check();
                 return new NumericsGuardReport(mode, null, off ? NumericsAction.MkldnnDisabledByRequest : NumericsAction.None, after, after.Passed);
             }
             default:
             {
+                if (levers.Remembered() && levers.CapIsa())
+                {
+                    var capped = Check();
+                    if (capped.Passed)
+                    {
+                        return new NumericsGuardReport(mode, null, NumericsAction.IsaCapped, capped, Trusted: true);
+                    }
+                    return Repair(mode, capped, Check, levers);
+                }
                 var first = Check();
-                if (first.Passed)
-                {
-                    return new NumericsGuardReport(mode, first, NumericsAction.None, null, Trusted: true);
-                }
-                if (!disableMkldnn())
-                {
-                    return new NumericsGuardReport(mode, first, NumericsAction.None, null, Trusted: false);
-                }
-                var second = Check();
-                return new NumericsGuardReport(mode, first, NumericsAction.MkldnnDisabled, second, second.Passed);
+                return first.Passed ? new NumericsGuardReport(mode, first, NumericsAction.None, null, Trusted: true) : Repair(mode, first, Check, levers);
             }
         }
+    }
+
+    /// <summary>After a failed check: mkldnn off, check again; a genuine failure that this cures is remembered for later processes.</summary>
+    private static NumericsGuardReport Repair(NumericsGuardMode mode, NumericsCheckResult failed, Func<NumericsCheckResult> check, NumericsLevers levers)
+    {
+        if (!levers.DisableMkldnn())
+        {
+            return new NumericsGuardReport(mode, failed, NumericsAction.None, null, Trusted: false);
+        }
+        var second = check();
+        if (second.Passed && !failed.FaultInjected)
+        {
+            levers.Remember();
+        }
+        return new NumericsGuardReport(mode, failed, NumericsAction.MkldnnDisabled, second, second.Passed);
     }
 
     /// <summary>The mode the environment asks for.</summary>
@@ -185,6 +222,9 @@ public static class NumericsGuard
         var v => throw new ArgumentException($"{FaultVariable}={v}: expected first or always."),
     };
 }
+
+/// <summary>What the guard can do to the process: each returns whether it took effect.</summary>
+internal sealed record NumericsLevers(Func<bool> DisableMkldnn, Func<bool> CapIsa, Func<bool> Remembered, Action Remember);
 
 /// <summary>A fault injected into the self-check on purpose.</summary>
 internal enum NumericsFault

@@ -15,21 +15,34 @@ public sealed class NumericsGuardTests
     private static NumericsCheckResult Result(bool pass, bool fault) =>
         new([new NumericsCase("conv2d", "scripted", pass ? 1e-7 : double.NaN, 1e-7, 1e-7)], 1e-4, 2, true, 1, fault);
 
-    /// <summary>A scripted check (fails when asked to inject, or when <paramref name="broken"/> says the kernels are broken) and lever.</summary>
-    private static (Func<bool, NumericsCheckResult> Check, Func<bool> Lever, List<string> Log) Script(Func<bool> broken, bool leverWorks = true)
+    /// <summary>
+    /// A scripted check and levers: the kernels are broken when <paramref name="broken"/> says so, until mkldnn is off
+    /// (or oneDNN capped, when <paramref name="capCures"/>); an injected fault always fails.
+    /// </summary>
+    private static (Func<bool, NumericsCheckResult> Check, NumericsLevers Levers, List<string> Log) Script(
+        Func<bool> broken, bool leverWorks = true, bool remembered = false, bool capCures = true)
     {
         var log = new List<string>();
-        bool leverPulled = false;
+        bool mkldnnOff = false, capped = false;
         return (inject =>
         {
             log.Add(inject ? "check+fault" : "check");
-            return Result(pass: !inject && !(broken() && !leverPulled), fault: inject);
-        }, () =>
-        {
-            log.Add("lever");
-            leverPulled = leverWorks;
-            return leverWorks;
-        }, log);
+            return Result(pass: !inject && !(broken() && !mkldnnOff && !(capped && capCures)), fault: inject);
+        }, new NumericsLevers(
+            DisableMkldnn: () =>
+            {
+                log.Add("lever");
+                mkldnnOff = leverWorks;
+                return leverWorks;
+            },
+            CapIsa: () =>
+            {
+                log.Add("cap");
+                capped = true;
+                return true;
+            },
+            Remembered: () => remembered,
+            Remember: () => log.Add("remember")), log);
     }
 
     [Fact]
@@ -48,12 +61,33 @@ public sealed class NumericsGuardTests
     {
         var (check, lever, log) = Script(() => true);
         var r = NumericsGuard.Decide(NumericsGuardMode.Auto, NumericsFault.None, check, lever);
-        Assert.Equal(["check", "lever", "check"], log);
+        Assert.Equal(["check", "lever", "check", "remember"], log);
         Assert.True(r.Trusted);
         Assert.Equal(NumericsAction.MkldnnDisabled, r.Action);
         Assert.False(r.FirstCheck!.Passed);
         Assert.True(r.FinalCheck!.Passed);
         Assert.Contains("mkldnn is turned off", r.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decide_Remembered_CapsOneDnnBeforeItsFirstKernel_AndKeepsMkldnn()
+    {
+        var (check, lever, log) = Script(() => true, remembered: true);
+        var r = NumericsGuard.Decide(NumericsGuardMode.Auto, NumericsFault.None, check, lever);
+        Assert.Equal(["cap", "check"], log);
+        Assert.True(r.Trusted);
+        Assert.Equal(NumericsAction.IsaCapped, r.Action);
+        Assert.Contains("capped at AVX2", r.Describe(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Decide_Remembered_CapDoesNotCure_FallsBackToMkldnnOff()
+    {
+        var (check, lever, log) = Script(() => true, remembered: true, capCures: false);
+        var r = NumericsGuard.Decide(NumericsGuardMode.Auto, NumericsFault.None, check, lever);
+        Assert.Equal(["cap", "check", "lever", "check", "remember"], log);
+        Assert.True(r.Trusted);
+        Assert.Equal(NumericsAction.MkldnnDisabled, r.Action);
     }
 
     [Fact]

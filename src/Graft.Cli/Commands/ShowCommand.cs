@@ -50,7 +50,7 @@ internal static class ShowCommand
             }
             using var bmp = Png.Panels(panels);
             Png.Write(outPath, bmp);
-            ctx.Out.WriteLine($"wrote {outPath} ({bmp.Width}×{bmp.Height}): {string.Join("; ", panels.Select(p => p.Item2 + " — " + p.Item3))}");
+            ctx.Out.WriteLine(TerminalText.Escape($"wrote {outPath} ({bmp.Width}×{bmp.Height}): {string.Join("; ", panels.Select(p => p.Item2 + " — " + p.Item3))}"));
             return ExitCodes.Ok;
         });
         return cmd;

@@ -30,7 +30,7 @@ internal static class ShowCommand
             var outPath = parse.GetValue(output)!.FullName;
             var otherPath = parse.GetValue(compare)?.FullName;
             var otherName = parse.GetValue(compareTensor) ?? name;
-            if (outPath == path || outPath == otherPath)
+            if (outPath == path || outPath == otherPath || CheckpointFile.IsSameFile(outPath, path) || (otherPath is not null && CheckpointFile.IsSameFile(outPath, otherPath)))
             {
                 throw new ArgumentException($"{outPath}: the image must not overwrite a checkpoint.");
             }

@@ -33,7 +33,8 @@ internal static class TransferCommand
             var tpl = parse.GetValue(into)!.FullName;
             var outPath = parse.GetValue(output)!.FullName;
             var reportPath = parse.GetValue(report)?.FullName;
-            if (reportPath is not null && (reportPath == src || reportPath == tpl || reportPath == outPath))
+            if (reportPath is not null && (reportPath == outPath || CheckpointFile.IsSameFile(reportPath, src) || CheckpointFile.IsSameFile(reportPath, tpl)
+                || CheckpointFile.IsSameFile(reportPath, outPath)))
             {
                 throw new ArgumentException($"{reportPath}: the report must not overwrite the source, the template or the output.");
             }

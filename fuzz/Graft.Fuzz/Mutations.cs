@@ -174,6 +174,7 @@ internal static class SafetensorsMutations
     [
         "\"F32\"", "\"F64\"", "\"BOOL\"", "\"U8\"", "\"I64\"", "\"BF16\"", "\"F8_E4M3\"", "\"F4\"", "\"\"", "\"__metadata__\"",
         "\"dtype\"", "\"shape\"", "\"data_offsets\"", "\"a\"", "\"\\u0000\"", "\"\\ud800\"", "\"x\\\"y\"",
+        "\"\\u001b]0;owned\\u0007\\u001b[2J\"", "\"\u001b[31m\"", "\"a\\nb\\u202e\"", "\"" + new string('x', 10_000) + "\"", "\"" + new string('é', 200) + "\"",
     ];
 
     private static readonly string[] Fragments = ["{", "}", "[", "]", ",", ":", "null", "true", "[]", "{}", "[0,0]", "\"k\":", " "];

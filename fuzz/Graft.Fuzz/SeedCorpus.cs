@@ -91,6 +91,12 @@ internal static class SeedCorpus
             ("metadata", [Payload("w", DType.F32, 4, 2), Payload("b", DType.F32, 4)], new() { ["format"] = "pt", ["note"] = "seed" }),
             ("one", [Payload("x", DType.F32, 8)], null),
             ("none", [], null),
+            // Hostile-input categories of issue 11: names a terminal would act on, names near the length limits, and
+            // headers of many small tensors (memory must follow the header, not the row count).
+            ("control-characters", [Payload("a\u001b]0;owned\u0007\u001b[2J.weight", DType.F32, 2), Payload("b\nforged\u202e.bias", DType.F32, 1)],
+                new() { ["note\u001b[31m"] = "red\u0007" }),
+            ("long-name", [Payload(new string('x', 10_000), DType.F32, 2), Payload(new string('é', 300) + ".weight", DType.U8, 1)], null),
+            ("many-tensors", [.. Enumerable.Range(0, 2_000).Select(i => Payload($"layer{i}.weight", DType.F32, 0))], null),
         };
         var dir = Directory.CreateTempSubdirectory("graft-fuzz-seed-");
         try

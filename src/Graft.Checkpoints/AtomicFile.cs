@@ -15,8 +15,9 @@ public static class AtomicFile
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(write);
         var full = System.IO.Path.GetFullPath(path);
+        EnsureReplaceable(full);
         var dir = System.IO.Path.GetDirectoryName(full) ?? ".";
-        var tmp = System.IO.Path.Combine(dir, "." + System.IO.Path.GetFileName(full) + "." + Guid.NewGuid().ToString("N")[..12] + ".tmp");
+        var tmp = System.IO.Path.Combine(dir, TemporaryName(System.IO.Path.GetFileName(full)));
         try
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
@@ -30,6 +31,65 @@ public static class AtomicFile
         {
             TryDelete(tmp);
             throw;
+        }
+    }
+
+    /// <summary>Longest file name (in UTF-8 bytes) the common file systems accept: NAME_MAX on Linux and macOS.</summary>
+    internal const int MaxNameBytes = 255;
+
+    /// <summary>
+    /// <c>.NAME.RANDOM.tmp</c>, with NAME shortened (at a character boundary) so that the whole stays within
+    /// <see cref="MaxNameBytes"/>: any output name the file system accepts gets a temporary name it accepts too.
+    /// </summary>
+    internal static string TemporaryName(string fileName)
+    {
+        var suffix = "." + Guid.NewGuid().ToString("N")[..12] + ".tmp";
+        var room = MaxNameBytes - 1 - suffix.Length;
+        var name = fileName;
+        if (System.Text.Encoding.UTF8.GetByteCount(name) > room)
+        {
+            int cut = 0, bytes = 0;
+            foreach (var rune in name.EnumerateRunes())
+            {
+                if (bytes + rune.Utf8SequenceLength > room)
+                {
+                    break;
+                }
+                bytes += rune.Utf8SequenceLength;
+                cut += rune.Utf16SequenceLength;
+            }
+            name = name[..cut];
+        }
+        return "." + name + suffix;
+    }
+
+    /// <summary>
+    /// Refuses an output path that must never be renamed over: anything but a regular file or a link to one (a device
+    /// node such as <c>/dev/null</c>, a FIFO, a socket, a folder), and paths that resolve into <c>/proc</c>, <c>/sys</c>
+    /// or directly into <c>/dev</c>. As root, a rename would otherwise replace <c>/dev/null</c> with a checkpoint.
+    /// </summary>
+    /// <param name="path">The output path.</param>
+    /// <exception cref="ArgumentException">The path is one of those; the message says what it is.</exception>
+    public static void EnsureReplaceable(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var full = System.IO.Path.GetFullPath(path);
+        if (FileIdentity.Of(full, followLastLink: false) is { } own && own.Kind is not (FileKind.Regular or FileKind.SymbolicLink))
+        {
+            throw new ArgumentException($"{path}: is {FileIdentity.Describe(own.Kind)}, not a regular file; Graft writes outputs as regular files only, so choose another output.");
+        }
+        if (FileIdentity.Of(full) is { } target && target.Kind != FileKind.Regular)
+        {
+            throw new ArgumentException($"{path}: is a link to {FileIdentity.Describe(target.Kind)}; Graft writes outputs as regular files only, so choose another output.");
+        }
+        if (OperatingSystem.IsLinux())
+        {
+            var real = SafePath.RealPathOrSelf(full);
+            var folder = System.IO.Path.GetDirectoryName(real);
+            if (real.StartsWith("/proc/", StringComparison.Ordinal) || real.StartsWith("/sys/", StringComparison.Ordinal) || folder == "/dev")
+            {
+                throw new ArgumentException($"{path}: resolves to {real}, inside a system folder (/proc, /sys or /dev); choose another output.");
+            }
         }
     }
 

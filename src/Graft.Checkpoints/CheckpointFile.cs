@@ -44,7 +44,7 @@ public static class CheckpointFile
         {
             Span<byte> head = stackalloc byte[64];
             int n;
-            using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+            using (var fs = new FileStream(FileIdentity.OpenInput(path), FileAccess.Read))
             {
                 n = fs.ReadAtLeast(head, head.Length, throwOnEndOfStream: false);
             }
@@ -74,54 +74,67 @@ public static class CheckpointFile
     }
 
     /// <summary>
-    /// Refuses an output that would replace or delete a file one of the <paramref name="inputs"/> reads: the same path,
-    /// a link to it, or, for a sharded output, a shard the write would replace or clean up. The one check every command
-    /// and library entry point makes before writing, so that Graft never modifies its inputs.
+    /// Refuses an output that would replace or delete a file one of the <paramref name="inputs"/> reads: the same file
+    /// under any name (a link to it, a path through a linked folder, a hard link), or, for a sharded output, a shard the
+    /// write would replace or clean up; and an output that is no regular file (<see cref="AtomicFile.EnsureReplaceable"/>).
+    /// The one check every command and library entry point makes before writing, so that Graft never modifies its inputs.
     /// </summary>
+    /// <remarks>
+    /// Files are compared by identity (device and inode, every link along both paths resolved) where the platform gives
+    /// one (Linux, macOS), else by their resolved full paths.
+    /// </remarks>
     /// <param name="outputPath">Where the output goes.</param>
     /// <param name="outputFormat">The format it is written in.</param>
     /// <param name="inputs">Each open input and its role for the message (<c>input</c>, <c>source</c>, <c>template</c>).</param>
-    /// <exception cref="ArgumentException">The output would touch an input's file; the message names both.</exception>
+    /// <exception cref="ArgumentException">The output would touch an input's file, or is not a regular file; the message names both.</exception>
     public static void EnsureOutputSparesInputs(string outputPath, ICheckpointFormat outputFormat, params (ICheckpointReader Reader, string Role)[] inputs)
     {
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
         ArgumentNullException.ThrowIfNull(outputFormat);
         ArgumentNullException.ThrowIfNull(inputs);
-        var touched = (outputFormat is Sharded.ShardedSafetensorsFormat ? Sharded.ShardedSafetensorsWriter.FilesReplacedBy(outputPath) : [Path.GetFullPath(outputPath)])
-            .Select(Resolve).ToHashSet(PathComparer);
-        var output = Resolve(Path.GetFullPath(outputPath));
+        AtomicFile.EnsureReplaceable(outputPath);
+        var output = Path.GetFullPath(outputPath);
+        var touched = outputFormat is Sharded.ShardedSafetensorsFormat ? Sharded.ShardedSafetensorsWriter.FilesReplacedBy(outputPath) : [output];
         foreach (var (reader, role) in inputs)
         {
-            var files = reader is Sharded.ShardedSafetensorsReader sharded ? sharded.ShardPaths.Prepend(reader.Path) : [reader.Path];
-            foreach (var file in files.Select(f => Resolve(Path.GetFullPath(f))))
+            foreach (var file in FilesOf(reader))
             {
-                if (PathComparer.Equals(file, output))
+                if (IsSameFile(file, output))
                 {
-                    throw new ArgumentException($"{outputPath}: the output is the {role}; Graft writes new files and never modifies its inputs.");
+                    throw new ArgumentException($"{outputPath}: the output is the {role} ({reader.Path}), under another name or through a link; Graft writes new files and never modifies its inputs.");
                 }
-                if (touched.Contains(file))
+                if (touched.FirstOrDefault(t => IsSameFile(t, file)) is { } hit)
                 {
-                    throw new ArgumentException($"{outputPath}: writing it would replace or delete {file}, which the {role} {reader.Path} reads; Graft never modifies its inputs, so choose another output.");
+                    throw new ArgumentException($"{outputPath}: writing it would replace or delete {hit}, which the {role} {reader.Path} reads; Graft never modifies its inputs, so choose another output.");
                 }
             }
         }
     }
 
-    private static StringComparer PathComparer => OperatingSystem.IsWindows() ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
-
-    /// <summary>The final target of a link, else the path itself.</summary>
-    private static string Resolve(string path)
+    /// <summary>
+    /// True when both paths name one existing file: the same device and inode after every link along either path is
+    /// resolved (so a hard link, a symbolic link or a path through a linked folder counts), or, where the platform gives no
+    /// identities, the same resolved full path.
+    /// </summary>
+    public static bool IsSameFile(string a, string b)
     {
-        try
+        ArgumentException.ThrowIfNullOrEmpty(a);
+        ArgumentException.ThrowIfNullOrEmpty(b);
+        if (FileIdentity.Supported)
         {
-            var info = new FileInfo(path);
-            return info.Exists && info.LinkTarget is not null ? (info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path) : path;
+            return FileIdentity.Of(a) is { } x && FileIdentity.Of(b) is { } y && x.SameFileAs(y);
         }
-        catch (IOException)
-        {
-            return path;
-        }
+        var comparer = OperatingSystem.IsWindows() ? StringComparer.OrdinalIgnoreCase : StringComparer.Ordinal;
+        return comparer.Equals(SafePath.RealPathOrSelf(a), SafePath.RealPathOrSelf(b));
     }
+
+    /// <summary>Every file an open checkpoint reads: the checkpoint, its shards, its external data files.</summary>
+    private static IEnumerable<string> FilesOf(ICheckpointReader reader) => reader switch
+    {
+        Sharded.ShardedSafetensorsReader sharded => sharded.ShardPaths.Prepend(reader.Path),
+        Onnx.OnnxReader onnx => onnx.ExternalDataPaths.Prepend(reader.Path),
+        _ => [reader.Path],
+    };
 
     /// <summary>
     /// Writes a checkpoint atomically in the format <paramref name="format"/> names, or else the one the extension names.
@@ -134,6 +147,7 @@ public static class CheckpointFile
         long? maxShardBytes = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        AtomicFile.EnsureReplaceable(path);
         var f = format is not null ? GetFormat(format)
             : FormatFromExtension(path) ?? throw new ArgumentException($"{path}: cannot tell the output format from the extension; give one ({string.Join(", ", Formats.Where(x => x.CanWrite).Select(x => x.Name))}).", nameof(path));
         if (maxShardBytes is { } max)

@@ -45,6 +45,8 @@ public enum CheckpointErrorKind
     Unsupported,
     /// <summary>An index and the files it names disagree.</summary>
     Inconsistent,
+    /// <summary>The checkpoint, a shard or an external data file is not a regular file (a FIFO, a device, a socket).</summary>
+    NotRegularFile,
 }
 
 /// <summary>

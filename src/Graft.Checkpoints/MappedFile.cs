@@ -39,10 +39,6 @@ internal sealed unsafe class MappedFile : IDisposable
         }
     }
 
-    /// <summary>Opens <paramref name="path"/> for reading, shared with other readers (never for writing).</summary>
-    public static SafeFileHandle OpenRead(string path) =>
-        File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
-
     /// <summary>Maps the whole file behind <paramref name="handle"/>, which must not be empty (an empty file cannot be mapped).</summary>
     public static MappedFile Map(SafeFileHandle handle)
     {

@@ -64,6 +64,23 @@ internal static class SafePath
         return real;
     }
 
+    /// <summary>
+    /// The full path with every symbolic link along it replaced by its target (for outputs, which are no checkpoint's
+    /// business); the path itself when a link loop stops the resolution.
+    /// </summary>
+    internal static string RealPathOrSelf(string path)
+    {
+        var full = Path.GetFullPath(path);
+        try
+        {
+            return RealPath(full, full, null);
+        }
+        catch (CheckpointFormatException)
+        {
+            return full;
+        }
+    }
+
     /// <summary>The path with every symbolic link along it replaced by its target.</summary>
     private static string RealPath(string full, string file, string? tensor)
     {

@@ -106,10 +106,11 @@ internal static class GraftApp
         catch (Exception ex)
         {
             var (code, message) = Describe(ex);
-            stderr.WriteLine($"graft: {message}");
+            // Messages name files and tensors, which a hostile checkpoint chooses: escape them like every other output.
+            stderr.WriteLine($"graft: {TerminalText.Escape(message)}");
             if (verbose || code == ExitCodes.Internal)
             {
-                stderr.WriteLine(verbose ? ex.ToString() : "(rerun with --verbose for details)");
+                stderr.WriteLine(verbose ? TerminalText.EscapeLines(ex.ToString()) : "(rerun with --verbose for details)");
             }
             return code;
         }

@@ -33,7 +33,7 @@ internal static class ProgressView
                 {
                     task.MaxValue = Math.Max(1, total);
                     task.Value = done;
-                    task.Description = current.Length == 0 ? label : Markup.Escape(current.Length > 40 ? "…" + current[^39..] : current);
+                    task.Description = current.Length == 0 ? label : Markup.Escape(TerminalText.Escape(current.Length > 40 ? "…" + current[^39..] : current));
                 });
             });
         return result;

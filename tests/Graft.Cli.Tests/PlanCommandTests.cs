@@ -93,4 +93,34 @@ public sealed class PlanCommandTests : IDisposable
         var (code, _, _) = _h.Run("plan", src);
         Assert.Equal(1, code);
     }
+
+    /// <summary>Two checkpoints with one tensor whose name is 10,000 characters long.</summary>
+    private (string Source, string Template) LongNameCase()
+    {
+        var name = new string('x', 10_000);
+        var src = _h.PathOf("src.safetensors");
+        var tpl = _h.PathOf("tpl.safetensors");
+        var payload = Graft.Checkpoints.TensorPayload.FromBytes(name, Graft.Checkpoints.DType.F32, new Graft.Checkpoints.Shape(2), new byte[8]);
+        Graft.Checkpoints.CheckpointFile.Write(src, [payload]);
+        Graft.Checkpoints.CheckpointFile.Write(tpl, [payload]);
+        return (src, tpl);
+    }
+
+    [Fact]
+    public void Plan_SkipGlobOnLongName_Exit0()
+    {
+        var (src, tpl) = LongNameCase();
+        var (code, _, stderr) = _h.Run("plan", src, "--into", tpl, "--skip", "*x*x*y");
+        Assert.True(code == 0, stderr);
+    }
+
+    [Fact]
+    public void Plan_RenameThatTimesOut_Exit2WithOneLineNamingTheOption()
+    {
+        var (src, tpl) = LongNameCase();
+        var (code, _, stderr) = _h.Run("plan", src, "--into", tpl, "--rename", "^(x+x+)+(?=y)=z");
+        Assert.Equal(2, code);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+        Assert.Contains("--rename", stderr);
+    }
 }

@@ -63,6 +63,9 @@ public sealed unsafe class OnnxReader : ICheckpointReader
 
     internal long FileLength { get; }
 
+    /// <summary>The real paths of the external data files this model reads.</summary>
+    internal IEnumerable<string> ExternalDataPaths => _externalFiles.Keys;
+
     internal List<Field> ModelFields { get; }
 
     internal Field Graph { get; }
@@ -81,7 +84,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     public static OnnxReader Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var handle = MappedFile.OpenRead(path);
+        var handle = FileIdentity.OpenInput(path);
         MappedFile? file = null;
         Parsed? parsed = null;
         try
@@ -527,7 +530,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
             }
             if (!_external.TryGetValue(real, out var handle))
             {
-                handle = File.OpenHandle(real, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+                handle = FileIdentity.OpenInput(real, path);
                 _external.Add(real, handle);
             }
             var fileLength = RandomAccess.GetLength(handle);

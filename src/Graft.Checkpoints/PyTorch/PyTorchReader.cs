@@ -106,7 +106,7 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     public static PyTorchReader Open(string path, string? keyPath = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        var file = FileIdentity.OpenInput(path);
         try
         {
             return Load(path, file, keyPath);

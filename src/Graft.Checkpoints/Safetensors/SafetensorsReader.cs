@@ -74,7 +74,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     public static SafetensorsReader Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var handle = MappedFile.OpenRead(path);
+        var handle = FileIdentity.OpenInput(path);
         MappedFile? file = null;
         try
         {

@@ -139,7 +139,7 @@ public sealed class ShardedSafetensorsReader : ICheckpointReader
     internal static (Dictionary<string, string> WeightMap, Dictionary<string, string> Metadata) ReadIndex(string path)
     {
         byte[] bytes;
-        using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
+        using (var fs = new FileStream(FileIdentity.OpenInput(path), FileAccess.Read))
         {
             if (fs.Length > MaxIndexBytes)
             {

@@ -44,6 +44,8 @@ public static class ShardedSafetensorsWriter
         ArgumentException.ThrowIfNullOrEmpty(indexPath);
         ArgumentNullException.ThrowIfNull(payloads);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxShardBytes);
+        // Before the existing index is read: a FIFO or device there must be refused, not opened.
+        AtomicFile.EnsureReplaceable(indexPath);
         var fileName = Path.GetFileName(indexPath);
         if (!fileName.EndsWith(IndexSuffix, StringComparison.Ordinal) || fileName.Length == IndexSuffix.Length)
         {

@@ -58,7 +58,7 @@ public sealed class TorchSharpReader : ICheckpointReader
     public static TorchSharpReader Open(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var file = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+        var file = FileIdentity.OpenInput(path);
         try
         {
             var entries = Index(path, file);

@@ -59,7 +59,7 @@ internal static class ConvertCommand
             }
             else
             {
-                ctx.Out.WriteLine($"{outPath} ({outFormat.Name}): {reader.Tensors.Count} tensors, {Format.Bytes(bytes)}, from {inPath} ({reader.Format})");
+                ctx.Out.WriteLine(TerminalText.Escape($"{outPath} ({outFormat.Name}): {reader.Tensors.Count} tensors, {Format.Bytes(bytes)}, from {inPath} ({reader.Format})"));
             }
             return ExitCodes.Ok;
         });

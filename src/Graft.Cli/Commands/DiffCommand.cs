@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Graft.Checkpoints;
 using Graft.Checkpoints.Inspection;
-using Spectre.Console;
 
 namespace Graft.Cli.Commands;
 
@@ -40,42 +39,47 @@ internal static class DiffCommand
         return cmd;
     }
 
+    private static readonly TextTableColumn[] Columns =
+        [new("layer"), new("tensor"), new("A"), new("B"), new("difference", Colour: KindColour)];
+
     private static void Render(CliContext ctx, CheckpointDiff diff, bool all)
     {
-        var table = new Table().Border(TableBorder.Simple)
-            .AddColumn("layer").AddColumn("tensor").AddColumn("A").AddColumn("B").AddColumn("difference");
-        foreach (var layer in diff.Layers)
+        TextTable.Write(ctx, Columns, () => diff.Layers.SelectMany(layer =>
         {
             var name = layer.Layer.Length == 0 ? "(top level)" : layer.Layer;
             if (layer.Same && !all)
             {
-                table.AddRow(Markup.Escape(name), $"{layer.Tensors.Count} tensor(s)", "", "", KindMarkup(DiffKind.Same));
-                continue;
+                return [[name, $"{layer.Tensors.Count} tensor(s)", "", "", KindText(DiffKind.Same)]];
             }
-            bool first = true;
-            foreach (var t in layer.Tensors)
+            return layer.Tensors.Select((t, i) => new[]
             {
-                var suffix = layer.Layer.Length == 0 ? t.Name : t.Name[(layer.Layer.Length + 1)..];
-                table.AddRow(first ? Markup.Escape(name) : "", Markup.Escape(suffix), Side(t.A), Side(t.B), KindMarkup(t.Kind));
-                first = false;
-            }
-        }
-        ctx.Console.Write(table);
-        ctx.Console.WriteLine($"A: {diff.A}");
-        ctx.Console.WriteLine($"B: {diff.B}");
-        ctx.Console.WriteLine(diff.Differs
+                i == 0 ? name : "", layer.Layer.Length == 0 ? t.Name : t.Name[(layer.Layer.Length + 1)..], Side(t.A), Side(t.B), KindText(t.Kind),
+            });
+        }));
+        ctx.Out.WriteLine($"A: {TerminalText.Escape(diff.A)}");
+        ctx.Out.WriteLine($"B: {TerminalText.Escape(diff.B)}");
+        ctx.Out.WriteLine(diff.Differs
             ? $"{diff.Count(DiffKind.OnlyInA)} only in A, {diff.Count(DiffKind.OnlyInB)} only in B, {diff.Count(DiffKind.ShapeDiffers)} with another shape, {diff.Count(DiffKind.DTypeDiffers)} with another dtype, {diff.Count(DiffKind.Same)} the same."
             : $"no differences in names, shapes or dtypes ({diff.Count(DiffKind.Same)} tensors; values not compared).");
     }
 
-    private static string Side(TensorInfo? t) => t is null ? "[grey]—[/]" : $"{t.Shape} {t.DType.SafetensorsName()}";
+    private static string Side(TensorInfo? t) => t is null ? "—" : $"{t.Shape} {t.DType.SafetensorsName()}";
 
-    private static string KindMarkup(DiffKind kind) => kind switch
+    private static string KindText(DiffKind kind) => kind switch
     {
-        DiffKind.OnlyInA => "[red]only in A[/]",
-        DiffKind.OnlyInB => "[green]only in B[/]",
-        DiffKind.ShapeDiffers => "[yellow]shape differs[/]",
-        DiffKind.DTypeDiffers => "[cyan]dtype differs[/]",
-        _ => "[grey]same[/]",
+        DiffKind.OnlyInA => "only in A",
+        DiffKind.OnlyInB => "only in B",
+        DiffKind.ShapeDiffers => "shape differs",
+        DiffKind.DTypeDiffers => "dtype differs",
+        _ => "same",
+    };
+
+    private static string? KindColour(string kind) => kind switch
+    {
+        "only in A" => "31",
+        "only in B" => "32",
+        "shape differs" => "33",
+        "dtype differs" => "36",
+        _ => "90",
     };
 }

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
 using Graft.Checkpoints;
-using Spectre.Console;
 
 namespace Graft.Cli.Commands;
 
@@ -21,7 +20,7 @@ internal static class InspectCommand
             var summary = Summarise(reader);
             if (parse.GetValue(json))
             {
-                ctx.Out.WriteLine(JsonSerializer.Serialize(summary, CliJson.Options));
+                CliJson.Write(ctx.Out, summary);
             }
             else
             {
@@ -34,30 +33,35 @@ internal static class InspectCommand
 
     internal sealed record TensorRow(string Name, string DType, IReadOnlyList<long> Shape, long Elements, long Bytes);
 
+    /// <summary>What <c>inspect</c> prints. <see cref="TensorList"/> is produced row by row as it is printed, so a
+    /// checkpoint of 200,000 tensors costs no second copy of its index.</summary>
     internal sealed record Summary(string Path, string Format, int Tensors, long Parameters, long FloatParameters, long Bytes,
-        IReadOnlyDictionary<string, string> Metadata, IReadOnlyList<TensorRow> TensorList);
+        IReadOnlyDictionary<string, string> Metadata, IEnumerable<TensorRow> TensorList);
 
     private static Summary Summarise(ICheckpointReader reader)
     {
-        var rows = reader.Tensors.Select(t => new TensorRow(t.Name, t.DType.SafetensorsName(), t.Shape.ToArray(), t.ElementCount, t.ByteLength)).ToList();
-        return new Summary(reader.Path, reader.Format, rows.Count, rows.Sum(r => r.Elements),
-            reader.Tensors.Where(t => t.DType.IsFloatingPoint()).Sum(t => t.ElementCount), rows.Sum(r => r.Bytes),
-            reader.Metadata, rows);
+        long elements = 0, floats = 0, bytes = 0;
+        foreach (var t in reader.Tensors)
+        {
+            elements += t.ElementCount;
+            floats += t.DType.IsFloatingPoint() ? t.ElementCount : 0;
+            bytes += t.ByteLength;
+        }
+        return new Summary(reader.Path, reader.Format, reader.Tensors.Count, elements, floats, bytes, reader.Metadata,
+            reader.Tensors.Select(t => new TensorRow(t.Name, t.DType.SafetensorsName(), t.Shape.ToArray(), t.ElementCount, t.ByteLength)));
     }
+
+    private static readonly TextTableColumn[] Columns =
+        [new("tensor"), new("dtype"), new("shape"), new("elements", RightAligned: true), new("bytes", RightAligned: true)];
 
     private static void Render(CliContext ctx, Summary s)
     {
-        var table = new Table().Border(TableBorder.Simple)
-            .AddColumn("tensor").AddColumn("dtype").AddColumn("shape").AddColumn(new TableColumn("elements").RightAligned()).AddColumn(new TableColumn("bytes").RightAligned());
-        foreach (var r in s.TensorList)
-        {
-            table.AddRow(Markup.Escape(r.Name), r.DType, new Shape(r.Shape).ToString(), r.Elements.ToString("N0"), Format.Bytes(r.Bytes));
-        }
-        ctx.Console.Write(table);
-        ctx.Console.WriteLine($"{s.Path} ({s.Format}): {s.Tensors} tensors, {s.Parameters:N0} elements ({s.FloatParameters:N0} floating-point), {Format.Bytes(s.Bytes)}");
+        TextTable.Write(ctx, Columns, () => s.TensorList.Select(r =>
+            new[] { r.Name, r.DType, new Shape(r.Shape).ToString(), r.Elements.ToString("N0"), Format.Bytes(r.Bytes) }));
+        ctx.Out.WriteLine(TerminalText.Escape($"{s.Path} ({s.Format}): {s.Tensors} tensors, {s.Parameters:N0} elements ({s.FloatParameters:N0} floating-point), {Format.Bytes(s.Bytes)}"));
         foreach (var (k, v) in s.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
-            ctx.Console.WriteLine($"  {k}: {v}");
+            ctx.Out.WriteLine($"  {TerminalText.Escape(k)}: {TerminalText.Escape(v)}");
         }
     }
 }
@@ -78,4 +82,46 @@ internal static class Format
 internal static class CliJson
 {
     public static JsonSerializerOptions Options => Graft.Transfer.TransferReport.JsonOptions;
+
+    /// <summary>
+    /// Serialises <paramref name="value"/> onto <paramref name="output"/> in chunks, followed by a line break, without
+    /// building the whole text first (a listing of 200,000 tensors is tens of megabytes of JSON).
+    /// </summary>
+    public static void Write<T>(TextWriter output, T value)
+    {
+        using (var stream = new TextWriterStream(output))
+        {
+            JsonSerializer.Serialize(stream, value, Options);
+        }
+        output.WriteLine();
+    }
+
+    /// <summary>A write-only stream that decodes UTF-8 onto a text writer.</summary>
+    private sealed class TextWriterStream(TextWriter output) : Stream
+    {
+        private readonly System.Text.Decoder _decoder = new System.Text.UTF8Encoding(false).GetDecoder();
+        private char[] _chars = new char[4096];
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override void Flush() => output.Flush();
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            var need = _decoder.GetCharCount(buffer, flush: false);
+            if (need > _chars.Length)
+            {
+                _chars = new char[need];
+            }
+            var n = _decoder.GetChars(buffer, _chars, flush: false);
+            output.Write(_chars, 0, n);
+        }
+    }
 }

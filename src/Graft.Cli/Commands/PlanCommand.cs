@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Graft.Checkpoints;
 using Graft.Transfer;
-using Spectre.Console;
 
 namespace Graft.Cli.Commands;
 
@@ -49,27 +48,27 @@ internal static class PlanCommand
         return cmd;
     }
 
+    private static readonly TextTableColumn[] Columns =
+        [new("target"), new("status", Colour: ReportView.StatusColour), new("source → target"), new("reason")];
+
     private static void Render(CliContext ctx, TransferPlan plan)
     {
-        var table = new Table().Border(TableBorder.Simple)
-            .AddColumn("target").AddColumn("status").AddColumn("source → target").AddColumn("reason");
-        foreach (var t in plan.Targets)
+        TextTable.Write(ctx, Columns, () => plan.Targets.Select(t =>
         {
             string shape = t.Source is null ? $"— → {t.Target.Shape}"
                 : t.Source.Shape == t.Target.Shape && t.Source.DType == t.Target.DType ? t.Target.Shape.ToString()
                 : t.Source.DType == t.Target.DType ? $"{t.Source.Shape} → {t.Target.Shape}"
                 : $"{t.Source.Shape} {t.Source.DType.SafetensorsName()} → {t.Target.Shape} {t.Target.DType.SafetensorsName()}";
             string from = t.Source is null || t.Source.Name == t.Target.Name ? "" : $" (from {t.Source.Name})";
-            table.AddRow(Markup.Escape(t.Target.Name + from), ReportView.StatusMarkup(t.Status.ToString().ToLowerInvariant()), Markup.Escape(shape), Markup.Escape(t.Reason));
-        }
-        ctx.Console.Write(table);
+            return new[] { t.Target.Name + from, t.Status.ToString().ToLowerInvariant(), shape, t.Reason };
+        }));
         var s = plan.Summary;
-        ctx.Console.WriteLine($"plan for {s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
+        ctx.Out.WriteLine($"plan for {s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
         foreach (var u in plan.UnusedSources)
         {
-            ctx.Console.WriteLine($"  unused source: {u.Name} {u.Shape}");
+            ctx.Out.WriteLine($"  unused source: {TerminalText.Escape(u.Name)} {u.Shape}");
         }
-        ctx.Console.WriteLine(s.Complete ? "complete: --strict would accept this transfer." : $"not complete: --strict would refuse it ({plan.StrictViolations.Count} tensor(s)).");
-        ctx.Console.WriteLine("nothing was written (plan only).");
+        ctx.Out.WriteLine(s.Complete ? "complete: --strict would accept this transfer." : $"not complete: --strict would refuse it ({plan.StrictViolations.Count} tensor(s)).");
+        ctx.Out.WriteLine("nothing was written (plan only).");
     }
 }

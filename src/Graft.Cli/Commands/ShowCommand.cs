@@ -30,7 +30,7 @@ internal static class ShowCommand
             var outPath = parse.GetValue(output)!.FullName;
             var otherPath = parse.GetValue(compare)?.FullName;
             var otherName = parse.GetValue(compareTensor) ?? name;
-            if (outPath == path || outPath == otherPath)
+            if (outPath == path || outPath == otherPath || CheckpointFile.IsSameFile(outPath, path) || (otherPath is not null && CheckpointFile.IsSameFile(outPath, otherPath)))
             {
                 throw new ArgumentException($"{outPath}: the image must not overwrite a checkpoint.");
             }
@@ -50,7 +50,7 @@ internal static class ShowCommand
             }
             using var bmp = Png.Panels(panels);
             Png.Write(outPath, bmp);
-            ctx.Out.WriteLine($"wrote {outPath} ({bmp.Width}×{bmp.Height}): {string.Join("; ", panels.Select(p => p.Item2 + " — " + p.Item3))}");
+            ctx.Out.WriteLine(TerminalText.Escape($"wrote {outPath} ({bmp.Width}×{bmp.Height}): {string.Join("; ", panels.Select(p => p.Item2 + " — " + p.Item3))}"));
             return ExitCodes.Ok;
         });
         return cmd;

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Graft.Checkpoints;
 using Graft.Transfer;
-using Spectre.Console;
 
 namespace Graft.Cli.Commands;
 
@@ -34,7 +33,8 @@ internal static class TransferCommand
             var tpl = parse.GetValue(into)!.FullName;
             var outPath = parse.GetValue(output)!.FullName;
             var reportPath = parse.GetValue(report)?.FullName;
-            if (reportPath is not null && (reportPath == src || reportPath == tpl || reportPath == outPath))
+            if (reportPath is not null && (reportPath == outPath || CheckpointFile.IsSameFile(reportPath, src) || CheckpointFile.IsSameFile(reportPath, tpl)
+                || CheckpointFile.IsSameFile(reportPath, outPath)))
             {
                 throw new ArgumentException($"{reportPath}: the report must not overwrite the source, the template or the output.");
             }
@@ -79,54 +79,47 @@ internal static class ReportView
     /// </summary>
     public static void Render(CliContext ctx, TransferReport r, bool all = false)
     {
-        var table = new Table().Border(TableBorder.Simple)
-            .AddColumn("target").AddColumn("status").AddColumn("shape").AddColumn("how");
-        int plain = 0;
-        foreach (var t in r.Targets)
+        TextTable.Write(ctx, Columns, () => r.Targets.Where(t => all || !IsPlainCopy(t)).Select(t =>
         {
-            if (!all && IsPlainCopy(t))
-            {
-                plain++;
-                continue;
-            }
             var shape = t.SourceShape is null || t.SourceShape.SequenceEqual(t.Shape)
                 ? new Shape(t.Shape).ToString()
                 : $"{new Shape(t.SourceShape)} → {new Shape(t.Shape)}";
             var how = t.Steps.Count > 0 && t.Status is "adapted"
                 ? string.Join(" · ", t.Steps.Select(s => s.Op)) + (t.ChannelIndices is null ? "" : $" [{string.Join(",", t.ChannelIndices.Take(8))}{(t.ChannelIndices.Count > 8 ? ",…" : "")}]")
                 : t.Reason;
-            table.AddRow(Markup.Escape(t.Name), StatusMarkup(t.Status), shape, Markup.Escape(how));
-        }
-        if (table.Rows.Count > 0)
-        {
-            ctx.Console.Write(table);
-        }
+            return new[] { t.Name, t.Status, shape, how };
+        }));
+        int plain = all ? 0 : r.Targets.Count(IsPlainCopy);
         if (plain > 0)
         {
-            ctx.Console.WriteLine($"{plain} tensors copied unchanged, matched by name (--all lists them).");
+            ctx.Out.WriteLine($"{plain} tensors copied unchanged, matched by name (--all lists them).");
         }
         var s = r.Summary;
-        ctx.Console.WriteLine($"{s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
+        ctx.Out.WriteLine($"{s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
         foreach (var u in r.Sources.Where(x => x.UsedBy.Count == 0))
         {
-            ctx.Console.WriteLine($"  unused source: {u.Name} {new Shape(u.Shape)}");
+            ctx.Out.WriteLine($"  unused source: {TerminalText.Escape(u.Name)} {new Shape(u.Shape)}");
         }
         if (r.Output is not null)
         {
-            ctx.Console.WriteLine($"wrote {r.Output.Path} ({r.Output.Format})");
+            ctx.Out.WriteLine($"wrote {TerminalText.Escape(r.Output.Path)} ({r.Output.Format})");
         }
     }
+
+    private static readonly TextTableColumn[] Columns =
+        [new("target"), new("status", Colour: StatusColour), new("shape"), new("how")];
 
     /// <summary>Copied as is, found by its own name (or that name under a common prefix such as <c>module.</c>).</summary>
     private static bool IsPlainCopy(ReportTarget t) => t.Status == "copied" && t.Match is "exact" or "prefix";
 
-    internal static string StatusMarkup(string status) => status switch
+    /// <summary>The colour of a status word (ANSI SGR), shared by the transfer and plan tables.</summary>
+    internal static string? StatusColour(string status) => status switch
     {
-        "copied" => "[green]copied[/]",
-        "cast" => "[yellow]cast[/]",
-        "adapted" => "[cyan]adapted[/]",
-        "reinitialized" => "[magenta]reinitialized[/]",
-        _ => "[grey]kept[/]",
+        "copied" => "32",
+        "cast" => "33",
+        "adapted" => "36",
+        "reinitialized" => "35",
+        _ => "90",
     };
 }
 

@@ -27,17 +27,10 @@ public sealed record RenameRule(string Pattern, string Replacement)
         return new RenameRule(text[..eq], text[(eq + 1)..]);
     }
 
-    internal Regex Regex()
-    {
-        try
-        {
-            return new Regex(Pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
-        }
-        catch (ArgumentException e)
-        {
-            throw new TransferPlanException($"Rename rule '{Pattern}' is not a valid regular expression: {e.Message}");
-        }
-    }
+    /// <summary>What messages call a rename rule: the library's name and the CLI's option.</summary>
+    internal const string What = "Rename rule (--rename)";
+
+    internal Regex Regex() => NamePatterns.CompileRegex(Pattern, What);
 }
 
 /// <summary>How a target tensor found its source; reported so that guesses can be told from certainties.</summary>
@@ -93,9 +86,17 @@ public static class NameMatcher
         {
             foreach (var (rule, regex) in rules)
             {
-                string? candidate = regex.IsMatch(s.Name) ? regex.Replace(s.Name, rule.Replacement)
-                    : regex.IsMatch(Strip(s.Name, policy)) ? regex.Replace(Strip(s.Name, policy), rule.Replacement)
-                    : null;
+                string? candidate;
+                try
+                {
+                    candidate = regex.IsMatch(s.Name) ? regex.Replace(s.Name, rule.Replacement)
+                        : regex.IsMatch(Strip(s.Name, policy)) ? regex.Replace(Strip(s.Name, policy), rule.Replacement)
+                        : null;
+                }
+                catch (RegexMatchTimeoutException)
+                {
+                    throw NamePatterns.TimedOut(RenameRule.What, rule.Pattern, s.Name);
+                }
                 if (candidate is null)
                 {
                     continue;

@@ -58,11 +58,25 @@ public static class TransferPlanner
 
         public List<string> Notes { get; } = [];
 
+        private const string HeadPatternWhat = "Head pattern (TransferPolicy.HeadPattern)";
+
+        private bool IsHead(string name)
+        {
+            try
+            {
+                return _head.IsMatch(name);
+            }
+            catch (RegexMatchTimeoutException)
+            {
+                throw NamePatterns.TimedOut(HeadPatternWhat, _policy.HeadPattern, name);
+            }
+        }
+
         public State(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransferPolicy policy, ChannelGroups traced)
         {
             _template = template;
             _policy = policy;
-            _head = new Regex(policy.HeadPattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+            _head = NamePatterns.CompileRegex(policy.HeadPattern, HeadPatternWhat);
             foreach (var s in source)
             {
                 _sourceByName[s.Name] = s;
@@ -182,7 +196,7 @@ public static class TransferPlanner
 
             long srcOut = source.Shape[layout.OutAxis], tgtOut = target.Shape[layout.OutAxis];
             bool isHead = layout.Kind == LayerKind.Linear && srcOut != tgtOut
-                && (_head.IsMatch(target.Name) || target.Name == _lastLinear || rules.Head is not null);
+                && (IsHead(target.Name) || target.Name == _lastLinear || rules.Head is not null);
             var headRule = rules.Head ?? _policy.Head;
             if (isHead && headRule == HeadRule.Template)
             {

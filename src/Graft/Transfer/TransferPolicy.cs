@@ -110,11 +110,7 @@ public sealed record TensorRule(string Pattern)
     public Layout? Layout { get; init; }
 
     /// <summary>True when the glob matches <paramref name="name"/>.</summary>
-    public bool Matches(string name) => GlobRegex(Pattern).IsMatch(name);
-
-    internal static Regex GlobRegex(string glob) =>
-        new("^" + Regex.Escape(glob).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal) + "$",
-            RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+    public bool Matches(string name) => NamePatterns.GlobMatches(Pattern, name ?? throw new ArgumentNullException(nameof(name)));
 }
 
 /// <summary>

@@ -46,14 +46,21 @@ public sealed class CliHarness : IDisposable
         return Process.Start(psi)!;
     }
 
-    /// <summary>Runs <see cref="StartProcess"/> to the end; returns the exit code and both streams.</summary>
+    /// <summary>
+    /// Runs <see cref="StartProcess"/> to the end; returns the exit code and both streams. A child still running after
+    /// two minutes is killed and the test fails: a test never hangs.
+    /// </summary>
     public static (int Code, string Out, string Err) RunProcess(IReadOnlyDictionary<string, string>? env, params string[] args)
     {
         using var p = StartProcess(env, args);
         var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result, stderr);
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"graft {string.Join(' ', args)} did not finish within 2 minutes");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
     /// <summary>Writes a module's state dict as a checkpoint (format from the extension).</summary>

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 
 namespace Graft.Cli.Tests;
@@ -39,25 +39,8 @@ public sealed class ManyTensorsTests : IDisposable
         return header.Length;
     }
 
-    private static (int Code, string Out, string Err) RunCapped(long heapLimit, params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        psi.Environment["DOTNET_GCHeapHardLimit"] = "0x" + heapLimit.ToString("x");
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail($"graft {string.Join(' ', args)} did not finish within 2 minutes");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int Code, string Out, string Err) RunCapped(long heapLimit, params string[] args) =>
+        CliHarness.RunProcess(new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x" + heapLimit.ToString("x", CultureInfo.InvariantCulture) }, args);
 
     [Theory]
     [InlineData("inspect")]

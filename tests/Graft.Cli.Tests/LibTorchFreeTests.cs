@@ -1,4 +1,5 @@
 using Graft.Checkpoints;
+using Graft.TestSupport;
 
 namespace Graft.Cli.Tests;
 
@@ -9,6 +10,8 @@ namespace Graft.Cli.Tests;
 /// </summary>
 public sealed class LibTorchFreeTests : IDisposable
 {
+    private const string LdDebug = "uses the glibc dynamic loader's LD_DEBUG=files trace to see which libraries load";
+
     private readonly CliHarness _h = new();
 
     public void Dispose() => _h.Dispose();
@@ -37,7 +40,7 @@ public sealed class LibTorchFreeTests : IDisposable
         return (code, lines, stderr.Length > 2000 ? stderr[^2000..] : stderr);
     }
 
-    [LinuxOnlyFact]
+    [LinuxOnlyFact(LdDebug)]
     public void Inspect_Convert_Diff_CopyOnlyTransfer_DoNotLoadLibTorch()
     {
         var (src, tpl, pt) = MakeInputs();
@@ -57,24 +60,12 @@ public sealed class LibTorchFreeTests : IDisposable
         }
     }
 
-    [LinuxOnlyFact]
+    [LinuxOnlyFact(LdDebug)]
     public void Transfer_ThatAdaptsATensor_LoadsLibTorch()
     {
         var (src, tpl, _) = MakeInputs();
         var (code, libtorch, err) = Run("transfer", src, "--into", tpl, "--out", _h.PathOf("adapted.safetensors"));
         Assert.True(code == 0, err);
         Assert.True(libtorch > 0, "the control transfer sums the stem's input channels and should have loaded libtorch_cpu; is LD_DEBUG honoured here?");
-    }
-}
-
-/// <summary>A fact about the Linux dynamic loader (<c>LD_DEBUG</c>); elsewhere it is skipped with that reason.</summary>
-public sealed class LinuxOnlyFactAttribute : FactAttribute
-{
-    public LinuxOnlyFactAttribute()
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            Skip = "uses the glibc dynamic loader's LD_DEBUG=files trace to see which libraries load; Linux only";
-        }
     }
 }

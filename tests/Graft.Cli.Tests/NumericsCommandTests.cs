@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Graft.Checkpoints;
 using Graft.Numerics;
+using Graft.TestSupport;
 using SkiaSharp;
 
 namespace Graft.Cli.Tests;
@@ -91,7 +92,7 @@ public sealed class NumericsCommandTests : IDisposable
         Assert.False(string.IsNullOrEmpty(root.GetProperty("cpu").GetProperty("model").GetString()));
     }
 
-    [LinuxOnlyFact]
+    [LinuxOnlyFact("the guard caps oneDNN through glibc setenv")]
     public void Doctor_Remembered_CapsOneDnnAtAvx2()
     {
         var env = Env("none");

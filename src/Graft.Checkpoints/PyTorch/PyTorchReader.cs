@@ -162,16 +162,28 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
         }
         var es = t.Storage.DType.ElementSize();
         var storageStart = _storageOffsets[t.Storage.Key];
-        var chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(total, 1 << 20));
+        long direct = 0;
+        if (t.Contiguous)
+        {
+            // A stored tensor is a byte range of the zip: copied inside the kernel where it can be, as the safetensors
+            // reader does, so the bytes never enter this process and its resident set stays flat however large the
+            // file (the mapping is for reads into tensors; copying through it kept the whole file resident).
+            direct = FileCopy.TryCopy(_file, storageStart + t.Offset * es, total, destination);
+            if (direct == total)
+            {
+                return;
+            }
+        }
+        var chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(total - direct, 1 << 20));
         try
         {
             if (t.Contiguous)
             {
                 var start = storageStart + t.Offset * es;
-                for (long done = 0; done < total;)
+                for (long done = direct; done < total;)
                 {
                     var n = (int)Math.Min(chunk.Length, total - done);
-                    ReadExactly(start + done, chunk.AsSpan(0, n), t.Info.Name);
+                    ReadFromFile(start + done, chunk.AsSpan(0, n), t.Info.Name);
                     destination.Write(chunk, 0, n);
                     done += n;
                 }
@@ -245,6 +257,12 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
             _mapped.Span(offset, destination.Length).CopyTo(destination);
             return;
         }
+        ReadFromFile(offset, destination, tensor);
+    }
+
+    /// <summary>Reads with pread, not through the mapping: the pages stay in the page cache, outside this process.</summary>
+    private void ReadFromFile(long offset, Span<byte> destination, string tensor)
+    {
         var done = 0;
         while (done < destination.Length)
         {

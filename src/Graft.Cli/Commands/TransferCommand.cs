@@ -84,10 +84,10 @@ internal static class ReportView
             var shape = t.SourceShape is null || t.SourceShape.SequenceEqual(t.Shape)
                 ? new Shape(t.Shape).ToString()
                 : $"{new Shape(t.SourceShape)} → {new Shape(t.Shape)}";
-            var how = t.Steps.Count > 0 && t.Status is "adapted"
+            var how = t.Steps.Count > 0 && t.Status == TargetStatus.Adapted
                 ? string.Join(" · ", t.Steps.Select(s => s.Op)) + (t.ChannelIndices is null ? "" : $" [{string.Join(",", t.ChannelIndices.Take(8))}{(t.ChannelIndices.Count > 8 ? ",…" : "")}]")
                 : t.Reason;
-            return new[] { t.Name, t.Status, shape, how };
+            return new[] { t.Name, Word(t.Status), shape, how };
         }));
         int plain = all ? 0 : r.Targets.Count(IsPlainCopy);
         if (plain > 0)
@@ -110,7 +110,10 @@ internal static class ReportView
         [new("target"), new("status", Colour: StatusColour), new("shape"), new("how")];
 
     /// <summary>Copied as is, found by its own name (or that name under a common prefix such as <c>module.</c>).</summary>
-    private static bool IsPlainCopy(ReportTarget t) => t.Status == "copied" && t.Match is "exact" or "prefix";
+    private static bool IsPlainCopy(ReportTarget t) => t.Status == TargetStatus.Copied && t.Match is MatchKind.Exact or MatchKind.Prefix;
+
+    /// <summary>A status as the tables (and the JSON) spell it.</summary>
+    internal static string Word(TargetStatus status) => status.ToString().ToLowerInvariant();
 
     /// <summary>The colour of a status word (ANSI SGR), shared by the transfer and plan tables.</summary>
     internal static string? StatusColour(string status) => status switch

@@ -44,7 +44,7 @@ public class TransferModulesTests
         var source = nn.Linear(4, 2).to(ScalarType.Float64);
         var target = nn.Linear(4, 2);
         var report = Graft.Transfer.Transfer.Modules(source, target);
-        Assert.All(report.Targets, t => Assert.Equal("cast", t.Status));
+        Assert.All(report.Targets, t => Assert.Equal(TargetStatus.Cast, t.Status));
         TensorAssert.Close(source.weight!, target.weight!, 1e-7);
     }
 

@@ -26,7 +26,7 @@ public class TransferPresetsTests
         var target = Net(1, 5);
         var report = Graft.Transfer.Transfer.Modules(source, target, TransferPresets.TimmLoadPretrained);
         TensorAssert.Close(((Conv2d)source[0]).weight!.sum(1, keepdim: true), ((Conv2d)target[0]).weight!, 1e-6);
-        Assert.Equal("kept", report.Targets.Single(t => t.Name == "fc.weight").Status);
+        Assert.Equal(TargetStatus.Kept, report.Targets.Single(t => t.Name == "fc.weight").Status);
     }
 
     [Fact]

@@ -147,11 +147,11 @@ public sealed class PlanCommandTests : IDisposable
     }
 
     [Fact]
-    public void Plan_MissingInto_Exit1()
+    public void Plan_MissingInto_Exit64()
     {
         var (src, _) = SeedCase();
         var (code, _, _) = _h.Run("plan", src);
-        Assert.Equal(1, code);
+        Assert.Equal(64, code);
     }
 
     /// <summary>Two checkpoints with one tensor whose name is 10,000 characters long.</summary>

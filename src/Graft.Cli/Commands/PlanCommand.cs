@@ -26,7 +26,7 @@ internal static class PlanCommand
             var policy = policyOptions.Read(parse);
             using var src = CheckpointFile.Open(parse.GetValue(source)!.FullName);
             using var tpl = CheckpointFile.Open(parse.GetValue(into)!.FullName);
-            var plan = Graft.Transfer.Transfer.Plan(src, tpl, policy);
+            var plan = Graft.Transfer.WeightTransfer.Plan(src, tpl, policy);
             if (parse.GetValue(json))
             {
                 ctx.Out.WriteLine(plan.ToJson());

@@ -21,7 +21,7 @@ public class SeedCasesTests
         manual_seed(1);
         var source = nn.Conv2d(3, 64, 3);
         var target = nn.Conv2d(3, 32, 3);
-        var report = Graft.Transfer.Transfer.Modules(source, target);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target);
 
         // Weight (32, 3, 3, 3): the first 32 filters, whole kernels (the seed's [..., :32] would have kept the kernel
         // width and failed on a 3-wide kernel).
@@ -44,7 +44,7 @@ public class SeedCasesTests
         manual_seed(3);
         var source = nn.Conv2d(3, 32, 3);
         var target = nn.Conv2d(6, 32, 3);
-        var report = Graft.Transfer.Transfer.Modules(source, target);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target);
 
         using var x = Image(3, 4);
         using var twice = cat([x, x], 1);
@@ -64,7 +64,7 @@ public class SeedCasesTests
         var target = nn.Conv2d(6, 64, 5, padding: 2);
         using var templateWeight = target.weight!.detach().clone();
         using var templateBias = target.bias!.detach().clone();
-        var report = Graft.Transfer.Transfer.Modules(source, target);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target);
 
         var w = report.Targets.Single(t => t.Name == "weight");
         Assert.Equal(TargetStatus.Adapted, w.Status);
@@ -90,7 +90,7 @@ public class SeedCasesTests
         var target = nn.Conv2d(6, 64, 5);
         using var templateBias = target.bias!.detach().clone();
         var policy = TransferPolicy.Default with { Kernel = KernelRule.Reinit, Seed = 42 };
-        var report = Graft.Transfer.Transfer.Modules(source, target, policy);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, policy);
 
         var w = report.Targets.Single(t => t.Name == "weight");
         Assert.Equal(TargetStatus.Reinitialized, w.Status);

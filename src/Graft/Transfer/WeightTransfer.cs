@@ -84,7 +84,7 @@ public sealed class TransferRun
 /// Weight transfer between architectures: plan (shapes only) → apply (lazily, tensor by tensor) → report.
 /// Files, checkpoints and live modules share this one implementation.
 /// </summary>
-public static class Transfer
+public static class WeightTransfer
 {
     /// <summary>
     /// Plans a transfer without reading any tensor data. <paramref name="groups"/> adds dependency information known

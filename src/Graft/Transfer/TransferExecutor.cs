@@ -69,10 +69,21 @@ internal sealed class TransferExecutor
         return TensorBridge.ToBytes(result);
     }
 
-    /// <summary>The plan's chain with each planned channel selection given its measured map (and the template's init when it fills from it).</summary>
-    private WeightTransform Bound(TargetPlan p, ScalarType work) => Chain.Of(Chain.StepsOf(p.Transform).Select(step => step is PlannedChannels planned
-        ? planned.Bind(MapFor(planned.Decision), () => ChannelFill.FromTemplate(TensorBridge.Read(_template, p.Target).to(work)))
-        : step));
+    /// <summary>
+    /// The plan's chain with each planned channel selection given its measured map (and the template's init when it
+    /// fills from it). What runs is what the plan showed: the same ops, described the same way.
+    /// </summary>
+    private WeightTransform Bound(TargetPlan p, ScalarType work)
+    {
+        var bound = Chain.Of(Chain.StepsOf(p.Transform).Select(step => step is PlannedChannels planned
+            ? planned.Bind(MapFor(planned.Decision), () => ChannelFill.FromTemplate(TensorBridge.Read(_template, p.Target).to(work)))
+            : step));
+        if (bound.Op != p.Transform.Op || bound.Describe() != p.Transform.Describe())
+        {
+            throw new InvalidOperationException($"'{p.Target.Name}': the plan showed '{p.Transform.Describe()}' but would run '{bound.Describe()}'.");
+        }
+        return bound;
+    }
 
     private ChannelMap MapFor(OutDecision d)
     {

@@ -35,5 +35,5 @@ public class TransferBenchmark
     public void FileCopy() => File.Copy(_source, _output, overwrite: true);
 
     [Benchmark(Description = "graft transfer (1-channel stem, 5-class head)")]
-    public TransferReport GraftTransfer() => Graft.Transfer.Transfer.Files(_source, _template, _output);
+    public TransferReport GraftTransfer() => Graft.Transfer.WeightTransfer.Files(_source, _template, _output);
 }

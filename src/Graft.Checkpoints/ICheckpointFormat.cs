@@ -2,7 +2,11 @@ namespace Graft.Checkpoints;
 
 /// <summary>
 /// One checkpoint file format: how to recognise it, open it and (if supported) write it.
-/// Formats register in <see cref="CheckpointFile.Formats"/>; nothing else dispatches on format.
+/// Formats register in <see cref="CheckpointFile.Formats"/>, and reading, detecting and writing go through them. A few
+/// places still test for one format because that format adds a behaviour this interface has no member for: a sharded
+/// safetensors output replaces several files (<c>CheckpointFile.EnsureOutputSparesInputs</c>, <c>CheckpointFile.Write</c>
+/// with a shard size, and <c>graft convert</c>'s listing of what it wrote), an ONNX output keeps its template's graph
+/// (<c>WeightTransfer.Files</c>), and <c>graft convert</c>'s PyTorch-only option checks for PyTorch input.
 /// </summary>
 public interface ICheckpointFormat
 {

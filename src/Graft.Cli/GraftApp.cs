@@ -13,8 +13,11 @@ internal static class ExitCodes
     public const int Ok = 0;
     /// <summary><c>graft diff --exit-code</c> only: the checkpoints differ (like <c>git diff --exit-code</c>).</summary>
     public const int Differs = 1;
-    /// <summary>The command line could not be parsed (unknown option, missing argument).</summary>
-    public const int Syntax = 1;
+    /// <summary>
+    /// The command line could not be parsed (unknown option, missing argument): 64 as sysexits' EX_USAGE, apart from
+    /// <see cref="Differs"/> so that a typo never reads as "the files differ".
+    /// </summary>
+    public const int Syntax = 64;
     /// <summary>An argument value is invalid (bad rule, output equal to an input, unknown format).</summary>
     public const int InvalidArgument = 2;
     /// <summary>An input file is missing or unreadable, or the output cannot be written.</summary>
@@ -101,7 +104,9 @@ internal static class GraftApp
         NumericsGuard.WorkaroundApplied += Notice;
         try
         {
-            return parse.Invoke(config);
+            int code = parse.Invoke(config);
+            // System.CommandLine reports its own parse errors (with help) and returns 1, which is Differs here.
+            return parse.Errors.Count > 0 ? ExitCodes.Syntax : code;
         }
         catch (Exception ex)
         {

@@ -197,11 +197,29 @@ public sealed class TransferCommandTests : IDisposable
     }
 
     [Fact]
-    public void Transfer_UnknownOption_Exit1()
+    public void Transfer_UnknownOption_Exit64()
     {
         var (src, tpl) = SeedCase3();
         var (code, _, _) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--frobnicate");
-        Assert.Equal(1, code);
+        Assert.Equal(64, code);
+    }
+
+    [Fact]
+    public void Diff_ExitCodeWithATypo_Exit64NotDiffers()
+    {
+        var (src, tpl) = SeedCase3();
+        var (code, _, _) = _h.Run("diff", src, tpl, "--exit-code", "--frobnicate");
+        Assert.Equal(64, code);
+    }
+
+    [Fact]
+    public void RuleHelp_ListsEveryKeyTheParserAccepts()
+    {
+        var (code, stdout, _) = _h.Run("transfer", "--help");
+        Assert.Equal(0, code);
+        var help = string.Join(" ", stdout.Split('\n').Select(l => l.Trim()));
+        Assert.All(Graft.Transfer.TensorRule.Keys, k => Assert.Contains(k, help));
+        Assert.Contains("structural", help);
     }
 
     [Fact]

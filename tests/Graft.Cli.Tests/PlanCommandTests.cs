@@ -66,6 +66,66 @@ public sealed class PlanCommandTests : IDisposable
             report.RootElement.GetProperty("targets").EnumerateArray().Select(t => (t.GetProperty("name").GetString(), t.GetProperty("status").GetString())));
     }
 
+    private static List<(string?, string?, string?, string)> Entries(JsonElement root) => root.GetProperty("targets").EnumerateArray()
+        .Select(t => (t.GetProperty("name").GetString(), t.GetProperty("status").GetString(), t.TryGetProperty("source", out var s) ? s.GetString() : null,
+            string.Join(" ", t.GetProperty("steps").EnumerateArray().Select(x => x.GetProperty("op").GetString() + ":" + x.GetProperty("detail").GetString()))))
+        .ToList();
+
+    [Fact]
+    public void Plan_Json_HasTheStepsTransferReports()
+    {
+        var (src, tpl) = SeedCase();
+        var (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl, "--json", "--out-shrink", "largest-l2", "--new-channels", "kaiming");
+        Assert.True(code == 0, stderr);
+        using var plan = JsonDocument.Parse(stdout);
+        var w = plan.RootElement.GetProperty("targets").EnumerateArray().Single(t => t.GetProperty("name").GetString() == "conv.weight");
+        Assert.Equal(["in.sum", "kernel.fit", "out.pad"], w.GetProperty("steps").EnumerateArray().Select(x => x.GetProperty("op").GetString()));
+
+        var (tcode, tout, terr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--json", "--out-shrink", "largest-l2", "--new-channels", "kaiming");
+        Assert.True(tcode == 0, terr);
+        using var report = JsonDocument.Parse(tout);
+        Assert.Equal(Entries(plan.RootElement), Entries(report.RootElement));
+    }
+
+    /// <summary>A U16 source tensor and an F32 template tensor of the same shape: TorchSharp cannot hold U16.</summary>
+    private (string Source, string Template) U16Case()
+    {
+        var src = _h.PathOf("src.safetensors");
+        var tpl = _h.PathOf("tpl.safetensors");
+        Graft.Checkpoints.CheckpointFile.Write(src, [Graft.Checkpoints.TensorPayload.FromBytes("w", Graft.Checkpoints.DType.U16, new Graft.Checkpoints.Shape(2), new byte[4])]);
+        Graft.Checkpoints.CheckpointFile.Write(tpl, [Graft.Checkpoints.TensorPayload.FromBytes("w", Graft.Checkpoints.DType.F32, new Graft.Checkpoints.Shape(2), new byte[8])]);
+        return (src, tpl);
+    }
+
+    [Fact]
+    public void Plan_U16IntoF32_PlanAndTransferBothKeepTheTemplate()
+    {
+        var (src, tpl) = U16Case();
+        var (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl, "--json");
+        Assert.True(code == 0, stderr);
+        using var plan = JsonDocument.Parse(stdout);
+        var w = plan.RootElement.GetProperty("targets").EnumerateArray().Single();
+        Assert.Equal("kept", w.GetProperty("status").GetString());
+        Assert.Contains("TorchSharp cannot hold U16", w.GetProperty("reason").GetString());
+
+        var (tcode, tout, terr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--json");
+        Assert.True(tcode == 0, terr);
+        using var report = JsonDocument.Parse(tout);
+        Assert.Equal(Entries(plan.RootElement), Entries(report.RootElement));
+    }
+
+    [Fact]
+    public void Plan_U16IntoF32Strict_PlanAndTransferBothExit5()
+    {
+        var (src, tpl) = U16Case();
+        var (code, _, _) = _h.Run("plan", src, "--into", tpl, "--strict");
+        var (tcode, _, terr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--strict");
+        Assert.Equal(5, code);
+        Assert.Equal(5, tcode);
+        Assert.Contains("U16", terr);
+        Assert.Equal(["src.safetensors", "tpl.safetensors"], _h.Files());
+    }
+
     [Fact]
     public void Plan_StrictWhenIncomplete_Exit5AfterShowingThePlan()
     {
@@ -87,11 +147,11 @@ public sealed class PlanCommandTests : IDisposable
     }
 
     [Fact]
-    public void Plan_MissingInto_Exit1()
+    public void Plan_MissingInto_Exit64()
     {
         var (src, _) = SeedCase();
         var (code, _, _) = _h.Run("plan", src);
-        Assert.Equal(1, code);
+        Assert.Equal(64, code);
     }
 
     /// <summary>Two checkpoints with one tensor whose name is 10,000 characters long.</summary>

@@ -58,14 +58,6 @@ public sealed record CheckpointDiff
     /// <summary>True when any name, shape or dtype differs.</summary>
     public bool Differs => Tensors.Any(t => t.Kind != DiffKind.Same);
 
-    /// <summary>The layer of a tensor name: the name without its last dotted part (empty for a name without a dot).</summary>
-    public static string LayerOf(string name)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        int dot = name.LastIndexOf('.');
-        return dot < 0 ? "" : name[..dot];
-    }
-
     /// <summary>Compares two open checkpoints by their headers.</summary>
     public static CheckpointDiff Compare(ICheckpointReader a, ICheckpointReader b)
     {
@@ -90,7 +82,7 @@ public sealed record CheckpointDiff
         }
         diffs.AddRange(b.Tensors.Where(t => !inA.Contains(t.Name)).Select(t => new TensorDiff(t.Name, DiffKind.OnlyInB, null, t)));
         // GroupBy keeps the order of first appearance, both of groups and within them.
-        var layers = diffs.GroupBy(d => LayerOf(d.Name), StringComparer.Ordinal).Select(g => new LayerDiff(g.Key, g.ToList())).ToList();
+        var layers = diffs.GroupBy(d => TensorName.LayerOf(d.Name), StringComparer.Ordinal).Select(g => new LayerDiff(g.Key, g.ToList())).ToList();
         return new CheckpointDiff { A = a.Path, B = b.Path, Layers = layers };
     }
 

@@ -87,7 +87,7 @@ internal static class DemoCommand
         o.WriteLine($"wrote {srcPath} and {tplPath}");
         o.WriteLine();
 
-        var report = Graft.Transfer.Transfer.Files(srcPath, tplPath, outPath);
+        var report = Graft.Transfer.WeightTransfer.Files(srcPath, tplPath, outPath);
         ReportView.Render(ctx, report);
         File.WriteAllText(Path.Combine(dir, "report.json"), report.ToJson());
         o.WriteLine();

@@ -26,7 +26,7 @@ internal static class PlanCommand
             var policy = policyOptions.Read(parse);
             using var src = CheckpointFile.Open(parse.GetValue(source)!.FullName);
             using var tpl = CheckpointFile.Open(parse.GetValue(into)!.FullName);
-            var plan = Graft.Transfer.Transfer.Plan(src, tpl, policy);
+            var plan = Graft.Transfer.WeightTransfer.Plan(src, tpl, policy);
             if (parse.GetValue(json))
             {
                 ctx.Out.WriteLine(plan.ToJson());
@@ -60,7 +60,7 @@ internal static class PlanCommand
                 : t.Source.DType == t.Target.DType ? $"{t.Source.Shape} → {t.Target.Shape}"
                 : $"{t.Source.Shape} {t.Source.DType.SafetensorsName()} → {t.Target.Shape} {t.Target.DType.SafetensorsName()}";
             string from = t.Source is null || t.Source.Name == t.Target.Name ? "" : $" (from {t.Source.Name})";
-            return new[] { t.Target.Name + from, t.Status.ToString().ToLowerInvariant(), shape, t.Reason };
+            return new[] { t.Target.Name + from, ReportView.Word(t.Status), shape, t.Reason };
         }));
         var s = plan.Summary;
         ctx.Out.WriteLine($"plan for {s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");

@@ -15,7 +15,7 @@ internal sealed class PolicyOptions
     private readonly Option<string?> _inChannels = new("--in-channels") { Description = "Other in-channel counts: auto | sum | mean | repeat-rescale | truncate | zero-extend (default auto)." };
     private readonly Option<string?> _kernel = new("--kernel") { Description = "Other kernel sizes: fit | bilinear | bicubic | pi-resize | reinit (default fit: centred pad/crop)." };
     private readonly Option<string?> _head = new("--head") { Description = "Classifier head with another class count: template | keep-first (default template)." };
-    private readonly Option<string[]> _rules = new("--rule") { Description = "Per-tensor override, repeatable: 'GLOB:key=value,...' with keys out-shrink, new-channels, in-channels, kernel, head, skip, reinit, layout (conv2d, convtranspose2d, conv2d/GROUPS, linear …).", AllowMultipleArgumentsPerToken = false };
+    private readonly Option<string[]> _rules = new("--rule") { Description = $"Per-tensor override, repeatable: 'GLOB:key=value,...' with keys {string.Join(", ", TensorRule.Keys)} (layout: conv2d, convtranspose2d, conv2d/GROUPS, linear …).", AllowMultipleArgumentsPerToken = false };
     private readonly Option<string[]> _reinit = new("--reinit") { Description = "Reinitialise weights matching GLOB with Kaiming-normal (fan_out, relu), repeatable." };
     private readonly Option<string[]> _skip = new("--skip") { Description = "Keep the template's values for tensors matching GLOB, repeatable." };
     private readonly Option<long> _seed = new("--seed") { Description = "Seed for random initialisation.", DefaultValueFactory = _ => 0 };
@@ -51,14 +51,14 @@ internal sealed class PolicyOptions
         {
             Strict = parse.GetValue(_strict) || preset.Strict,
             Seed = parse.GetValue(_seed),
-            OutShrink = PolicyText.Parse(parse.GetValue(_outShrink), preset.OutShrink, "--out-shrink"),
-            NewChannels = PolicyText.Parse(parse.GetValue(_newChannels), preset.NewChannels, "--new-channels"),
-            InChannels = PolicyText.Parse(parse.GetValue(_inChannels), preset.InChannels, "--in-channels"),
-            Kernel = PolicyText.Parse(parse.GetValue(_kernel), preset.Kernel, "--kernel"),
-            Head = PolicyText.Parse(parse.GetValue(_head), preset.Head, "--head"),
+            OutShrink = Word(parse.GetValue(_outShrink), preset.OutShrink, "--out-shrink"),
+            NewChannels = Word(parse.GetValue(_newChannels), preset.NewChannels, "--new-channels"),
+            InChannels = Word(parse.GetValue(_inChannels), preset.InChannels, "--in-channels"),
+            Kernel = Word(parse.GetValue(_kernel), preset.Kernel, "--kernel"),
+            Head = Word(parse.GetValue(_head), preset.Head, "--head"),
             Rules = [
                 .. preset.Rules,
-                .. (parse.GetValue(_rules) ?? []).Select(PolicyText.ParseRule),
+                .. (parse.GetValue(_rules) ?? []).Select(TensorRule.Parse),
                 .. (parse.GetValue(_reinit) ?? []).Select(g => new TensorRule(g) { Reinit = true }),
                 .. (parse.GetValue(_skip) ?? []).Select(g => new TensorRule(g) { Skip = true }),
             ],
@@ -67,4 +67,7 @@ internal sealed class PolicyOptions
             Groups = [.. preset.Groups, .. (parse.GetValue(_groups) ?? []).Select(ChannelGroup.Parse)],
         };
     }
+
+    private static T Word<T>(string? text, T fallback, string option) where T : struct, Enum =>
+        text is null ? fallback : PolicyWords.Parse<T>(text, option);
 }

@@ -39,7 +39,7 @@ internal static class TransferCommand
                 throw new ArgumentException($"{reportPath}: the report must not overwrite the source, the template or the output.");
             }
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
-            var result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.Transfer.Files(src, tpl, outPath, policy,
+            var result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.WeightTransfer.Files(src, tpl, outPath, policy,
                 report is null ? null : new Reporter(report), parse.GetValue(outFormat),
                 refuse: policyOptions.PreserveFunction(parse) ? Graft.Growth.PreserveFunction.Problems : null, maxShardBytes: maxShard));
             if (reportPath is not null)
@@ -84,10 +84,10 @@ internal static class ReportView
             var shape = t.SourceShape is null || t.SourceShape.SequenceEqual(t.Shape)
                 ? new Shape(t.Shape).ToString()
                 : $"{new Shape(t.SourceShape)} → {new Shape(t.Shape)}";
-            var how = t.Steps.Count > 0 && t.Status is "adapted"
+            var how = t.Steps.Count > 0 && t.Status == TargetStatus.Adapted
                 ? string.Join(" · ", t.Steps.Select(s => s.Op)) + (t.ChannelIndices is null ? "" : $" [{string.Join(",", t.ChannelIndices.Take(8))}{(t.ChannelIndices.Count > 8 ? ",…" : "")}]")
                 : t.Reason;
-            return new[] { t.Name, t.Status, shape, how };
+            return new[] { t.Name, Word(t.Status), shape, how };
         }));
         int plain = all ? 0 : r.Targets.Count(IsPlainCopy);
         if (plain > 0)
@@ -110,7 +110,10 @@ internal static class ReportView
         [new("target"), new("status", Colour: StatusColour), new("shape"), new("how")];
 
     /// <summary>Copied as is, found by its own name (or that name under a common prefix such as <c>module.</c>).</summary>
-    private static bool IsPlainCopy(ReportTarget t) => t.Status == "copied" && t.Match is "exact" or "prefix";
+    private static bool IsPlainCopy(ReportTarget t) => t.Status == TargetStatus.Copied && t.Match is MatchKind.Exact or MatchKind.Prefix;
+
+    /// <summary>A status as the tables (and the JSON) spell it.</summary>
+    internal static string Word(TargetStatus status) => status.ToString().ToLowerInvariant();
 
     /// <summary>The colour of a status word (ANSI SGR), shared by the transfer and plan tables.</summary>
     internal static string? StatusColour(string status) => status switch
@@ -121,81 +124,4 @@ internal static class ReportView
         "reinitialized" => "35",
         _ => "90",
     };
-}
-
-/// <summary>Parses policy words (kebab-case enum names) and per-tensor rules from the command line.</summary>
-internal static class PolicyText
-{
-    public static T Parse<T>(string? text, T fallback, string option) where T : struct, Enum
-    {
-        if (text is null)
-        {
-            return fallback;
-        }
-        foreach (var v in Enum.GetValues<T>())
-        {
-            if (string.Equals(Kebab(v.ToString()), text, StringComparison.OrdinalIgnoreCase) || (text == "kaiming" && v.ToString() == "KaimingNormal"))
-            {
-                return v;
-            }
-        }
-        throw new ArgumentException($"{option}: '{text}' is not one of {string.Join(", ", Enum.GetValues<T>().Select(v => Kebab(v.ToString())))}.");
-    }
-
-    public static TensorRule ParseRule(string text)
-    {
-        int colon = text.LastIndexOf(':');
-        if (colon <= 0 || colon == text.Length - 1)
-        {
-            throw new ArgumentException($"--rule '{text}': expected GLOB:key=value[,key=value…].");
-        }
-        var rule = new TensorRule(text[..colon]);
-        foreach (var part in text[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            var kv = part.Split('=', 2, StringSplitOptions.TrimEntries);
-            var key = kv[0].ToLowerInvariant();
-            var value = kv.Length > 1 ? kv[1] : "true";
-            rule = key switch
-            {
-                "out-shrink" => rule with { OutShrink = Parse<OutShrinkRule>(value, default, "out-shrink") },
-                "new-channels" => rule with { NewChannels = Parse<NewChannelRule>(value, default, "new-channels") },
-                "in-channels" => rule with { InChannels = Parse<InChannelRule>(value, default, "in-channels") },
-                "kernel" => rule with { Kernel = Parse<KernelRule>(value, default, "kernel") },
-                "head" => rule with { Head = Parse<HeadRule>(value, default, "head") },
-                "skip" => rule with { Skip = ParseBool(value, text) },
-                "reinit" => rule with { Reinit = ParseBool(value, text) },
-                "layout" => rule with { Layout = ParseLayout(value, text) },
-                "structural" => rule with { Structural = ParseBool(value, text) },
-                _ => throw new ArgumentException($"--rule '{text}': unknown key '{kv[0]}' (out-shrink, new-channels, in-channels, kernel, head, skip, reinit, layout, structural)."),
-            };
-        }
-        return rule;
-    }
-
-    private static bool ParseBool(string value, string text) =>
-        bool.TryParse(value, out var b) ? b : throw new ArgumentException($"--rule '{text}': '{value}' is not true or false.");
-
-    private static Layout ParseLayout(string value, string text)
-    {
-        var parts = value.ToLowerInvariant().Split('/');
-        int groups = 1;
-        if (parts.Length > 2 || (parts.Length == 2 && (!int.TryParse(parts[1], out groups) || groups < 1)))
-        {
-            throw new ArgumentException($"--rule '{text}': layout '{value}' should look like conv2d, conv2d/GROUPS, convtranspose2d or linear.");
-        }
-        return parts[0] switch
-        {
-            "conv1d" => Layout.Conv(1, groups),
-            "conv2d" => Layout.Conv(2, groups),
-            "conv3d" => Layout.Conv(3, groups),
-            "convtranspose1d" => Layout.ConvTranspose(1, groups),
-            "convtranspose2d" => Layout.ConvTranspose(2, groups),
-            "convtranspose3d" => Layout.ConvTranspose(3, groups),
-            "linear" => Layout.Linear,
-            _ => throw new ArgumentException($"--rule '{text}': unknown layout '{parts[0]}' (conv1d…3d, convtranspose1d…3d, linear)."),
-        };
-    }
-
-    // The same spelling the JSON report uses for these enums.
-    private static string Kebab(string pascal) => System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(pascal);
 }

@@ -96,7 +96,7 @@ public static class TransferLearningDemo
         var transferred = TargetNetwork();
         manual_seed(b.Seed + 100);
         var scratch = TargetNetwork();
-        var report = Graft.Transfer.Transfer.Modules(source, transferred);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, transferred);
         var stem = transferred.state_dict()["conv1.weight"].detach().clone();
 
         // 3. Fine-tune both on the same few grayscale images, same budget, same batch order.

@@ -100,7 +100,7 @@ public static class Net2Wider
         }
         foreach (var layer in outOf.Keys.Concat(inOf.Keys))
         {
-            if (!target.Keys.Any(k => TensorLayer(k) == layer))
+            if (!target.Keys.Any(k => TensorName.LayerOf(k) == layer))
             {
                 throw new ArgumentException($"Width group layer '{layer}' has no tensors in the target.", nameof(groups));
             }
@@ -158,8 +158,7 @@ public static class Net2Wider
     private static WeightTransform TensorTransform(string name, Tensor target, WidenOptions options,
         Dictionary<string, (ChannelMap Map, bool IsNorm)> outOf, Dictionary<string, ChannelMap> inOf)
     {
-        var layer = TensorLayer(name);
-        var member = name[(name.LastIndexOf('.') + 1)..];
+        var (layer, member) = (TensorName.LayerOf(name), TensorName.MemberOf(name));
         int rank = (int)target.dim();
         bool isMatrix = member == "weight" && rank >= 2;
         var layout = isMatrix ? Layout.DefaultForRank(rank) : Layout.Vector;
@@ -182,12 +181,6 @@ public static class Net2Wider
             }
         }
         return Chain.Of(steps);
-    }
-
-    private static string TensorLayer(string name)
-    {
-        int dot = name.LastIndexOf('.');
-        return dot < 0 ? "" : name[..dot];
     }
 
     private static void AddOnce<T>(Dictionary<string, T> map, string layer, T value, WidthGroup group, string role)

@@ -34,7 +34,7 @@ public static class PreserveFunction
             var name = t.Target.Name;
             if (t.Status is TargetStatus.Kept or TargetStatus.Reinitialized)
             {
-                problems.Add(t.Source is null && t.Status == TargetStatus.Kept && t.Reason.StartsWith("no source", StringComparison.Ordinal)
+                problems.Add(t.Cause == TargetCause.NoSource
                     ? $"{name}: not in the source; the function changes unless this new layer is an identity (see Net2Deeper)"
                     : $"{name}: not carried over ({t.Reason})");
                 continue;
@@ -49,7 +49,7 @@ public static class PreserveFunction
             }
             if (t.In is { } i && i.Rule != InChannelRule.ZeroExtend)
             {
-                problems.Add($"{name}: inputs {i.SourceCount}→{i.TargetCount} by {TransferPlanner.InName(i.Rule)}");
+                problems.Add($"{name}: inputs {i.SourceCount}→{i.TargetCount} by {RuleSteps.Name(i.Rule)}");
             }
             if (t.Kernel is { } k && t.Source is not null)
             {
@@ -58,7 +58,7 @@ public static class PreserveFunction
                 bool evenGrowth = axes.Select((a, j) => k.TargetSize[j] - from[j]).All(d => d >= 0 && d % 2 == 0);
                 if (k.Rule != KernelRule.Fit || !evenGrowth)
                 {
-                    problems.Add($"{name}: kernel {string.Join("×", from)}→{string.Join("×", k.TargetSize)} by {TransferPlanner.KernelName(k.Rule)}" +
+                    problems.Add($"{name}: kernel {string.Join("×", from)}→{string.Join("×", k.TargetSize)} by {RuleSteps.Name(k.Rule)}" +
                         (k.Rule == KernelRule.Fit ? " (only growth by an even amount per axis keeps the function)" : ""));
                 }
             }

@@ -207,24 +207,22 @@ public static class NameMatcher
             }
             foreach (var t in layer)
             {
-                var s = candidate.First(c => Member(c.Name) == Member(t.Name));
+                var s = candidate.First(c => TensorName.MemberOf(c.Name) == TensorName.MemberOf(t.Name));
                 yield return new NameMatch(t.Name, s.Name, MatchKind.Structural, $"guessed: same position among layers with members {sig}");
             }
         }
     }
 
     private static IEnumerable<List<TensorInfo>> Layers(IReadOnlyList<TensorInfo> tensors) =>
-        tensors.GroupBy(t => TransferPlanner.LayerOf(t.Name), StringComparer.Ordinal).Select(g => g.ToList());
+        tensors.GroupBy(t => TensorName.LayerOf(t.Name), StringComparer.Ordinal).Select(g => g.ToList());
 
     private static string Signature(List<TensorInfo> layer) =>
         string.Join(",", layer.Select(t => Role(t)).Order(StringComparer.Ordinal));
 
     private static string Role(TensorInfo t)
     {
-        var member = Member(t.Name);
+        var member = TensorName.MemberOf(t.Name);
         var kind = KnownMembers.Contains(member) ? member : "other:" + member;
         return $"{kind}/{Layout.DefaultForRank(t.Shape.Rank)}";
     }
-
-    private static string Member(string name) => name[(name.LastIndexOf('.') + 1)..];
 }

@@ -5,18 +5,21 @@ using static TorchSharp.torch;
 namespace Graft.Transfer;
 
 /// <summary>
-/// Carries out a plan: produces one output payload per target tensor, lazily. Copies and kept tensors stream from their
-/// checkpoint; an adapted tensor is read, computed (in float32, or float64 when the source is float64) and cast back
-/// when the writer reaches it, so only one transformed tensor is in memory at a time.
+/// Carries out a plan, deciding nothing: each target is read, put through its planned transform chain, cast to the
+/// target's dtype and written. Copies and kept tensors stream from their checkpoint; a computed tensor is produced
+/// when the writer reaches it (in float32, or float64 when the source is float64), so only one is in memory at a time.
 /// </summary>
+/// <remarks>
+/// What execution measures is kept for the report: the channel map of each planned decision (a largest-norm ranking
+/// reads the source's weights), computed once and shared by every tensor that applies it.
+/// </remarks>
 internal sealed class TransferExecutor
 {
     private readonly TransferPlan _plan;
     private readonly ICheckpointReader _source;
     private readonly ICheckpointReader _template;
-    private readonly Dictionary<string, ChannelMap> _maps = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (IReadOnlyList<ReportStep> Steps, IReadOnlyList<long>? Indices)> _done = new(StringComparer.Ordinal);
-    private readonly object _gate = new();
+    private readonly Dictionary<OutDecision, ChannelMap> _maps = new(ReferenceEqualityComparer.Instance);
+    private readonly Lock _gate = new();
 
     public TransferExecutor(TransferPlan plan, ICheckpointReader source, ICheckpointReader template)
     {
@@ -27,12 +30,12 @@ internal sealed class TransferExecutor
 
     public IReadOnlyList<TensorPayload> Outputs() => _plan.Targets.Select(Output).ToList();
 
-    /// <summary>Steps and indices recorded for a target once its payload has been produced.</summary>
-    public (IReadOnlyList<ReportStep> Steps, IReadOnlyList<long>? Indices) Recorded(string target)
+    /// <summary>The channel map measured for <paramref name="decision"/>, or null when no tensor applying it has been computed yet.</summary>
+    public ChannelMap? Measured(OutDecision decision)
     {
         lock (_gate)
         {
-            return _done.TryGetValue(target, out var r) ? r : ([], null);
+            return _maps.GetValueOrDefault(decision);
         }
     }
 
@@ -49,158 +52,76 @@ internal sealed class TransferExecutor
         Numerics.NumericsGuard.Ensure();
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        // The planner made sure every computed tensor has dtypes TorchSharp holds.
         var targetType = TensorBridge.ToScalarType(p.Target.DType)
-            ?? throw new NotSupportedException($"{_template.Path}: tensor '{p.Target.Name}' has dtype {p.Target.DType}, which TorchSharp cannot compute on.");
+            ?? throw new InvalidOperationException($"Plan for '{p.Target.Name}' computes on dtype {p.Target.DType}, which TorchSharp cannot hold.");
+        var input = p.Source is null ? empty(0, dtype: ScalarType.Float32) : TensorBridge.Read(_source, p.Source);
         Tensor result;
-        if (p.Status == TargetStatus.Cast)
+        if (ReferenceEquals(p.Transform, WeightTransform.Identity))
         {
-            result = TensorBridge.Read(_source, p.Source!).to(targetType);
-            Record(p, [new ReportStep("cast", $"{p.Source!.DType}→{p.Target.DType}")], null);
-        }
-        else if (p.Status == TargetStatus.Reinitialized)
-        {
-            var t = Reinit.KaimingNormal(p.Target.Shape, SeedFor(p.Target.Name));
-            result = t.Apply(empty(0, dtype: ScalarType.Float32)).to(targetType);
-            Record(p, [new ReportStep(t.Op, t.Describe())], null);
+            result = input.to(targetType);
         }
         else
         {
-            var src = TensorBridge.Read(_source, p.Source!);
-            var work = src.dtype == ScalarType.Float64 ? src : src.to(ScalarType.Float32);
-            var (chain, indices) = Build(p, work.dtype);
-            result = chain.Apply(work).to(targetType);
-            var steps = chain is Chain c ? c.Steps : [chain];
-            Record(p, steps.Select(s => new ReportStep(s.Op, s.Describe())).ToList(), indices);
+            var work = input.dtype == ScalarType.Float64 ? input : input.to(ScalarType.Float32);
+            result = Bound(p, work.dtype).Apply(work).to(targetType);
         }
         return TensorBridge.ToBytes(result);
     }
 
-    private (WeightTransform Chain, IReadOnlyList<long>? Indices) Build(TargetPlan p, ScalarType work)
+    /// <summary>
+    /// The plan's chain with each planned channel selection given its measured map (and the template's init when it
+    /// fills from it). What runs is what the plan showed: the same ops, described the same way.
+    /// </summary>
+    private WeightTransform Bound(TargetPlan p, ScalarType work)
     {
-        var layout = p.Layout;
-        var steps = new List<WeightTransform>();
-        if (p.In is { Follows: { } followed } f)
+        var bound = Chain.Of(Chain.StepsOf(p.Transform).Select(step => step is PlannedChannels planned
+            ? planned.Bind(MapFor(planned.Decision), () => ChannelFill.FromTemplate(TensorBridge.Read(_template, p.Target).to(work)))
+            : step));
+        if (bound.Op != p.Transform.Op || bound.Describe() != p.Transform.Describe())
         {
-            var map = MapFor(followed);
-            steps.Add(InChannels.Follow(layout, f.BlockSize == 1 ? map : map.ExpandBlocks(f.BlockSize)));
+            throw new InvalidOperationException($"'{p.Target.Name}': the plan showed '{p.Transform.Describe()}' but would run '{bound.Describe()}'.");
         }
-        else if (p.In is { } i)
-        {
-            steps.Add(i.Rule switch
-            {
-                InChannelRule.Sum => InChannels.Sum(layout, i.SourceCount, i.TargetCount),
-                InChannelRule.Mean => InChannels.Mean(layout, i.SourceCount, i.TargetCount),
-                InChannelRule.RepeatRescale => InChannels.RepeatRescale(layout, i.SourceCount, i.TargetCount),
-                InChannelRule.Truncate => InChannels.Truncate(layout, i.SourceCount, i.TargetCount),
-                _ => InChannels.ZeroExtend(layout, i.SourceCount, i.TargetCount),
-            });
-        }
-        if (p.Kernel is { } k)
-        {
-            steps.Add(k.Rule switch
-            {
-                KernelRule.Bilinear => Kernel.Resize(layout, k.TargetSize, KernelResize.Bilinear),
-                KernelRule.Bicubic => Kernel.Resize(layout, k.TargetSize, KernelResize.Bicubic),
-                KernelRule.PIResize => Kernel.PIResize(layout, k.TargetSize),
-                _ => Kernel.CenterFit(layout, k.TargetSize),
-            });
-        }
-        IReadOnlyList<long>? indices = null;
-        if (p.Out is { } d)
-        {
-            var map = MapFor(d);
-            if (map.How is not ("first" or "cyclic"))
-            {
-                indices = map.ToArray();
-            }
-            steps.Add(OutChannels.Apply(layout, map, FillFor(p, d, work)));
-        }
-        return (Chain.Of(steps), indices);
+        return bound;
     }
 
     private ChannelMap MapFor(OutDecision d)
     {
-        var key = (d.Group is null ? d.Layer : "\u0002" + d.Group) + "\u0001" + d.SourceCount + "\u0001" + d.TargetCount;
+        if (Measured(d) is { } cached)
+        {
+            return cached;
+        }
+        var map = d.MapKind switch
+        {
+            ChannelMapKind.Cyclic => ChannelMap.Cyclic(d.SourceCount, d.TargetCount),
+            ChannelMapKind.LargestL1 or ChannelMapKind.LargestL2 => Rank(d),
+            _ => ChannelMap.First(d.SourceCount, d.TargetCount, d.Groups),
+        };
         lock (_gate)
         {
-            if (_maps.TryGetValue(key, out var cached))
-            {
-                return cached;
-            }
-        }
-        ChannelMap map;
-        if (d.TargetCount > d.SourceCount && d.NewChannels == NewChannelRule.Copies)
-        {
-            map = ChannelMap.Cyclic(d.SourceCount, d.TargetCount);
-        }
-        else if (d.Shrink != OutShrinkRule.First && d.NormSources.Count > 0)
-        {
-            // Ranked by the weight's channel norms; a group sums the scores of all its producers, as Torch-Pruning does.
-            var weights = new List<(Tensor, Layout)>();
-            try
-            {
-                foreach (var n in d.NormSources)
-                {
-                    weights.Add((TensorBridge.Read(_source, _source.TryGetTensor(n.Name, out var info) ? info : throw new InvalidOperationException($"{_source.Path} has no tensor '{n.Name}'.")), n.Layout));
-                }
-                map = ChannelMap.LargestNorm(weights, d.TargetCount, d.Shrink == OutShrinkRule.LargestL1 ? ChannelNorm.L1 : ChannelNorm.L2);
-            }
-            finally
-            {
-                foreach (var (w, _) in weights)
-                {
-                    w.Dispose();
-                }
-            }
-        }
-        else
-        {
-            map = ChannelMap.First(d.SourceCount, d.TargetCount, d.Groups);
-        }
-        lock (_gate)
-        {
-            _maps[key] = map;
-        }
-        return map;
-    }
-
-    private ChannelFill FillFor(TargetPlan p, OutDecision d, ScalarType work)
-    {
-        var member = p.Target.Name[(p.Target.Name.LastIndexOf('.') + 1)..];
-        bool vector = p.Layout.Kind == LayerKind.Vector;
-        switch (d.NewChannels)
-        {
-            case NewChannelRule.Template:
-            case NewChannelRule.Copies: // copies leave no new channel; the fill is never used
-                return ChannelFill.FromTemplate(TensorBridge.Read(_template, p.Target).to(work));
-            case NewChannelRule.Zeros:
-                return vector && member == "running_var" ? ChannelFill.Constant(1) : ChannelFill.Zeros;
-            default:
-                // Kaiming for weights; vectors start as a fresh layer would: BatchNorm scale and variance 1, the rest 0.
-                if (!vector)
-                {
-                    return ChannelFill.KaimingNormal(SeedFor(p.Target.Name));
-                }
-                return member is "running_var" || (member == "weight" && p.Layout.Kind == LayerKind.Vector) ? ChannelFill.Constant(1) : ChannelFill.Zeros;
+            return _maps.TryAdd(d, map) ? map : _maps[d];
         }
     }
 
-    private long SeedFor(string name)
+    /// <summary>Ranks channels by the weights' norms; a group sums the scores of all its producers, as Torch-Pruning does.</summary>
+    private ChannelMap Rank(OutDecision d)
     {
-        // FNV-1a of the name mixed with the policy seed: reproducible, and different per tensor.
-        ulong h = 14695981039346656037UL;
-        foreach (var ch in name)
+        var weights = new List<(Tensor, Layout)>();
+        try
         {
-            h = (h ^ ch) * 1099511628211UL;
+            foreach (var n in d.NormSources)
+            {
+                var info = _source.TryGetTensor(n.Name, out var found) ? found : throw new InvalidOperationException($"{_source.Path} has no tensor '{n.Name}'.");
+                weights.Add((TensorBridge.Read(_source, info), n.Layout));
+            }
+            return ChannelMap.LargestNorm(weights, d.TargetCount, d.MapKind == ChannelMapKind.LargestL1 ? ChannelNorm.L1 : ChannelNorm.L2);
         }
-        return (long)((h ^ (ulong)_plan.Policy.Seed) & 0x7FFF_FFFF_FFFF_FFFFUL);
-    }
-
-    private void Record(TargetPlan p, IReadOnlyList<ReportStep> steps, IReadOnlyList<long>? indices)
-    {
-        lock (_gate)
+        finally
         {
-            _done[p.Target.Name] = (steps, indices);
+            foreach (var (w, _) in weights)
+            {
+                w.Dispose();
+            }
         }
     }
 

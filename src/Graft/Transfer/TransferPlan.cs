@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Graft.Checkpoints;
 using Graft.Transforms;
 
@@ -67,6 +68,37 @@ public sealed record OutDecision(string Layer, OutShrinkRule Shrink, NewChannelR
     /// single layer, every producer for a group joined by residual adds).
     /// </summary>
     public IReadOnlyList<NormWeight> NormSources { get; init; } = [];
+
+    /// <summary>
+    /// How the decision's channel map is made: cyclic copies when growing by copies, a largest-norm ranking when
+    /// shrinking by norm (the one kind whose indices need the source's values), else the first channels.
+    /// </summary>
+    [JsonIgnore]
+    public ChannelMapKind MapKind =>
+        TargetCount > SourceCount && NewChannels == NewChannelRule.Copies ? ChannelMapKind.Cyclic
+        : Shrink != OutShrinkRule.First && NormSources.Count > 0 ? (Shrink == OutShrinkRule.LargestL1 ? ChannelMapKind.LargestL1 : ChannelMapKind.LargestL2)
+        : ChannelMapKind.First;
+}
+
+/// <summary>Why a target does not simply come from its source; what the planner's control flow (and a caller's) tests.</summary>
+public enum TargetCause
+{
+    /// <summary>The target comes from its source (copied, cast or adapted).</summary>
+    Transferred,
+    /// <summary>No source tensor was paired with the target.</summary>
+    NoSource,
+    /// <summary>A rule skips the tensor (or its layer).</summary>
+    Skipped,
+    /// <summary>A rule, or the kernel rule <c>reinit</c>, reinitialises the weight.</summary>
+    Reinitialized,
+    /// <summary>A classifier head with another class count keeps the template's init.</summary>
+    NewHead,
+    /// <summary>Source and target differ in a way no transform carries (rank, a tensor without channel roles).</summary>
+    Incompatible,
+    /// <summary>The values cannot be computed on: a dtype TorchSharp cannot hold, and no bytes-only copy.</summary>
+    NotComputable,
+    /// <summary>The tensor's layer weight was not transferred, so the tensor keeps the template's value too.</summary>
+    LayerNotTransferred,
 }
 
 /// <summary>The plan for one target tensor; checked against shapes before any data moves.</summary>
@@ -98,6 +130,21 @@ public sealed record TargetPlan
 
     /// <summary>Out-channel decision followed, if any.</summary>
     public OutDecision? Out { get; init; }
+
+    /// <summary>
+    /// The program for this tensor: the transform chain from the source's values to the target's (computed in float32,
+    /// or float64 for a float64 source, then cast to the target's dtype). Identity for copies, casts and kept tensors;
+    /// a reinitialisation ignores its input. Checked against the target's shape when planned.
+    /// </summary>
+    public WeightTransform Transform { get; init; } = WeightTransform.Identity;
+
+    /// <summary>Why the target is or is not carried over (<see cref="Reason"/> says it in a sentence).</summary>
+    public TargetCause Cause { get; init; }
+
+    /// <summary>The steps as reports list them: a cast for a cast, else each step of <see cref="Transform"/>.</summary>
+    public IReadOnlyList<ReportStep> Steps => Status == TargetStatus.Cast
+        ? [new ReportStep("cast", $"{Source!.DType}→{Target.DType}")]
+        : Chain.StepsOf(Transform).Select(s => new ReportStep(s.Op, s.Describe())).ToList();
 
     /// <summary>
     /// True when every value of the target comes from the source (copies, casts, adaptations that add nothing but
@@ -176,7 +223,7 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
         Summary,
         Targets.Select(t => new PlanTargetJson(
             t.Target.Name, t.Target.DType.SafetensorsName(), t.Target.Shape.ToArray(), t.Status, t.Source?.Name, t.Source?.DType.SafetensorsName(),
-            t.Source?.Shape.ToArray(), t.Layer, t.Layout.ToString(), t.Reason, t.Complete, t.In, t.Kernel, t.Out)).ToList(),
+            t.Source?.Shape.ToArray(), t.Layer, t.Layout.ToString(), t.Reason, t.Steps, t.Complete, t.In, t.Kernel, t.Out)).ToList(),
         UnusedSources.Select(s => new PlanSourceJson(s.Name, s.DType.SafetensorsName(), s.Shape.ToArray())).ToList(),
         StrictViolations), TransferReport.JsonOptions);
 
@@ -184,7 +231,7 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
         IReadOnlyList<PlanSourceJson> UnusedSources, IReadOnlyList<string> StrictViolations);
 
     private sealed record PlanTargetJson(string Name, string DType, long[] Shape, TargetStatus Status, string? Source, string? SourceDType, long[]? SourceShape,
-        string Layer, string Layout, string Reason, bool Complete, InStep? In, KernelStep? Kernel, OutDecision? Out);
+        string Layer, string Layout, string Reason, IReadOnlyList<ReportStep> Steps, bool Complete, InStep? In, KernelStep? Kernel, OutDecision? Out);
 
     private sealed record PlanSourceJson(string Name, string DType, long[] Shape);
 }

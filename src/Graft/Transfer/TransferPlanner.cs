@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Graft.Checkpoints;
+using Graft.Transforms;
 
 namespace Graft.Transfer;
 
@@ -34,16 +35,6 @@ public static class TransferPlanner
         var unused = source.Where(s => !used.Contains(s.Name)).ToList();
         return new TransferPlan(sourcePath, templatePath, targets, unused, policy) { Groups = planner.PlannedGroups(), Notes = planner.Notes };
     }
-
-    /// <summary>The layer a tensor belongs to: its name without the last dotted part.</summary>
-    public static string LayerOf(string name)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        int dot = name.LastIndexOf('.');
-        return dot < 0 ? "" : name[..dot];
-    }
-
-    private static string MemberOf(string name) => name[(name.LastIndexOf('.') + 1)..];
 
     private sealed class State
     {
@@ -86,15 +77,15 @@ public static class TransferPlanner
             {
                 Notes.Add($"structural guess: {m.Target} ← {m.Source} (refuse with a rule {{ Structural = false }} on the target)");
             }
-            _lastLinear = template.LastOrDefault(t => t.Shape.Rank == 2 && MemberOf(t.Name) == "weight")?.Name;
-            _firstConv = template.FirstOrDefault(t => t.Shape.Rank >= 3 && MemberOf(t.Name) == "weight")?.Name;
+            _lastLinear = template.LastOrDefault(t => t.Shape.Rank == 2 && TensorName.Parse(t.Name).IsLayerWeight)?.Name;
+            _firstConv = template.FirstOrDefault(t => t.Shape.Rank >= 3 && TensorName.Parse(t.Name).IsLayerWeight)?.Name;
             _groups = new GroupState(this, Merge(policy.Groups, traced));
         }
 
         public List<TargetPlan> Run()
         {
             var plans = new Dictionary<string, TargetPlan>(StringComparer.Ordinal);
-            var layers = _template.GroupBy(t => LayerOf(t.Name), StringComparer.Ordinal);
+            var layers = _template.GroupBy(t => TensorName.LayerOf(t.Name), StringComparer.Ordinal);
             foreach (var layer in layers)
             {
                 foreach (var p in PlanLayer(layer.Key, layer.ToList()))
@@ -137,195 +128,219 @@ public static class TransferPlanner
         {
             // A layer's decision comes from a weight with channel axes; a rank-1 "weight" (BatchNorm, LayerNorm scale)
             // is one of the layer's vectors.
-            var weight = members.FirstOrDefault(m => MemberOf(m.Name) == "weight" && m.Shape.Rank >= 2);
+            var weight = members.FirstOrDefault(m => TensorName.Parse(m.Name).IsLayerWeight && m.Shape.Rank >= 2);
             var rules = RulesFor(weight?.Name ?? members[0].Name).Merged;
-            OutDecision? decision = null;
-            string? layerKeptReason = null;
             var result = new List<TargetPlan>();
-
+            TargetPlan? weightPlan = null;
             if (weight is not null)
             {
-                var (plan, dec, keptReason) = PlanWeight(layer, weight, rules);
-                result.Add(plan);
-                decision = dec;
-                layerKeptReason = keptReason;
+                weightPlan = PlanWeight(layer, weight, rules);
+                result.Add(weightPlan);
             }
             foreach (var m in members.Where(m => !ReferenceEquals(m, weight)))
             {
-                result.Add(PlanMember(layer, m, weight, decision, layerKeptReason));
+                result.Add(PlanMember(layer, m, weight, weightPlan));
             }
             return result;
         }
 
-        private (TargetPlan Plan, OutDecision? Decision, string? KeptReason) PlanWeight(string layer, TensorInfo target, TensorRule rules)
+        private TargetPlan Base(string layer, TensorInfo target, TensorInfo? source, Layout layout) =>
+            new() { Target = target, Source = source, Status = TargetStatus.Kept, Reason = "", Layout = layout, Layer = layer, Match = MatchOf(target.Name) };
+
+        /// <summary>The template's value is kept: nothing of the source is used, and <c>--strict</c> refuses it.</summary>
+        private static TargetPlan Refused(TargetPlan plan, TargetCause cause, string reason) => plan with
+        {
+            Status = TargetStatus.Kept, Source = null, Cause = cause, Reason = reason, Complete = false,
+            In = null, Kernel = null, Out = null, Transform = WeightTransform.Identity,
+        };
+
+        private TargetPlan PlanWeight(string layer, TensorInfo target, TensorRule rules)
         {
             var source = FindSource(target.Name);
             var layout = rules.Layout ?? Layout.DefaultForRank(target.Shape.Rank);
-            var basePlan = new TargetPlan { Target = target, Source = source, Status = TargetStatus.Kept, Reason = "", Layout = layout, Layer = layer, Match = MatchOf(target.Name) };
+            var basePlan = Base(layer, target, source, layout);
 
             if (source is null)
             {
-                return (basePlan with { Source = null, Reason = "no source tensor of this name" }, null, null);
+                return basePlan with { Cause = TargetCause.NoSource, Reason = "no source tensor of this name" };
             }
             if (rules.Skip == true)
             {
-                return (basePlan with { Source = null, Reason = "skipped by a rule; the template's init is kept" }, null, "skipped by a rule");
+                return Refused(basePlan, TargetCause.Skipped, "skipped by a rule; the template's init is kept");
             }
             if (rules.Reinit == true && target.Shape.Rank >= 2 && target.DType.IsFloatingPoint())
             {
-                return (basePlan with { Source = null, Status = TargetStatus.Reinitialized, Reason = "reinitialised by a rule: Kaiming-normal (fan_out, relu); the bias keeps the template's init" },
-                    null, "weight reinitialised");
+                return Reinitialised(basePlan, "reinitialised by a rule: Kaiming-normal (fan_out, relu); the bias keeps the template's init");
             }
             if (target.Shape == source.Shape)
             {
-                return (SameShape(basePlan, source, target), null, null);
+                return SameShape(basePlan, source, target);
             }
             if (target.Shape.Rank != source.Shape.Rank)
             {
-                return (basePlan with { Source = null, Reason = $"rank differs (source {source.Shape}, target {target.Shape}); nothing carried over" }, null, "weight not transferred");
+                return Refused(basePlan, TargetCause.Incompatible, $"rank differs (source {source.Shape}, target {target.Shape}); nothing carried over");
             }
             if (!layout.HasChannels || layout.Kind == LayerKind.Scalar)
             {
-                return (basePlan with { Source = null, Reason = $"shapes differ (source {source.Shape}, target {target.Shape}) and a {layout} tensor has no channel roles" }, null, "weight not transferred");
+                return Refused(basePlan, TargetCause.Incompatible, $"shapes differ (source {source.Shape}, target {target.Shape}) and a {layout} tensor has no channel roles");
             }
-            if (!target.DType.IsFloatingPoint() || TensorBridge.ToScalarType(source.DType) is null || TensorBridge.ToScalarType(target.DType) is null)
+            if (!target.DType.IsFloatingPoint() || !Computable(source.DType) || !Computable(target.DType))
             {
-                return (basePlan with { Source = null, Reason = $"shapes differ and dtype {source.DType}→{target.DType} cannot be computed on" }, null, "weight not transferred");
+                return Refused(basePlan, TargetCause.NotComputable, $"shapes differ and dtype {source.DType}→{target.DType} cannot be computed on");
             }
             layout.Check(target.Shape, target.Name);
 
             long srcOut = source.Shape[layout.OutAxis], tgtOut = target.Shape[layout.OutAxis];
             bool isHead = layout.Kind == LayerKind.Linear && srcOut != tgtOut
                 && (IsHead(target.Name) || target.Name == _lastLinear || rules.Head is not null);
-            var headRule = rules.Head ?? _policy.Head;
-            if (isHead && headRule == HeadRule.Template)
+            if (isHead && (rules.Head ?? _policy.Head) == HeadRule.Template)
             {
-                return (basePlan with { Source = null, NewHead = true, Reason = $"classifier head with another class count ({srcOut}→{tgtOut}); the target's own init is kept" }, null, "classifier head kept from the template");
+                return Refused(basePlan, TargetCause.NewHead, $"classifier head with another class count ({srcOut}→{tgtOut}); the target's own init is kept") with { NewHead = true };
             }
 
             var kernelRule = rules.Kernel ?? _policy.Kernel;
             bool kernelDiffers = layout.KernelAxes.Any(a => source.Shape[a] != target.Shape[a]);
             if (kernelDiffers && kernelRule == KernelRule.Reinit)
             {
-                return (basePlan with
-                {
-                    Source = null,
-                    Status = TargetStatus.Reinitialized,
-                    Reason = $"kernel {Kernel(source.Shape, layout)}→{Kernel(target.Shape, layout)} with rule reinit: Kaiming-normal (fan_out, relu); the bias keeps the template's init",
-                }, null, "weight reinitialised");
+                return Reinitialised(basePlan, $"kernel {Kernel(source.Shape, layout)}→{Kernel(target.Shape, layout)} with rule reinit: Kaiming-normal (fan_out, relu); the bias keeps the template's init");
             }
 
             var reasons = new List<string>();
-            InStep? inStep = null;
-            long srcIn = source.Shape[layout.InAxis], tgtIn = target.Shape[layout.InAxis];
-            if (srcIn != tgtIn)
-            {
-                if (_groups.FeedingDecision(layer) is { Decision: { } followed } feeding)
-                {
-                    long block = feeding.Consumer.BlockSize;
-                    if (followed.SourceCount * block != srcIn || followed.TargetCount * block != tgtIn)
-                    {
-                        throw new TransferPlanException($"Channel group {followed.Group} disagrees with {target.Name}: the group has {followed.SourceCount}→{followed.TargetCount} channels" +
-                            (block == 1 ? "" : $" × block {block}") + $", but the layer reads {srcIn}→{tgtIn} inputs.");
-                    }
-                    inStep = new InStep(tgtIn < srcIn ? InChannelRule.Truncate : InChannelRule.ZeroExtend, srcIn, tgtIn) { Follows = followed, BlockSize = block };
-                    reasons.Add($"inputs {srcIn}→{tgtIn}: follow the out decision of {followed.Group} ({(tgtIn < srcIn ? "keep " + ShrinkName(followed.Shrink) : "new inputs get zero weights")})"
-                        + (block == 1 ? "" : $", in blocks of {block} features per channel"));
-                }
-                else
-                {
-                    var rule = ResolveIn(rules.InChannels ?? _policy.InChannels, layout, srcIn, tgtIn, target.Name, out var why);
-                    inStep = new InStep(rule, srcIn, tgtIn);
-                    reasons.Add(why);
-                }
-            }
-            KernelStep? kernelStep = null;
-            if (kernelDiffers)
-            {
-                kernelStep = new KernelStep(kernelRule, layout.KernelAxes.Select(a => target.Shape[a]).ToArray());
-                reasons.Add($"kernel {Kernel(source.Shape, layout)}→{Kernel(target.Shape, layout)} by {KernelName(kernelRule)}");
-            }
-            OutDecision? decision = null;
-            if (srcOut != tgtOut && _groups.ProducedDecision(layer) is { } shared)
-            {
-                if (shared.SourceCount != srcOut || shared.TargetCount != tgtOut)
-                {
-                    throw new TransferPlanException($"Channel group {shared.Group} disagrees with {target.Name}: the group has {shared.SourceCount}→{shared.TargetCount} channels, the layer {srcOut}→{tgtOut}.");
-                }
-                decision = shared;
-                reasons.Add(tgtOut < srcOut
-                    ? $"out channels {srcOut}→{tgtOut}: keep {ShrinkName(decision.Shrink)}, shared by group {shared.Group}"
-                    : $"out channels {srcOut}→{tgtOut}: new channels from {NewName(decision.NewChannels)} (group {shared.Group})");
-            }
-            else if (srcOut != tgtOut)
-            {
-                var shrink = rules.OutShrink ?? _policy.OutShrink;
-                if (shrink != OutShrinkRule.First && tgtOut < srcOut && _groups.WhyUnsafe(layer, target, tgtOut) is { } unsafeWhy)
-                {
-                    Notes.Add($"{layer}: {ShrinkName(shrink)} asked, first-n used: {unsafeWhy}");
-                    reasons.Add($"largest-norm asked but first-n used: {unsafeWhy}");
-                    shrink = OutShrinkRule.First;
-                }
-                var fresh = rules.NewChannels ?? _policy.NewChannels;
-                int groups = layout.Kind == LayerKind.Conv ? layout.Groups : 1;
-                if (shrink != OutShrinkRule.First && tgtOut < srcOut && groups != 1)
-                {
-                    throw new TransferPlanException($"{target.Name}: largest-norm selection is not supported on grouped convolutions (groups={groups}); use first.");
-                }
-                decision = new OutDecision(layer, tgtOut < srcOut ? shrink : OutShrinkRule.First, fresh, srcOut, tgtOut, groups)
-                {
-                    NormSources = tgtOut < srcOut && shrink != OutShrinkRule.First ? [new NormWeight(source.Name, layout)] : [],
-                };
-                reasons.Add(tgtOut < srcOut
-                    ? $"out channels {srcOut}→{tgtOut}: keep {ShrinkName(decision.Shrink)}"
-                    : $"out channels {srcOut}→{tgtOut}: new channels from {NewName(fresh)}");
-            }
+            var inStep = PlanIn(layer, target, source, layout, rules, reasons);
+            var kernelStep = kernelDiffers ? PlanKernel(target, source, layout, kernelRule, reasons) : null;
+            var decision = PlanOut(layer, target, source, layout, rules, reasons);
             // Zeros on new inputs and around a padded kernel are part of the carried-over function; only new out
             // channels from the template, zeros or random are values the source did not provide.
             bool complete = decision is null || decision.TargetCount <= decision.SourceCount || decision.NewChannels == NewChannelRule.Copies;
-            return (basePlan with
+            var plan = basePlan with
             {
                 Status = TargetStatus.Adapted,
+                Cause = TargetCause.Transferred,
                 Reason = string.Join("; ", reasons),
                 In = inStep,
                 Kernel = kernelStep,
                 Out = decision,
                 Complete = complete,
-            }, decision, null);
+            };
+            return Programmed(plan, () =>
+            [
+                inStep is null ? WeightTransform.Identity
+                    : inStep.Follows is { } followed ? new PlannedChannels(layout, inputs: true, followed, inStep.BlockSize, ChannelFill.Zeros)
+                    : RuleSteps.In(inStep.Rule, layout, inStep.SourceCount, inStep.TargetCount),
+                kernelStep is null ? WeightTransform.Identity : RuleSteps.Kernel(kernelStep.Rule, layout, kernelStep.TargetSize),
+                decision is null ? WeightTransform.Identity : new PlannedChannels(layout, inputs: false, decision, 1, FillFor(target, layout, decision.NewChannels)),
+            ]);
         }
 
-        private TargetPlan PlanMember(string layer, TensorInfo target, TensorInfo? weight, OutDecision? decision, string? layerKeptReason)
+        /// <summary>The in decision: follow the group feeding the layer, or the in-channel rule.</summary>
+        private InStep? PlanIn(string layer, TensorInfo target, TensorInfo source, Layout layout, TensorRule rules, List<string> reasons)
+        {
+            long srcIn = source.Shape[layout.InAxis], tgtIn = target.Shape[layout.InAxis];
+            if (srcIn == tgtIn)
+            {
+                return null;
+            }
+            if (_groups.FeedingDecision(layer) is { Decision: { } followed } feeding)
+            {
+                long block = feeding.Consumer.BlockSize;
+                if (followed.SourceCount * block != srcIn || followed.TargetCount * block != tgtIn)
+                {
+                    throw new TransferPlanException($"Channel group {followed.Group} disagrees with {target.Name}: the group has {followed.SourceCount}→{followed.TargetCount} channels" +
+                        (block == 1 ? "" : $" × block {block}") + $", but the layer reads {srcIn}→{tgtIn} inputs.");
+                }
+                reasons.Add($"inputs {srcIn}→{tgtIn}: follow the out decision of {followed.Group} ({(tgtIn < srcIn ? "keep " + RuleSteps.Name(followed.Shrink) : "new inputs get zero weights")})"
+                    + (block == 1 ? "" : $", in blocks of {block} features per channel"));
+                return new InStep(tgtIn < srcIn ? InChannelRule.Truncate : InChannelRule.ZeroExtend, srcIn, tgtIn) { Follows = followed, BlockSize = block };
+            }
+            var rule = ResolveIn(rules.InChannels ?? _policy.InChannels, layout, srcIn, tgtIn, target.Name, out var why);
+            reasons.Add(why);
+            return new InStep(rule, srcIn, tgtIn);
+        }
+
+        /// <summary>The kernel decision (a rule other than reinit, which is a status).</summary>
+        private static KernelStep PlanKernel(TensorInfo target, TensorInfo source, Layout layout, KernelRule rule, List<string> reasons)
+        {
+            reasons.Add($"kernel {Kernel(source.Shape, layout)}→{Kernel(target.Shape, layout)} by {RuleSteps.Name(rule)}");
+            return new KernelStep(rule, layout.KernelAxes.Select(a => target.Shape[a]).ToArray());
+        }
+
+        /// <summary>The out decision: the one shared by the layer's group, or the layer's own.</summary>
+        private OutDecision? PlanOut(string layer, TensorInfo target, TensorInfo source, Layout layout, TensorRule rules, List<string> reasons)
+        {
+            long srcOut = source.Shape[layout.OutAxis], tgtOut = target.Shape[layout.OutAxis];
+            if (srcOut == tgtOut)
+            {
+                return null;
+            }
+            if (_groups.ProducedDecision(layer) is { } shared)
+            {
+                if (shared.SourceCount != srcOut || shared.TargetCount != tgtOut)
+                {
+                    throw new TransferPlanException($"Channel group {shared.Group} disagrees with {target.Name}: the group has {shared.SourceCount}→{shared.TargetCount} channels, the layer {srcOut}→{tgtOut}.");
+                }
+                reasons.Add(tgtOut < srcOut
+                    ? $"out channels {srcOut}→{tgtOut}: keep {RuleSteps.Name(shared.Shrink)}, shared by group {shared.Group}"
+                    : $"out channels {srcOut}→{tgtOut}: new channels from {RuleSteps.Name(shared.NewChannels)} (group {shared.Group})");
+                return shared;
+            }
+            var shrink = rules.OutShrink ?? _policy.OutShrink;
+            if (shrink != OutShrinkRule.First && tgtOut < srcOut && _groups.WhyUnsafe(layer, target, tgtOut) is { } unsafeWhy)
+            {
+                Notes.Add($"{layer}: {RuleSteps.Name(shrink)} asked, first-n used: {unsafeWhy}");
+                reasons.Add($"largest-norm asked but first-n used: {unsafeWhy}");
+                shrink = OutShrinkRule.First;
+            }
+            var fresh = rules.NewChannels ?? _policy.NewChannels;
+            int groups = layout.Kind == LayerKind.Conv ? layout.Groups : 1;
+            if (shrink != OutShrinkRule.First && tgtOut < srcOut && groups != 1)
+            {
+                throw new TransferPlanException($"{target.Name}: largest-norm selection is not supported on grouped convolutions (groups={groups}); use first.");
+            }
+            var decision = new OutDecision(layer, tgtOut < srcOut ? shrink : OutShrinkRule.First, fresh, srcOut, tgtOut, groups)
+            {
+                NormSources = tgtOut < srcOut && shrink != OutShrinkRule.First ? [new NormWeight(source.Name, layout)] : [],
+            };
+            reasons.Add($"out channels {srcOut}→{tgtOut}: {RuleSteps.Describe(decision)}");
+            return decision;
+        }
+
+        private TargetPlan PlanMember(string layer, TensorInfo target, TensorInfo? weight, TargetPlan? weightPlan)
         {
             var source = FindSource(target.Name);
-            var layout = Layout.DefaultForRank(target.Shape.Rank);
-            var basePlan = new TargetPlan { Target = target, Source = source, Status = TargetStatus.Kept, Reason = "", Layout = layout, Layer = layer, Match = MatchOf(target.Name) };
+            var name = TensorName.Parse(target.Name);
+            var basePlan = Base(layer, target, source, Layout.DefaultForRank(target.Shape.Rank));
             var rules = RulesFor(target.Name).Merged;
             if (source is null)
             {
-                return basePlan with { Reason = "no source tensor of this name" };
+                return basePlan with { Cause = TargetCause.NoSource, Reason = "no source tensor of this name" };
             }
-            if (layerKeptReason == "classifier head kept from the template")
+            // The layer's weight was not carried over (skipped, reinitialised, a new head, impossible): its vectors keep
+            // the template's values too unless they fit as they are.
+            var layerCause = weightPlan?.Cause is { } c && c is not (TargetCause.Transferred or TargetCause.NoSource) ? c : (TargetCause?)null;
+            if (layerCause == TargetCause.NewHead)
             {
                 basePlan = basePlan with { NewHead = true };
             }
-            if (rules.Skip == true || (layerKeptReason is not null && target.Shape != source.Shape) || (layerKeptReason is not null && MemberOf(target.Name) == "bias"))
+            if (rules.Skip == true || (layerCause is not null && (target.Shape != source.Shape || name.Member == "bias")))
             {
-                return basePlan with { Source = null, Reason = $"kept from the template: its layer's weight was not transferred ({layerKeptReason ?? "skipped by a rule"})" };
+                return Refused(basePlan, layerCause is null ? TargetCause.Skipped : TargetCause.LayerNotTransferred,
+                    $"kept from the template: its layer's weight was not transferred ({LayerPhrase(layerCause)})");
             }
             if (target.Shape == source.Shape)
             {
                 return SameShape(basePlan, source, target);
             }
-            if (target.Shape.Rank != 1 || source.Shape.Rank != 1 || !VectorMembers.Contains(MemberOf(target.Name)) && !(weight is null && MemberOf(target.Name) == "weight"))
+            if (target.Shape.Rank != 1 || source.Shape.Rank != 1 || !VectorMembers.Contains(name.Member) && !(weight is null && name.IsLayerWeight))
             {
-                return basePlan with { Source = null, Reason = $"shapes differ (source {source.Shape}, target {target.Shape}) and the tensor has no channel role" };
+                return Refused(basePlan, TargetCause.Incompatible, $"shapes differ (source {source.Shape}, target {target.Shape}) and the tensor has no channel role");
             }
-            if (!target.DType.IsFloatingPoint() || TensorBridge.ToScalarType(source.DType) is null || TensorBridge.ToScalarType(target.DType) is null)
+            if (!target.DType.IsFloatingPoint() || !Computable(source.DType) || !Computable(target.DType))
             {
-                return basePlan with { Source = null, Reason = $"shapes differ and dtype {source.DType}→{target.DType} cannot be computed on" };
+                return Refused(basePlan, TargetCause.NotComputable, $"shapes differ and dtype {source.DType}→{target.DType} cannot be computed on");
             }
             // A vector follows its layer's decision; a layer without a weight of its own (a BatchNorm or LayerNorm whose
             // weight is itself a vector) decides first-n, which matches the default decision of the layer feeding it.
+            var decision = weightPlan?.Out;
             var own = decision ?? (weight is null ? _groups.ProducedDecision(layer) : null);
             string why;
             if (own is not null && decision is null && (own.SourceCount != source.Shape[0] || own.TargetCount != target.Shape[0]))
@@ -334,11 +349,11 @@ public static class TransferPlanner
             }
             if (own is not null && decision is null)
             {
-                why = $"follows group {own.Group}: {(own.TargetCount < own.SourceCount ? "keep " + ShrinkName(own.Shrink) : "new channels from " + NewName(own.NewChannels))}";
+                why = $"follows group {own.Group}: {RuleSteps.Describe(own)}";
             }
             else if (own is not null && own.SourceCount == source.Shape[0] && own.TargetCount == target.Shape[0])
             {
-                why = $"follows {layer}.weight: {(own.TargetCount < own.SourceCount ? "keep " + ShrinkName(own.Shrink) : "new channels from " + NewName(own.NewChannels))}";
+                why = $"follows {layer}.weight: {RuleSteps.Describe(own)}";
             }
             else
             {
@@ -347,16 +362,97 @@ public static class TransferPlanner
                 own = new OutDecision(layer, OutShrinkRule.First, fresh, source.Shape[0], target.Shape[0], 1);
                 why = target.Shape[0] < source.Shape[0]
                     ? $"channels {source.Shape[0]}→{target.Shape[0]}: keep the first (consistent with a first-n producer)"
-                    : $"channels {source.Shape[0]}→{target.Shape[0]}: new channels from {NewName(fresh)}";
+                    : $"channels {source.Shape[0]}→{target.Shape[0]}: new channels from {RuleSteps.Name(fresh)}";
             }
             bool complete = own.TargetCount <= own.SourceCount || own.NewChannels == NewChannelRule.Copies;
-            return basePlan with { Status = TargetStatus.Adapted, Layout = Layout.Vector, Out = own, Reason = why, Complete = complete };
+            var plan = basePlan with { Status = TargetStatus.Adapted, Cause = TargetCause.Transferred, Layout = Layout.Vector, Out = own, Reason = why, Complete = complete };
+            return Programmed(plan, () => [new PlannedChannels(Layout.Vector, inputs: false, own, 1, FillFor(target, Layout.Vector, own.NewChannels))]);
         }
 
-        private static TargetPlan SameShape(TargetPlan basePlan, TensorInfo source, TensorInfo target) =>
-            source.DType == target.DType
-                ? basePlan with { Status = TargetStatus.Copied, Reason = "same shape and dtype", Complete = true }
-                : basePlan with { Status = TargetStatus.Cast, Reason = $"same shape; dtype {source.DType}→{target.DType}", Complete = true };
+        private static string LayerPhrase(TargetCause? cause) => cause switch
+        {
+            null or TargetCause.Skipped => "skipped by a rule",
+            TargetCause.Reinitialized => "weight reinitialised",
+            TargetCause.NewHead => "classifier head kept from the template",
+            _ => "weight not transferred",
+        };
+
+        private TargetPlan SameShape(TargetPlan basePlan, TensorInfo source, TensorInfo target)
+        {
+            if (source.DType == target.DType)
+            {
+                // Bytes move as they are: any dtype, TorchSharp or not.
+                return basePlan with { Status = TargetStatus.Copied, Cause = TargetCause.Transferred, Reason = "same shape and dtype", Complete = true };
+            }
+            if (!Computable(source.DType) || !Computable(target.DType))
+            {
+                var which = Computable(source.DType) ? target.DType : source.DType;
+                return Refused(basePlan, TargetCause.NotComputable, $"same shape; dtype {source.DType}→{target.DType} cannot be cast: TorchSharp cannot hold {which}");
+            }
+            return basePlan with { Status = TargetStatus.Cast, Cause = TargetCause.Transferred, Reason = $"same shape; dtype {source.DType}→{target.DType}", Complete = true };
+        }
+
+        private TargetPlan Reinitialised(TargetPlan basePlan, string reason)
+        {
+            var target = basePlan.Target;
+            if (!Computable(target.DType))
+            {
+                return Refused(basePlan, TargetCause.NotComputable, $"reinitialising needs a dtype TorchSharp can hold; {target.DType} is not one");
+            }
+            var plan = basePlan with { Source = null, Status = TargetStatus.Reinitialized, Cause = TargetCause.Reinitialized, Reason = reason };
+            return Programmed(plan, () => [Reinit.KaimingNormal(target.Shape, SeedFor(target.Name))]);
+        }
+
+        /// <summary>
+        /// Gives a plan its transform chain, checked: the chain must take the source's shape (nothing, for a
+        /// reinitialisation) to the target's. A chain that cannot be built or does not fit is a planned refusal, never a
+        /// failure while writing.
+        /// </summary>
+        private static TargetPlan Programmed(TargetPlan plan, Func<IEnumerable<WeightTransform>> steps)
+        {
+            var input = plan.Source?.Shape ?? new Shape(0);
+            try
+            {
+                var chain = Chain.Of(steps());
+                var output = chain.OutputShape(input);
+                return output == plan.Target.Shape
+                    ? plan with { Transform = chain }
+                    : Refused(plan, TargetCause.Incompatible, $"the planned steps ({chain.Op}) give {output}, but the target is {plan.Target.Shape}");
+            }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException)
+            {
+                return Refused(plan, TargetCause.Incompatible, $"no planned step takes {input} to {plan.Target.Shape}: {e.Message}");
+            }
+        }
+
+        private static bool Computable(DType dtype) => TensorBridge.ToScalarType(dtype) is not null;
+
+        /// <summary>How the new out channels of <paramref name="target"/> are filled; null for the template's init (read when the transfer runs).</summary>
+        private ChannelFill? FillFor(TensorInfo target, Layout layout, NewChannelRule rule)
+        {
+            var member = TensorName.MemberOf(target.Name);
+            bool vector = layout.Kind == LayerKind.Vector;
+            return rule switch
+            {
+                NewChannelRule.Template => null,
+                NewChannelRule.Copies => ChannelFill.Zeros, // copies leave no new channel; the fill is never used
+                NewChannelRule.Zeros => vector && member == "running_var" ? ChannelFill.Constant(1) : ChannelFill.Zeros,
+                // Kaiming for weights; vectors start as a fresh layer would: BatchNorm scale and variance 1, the rest 0.
+                _ => !vector ? ChannelFill.KaimingNormal(SeedFor(target.Name))
+                    : member is "running_var" or "weight" ? ChannelFill.Constant(1) : ChannelFill.Zeros,
+            };
+        }
+
+        /// <summary>FNV-1a of the name mixed with the policy seed: reproducible, and different per tensor.</summary>
+        private long SeedFor(string name)
+        {
+            ulong h = 14695981039346656037UL;
+            foreach (var ch in name)
+            {
+                h = (h ^ ch) * 1099511628211UL;
+            }
+            return (long)((h ^ (ulong)_policy.Seed) & 0x7FFF_FFFF_FFFF_FFFFUL);
+        }
 
         private InChannelRule ResolveIn(InChannelRule rule, Layout layout, long src, long tgt, string name, out string why)
         {
@@ -383,10 +479,10 @@ public static class TransferPlanner
             };
             if (!ok)
             {
-                throw new TransferPlanException($"{name}: in-channel rule {InName(rule)} cannot take {src} inputs to {tgt} " +
+                throw new TransferPlanException($"{name}: in-channel rule {RuleSteps.Name(rule)} cannot take {src} inputs to {tgt} " +
                     "(sum, mean and truncate shrink; repeat-rescale and zero-extend grow).");
             }
-            why = $"inputs {src}→{tgt}: {InName(rule)} (by rule)";
+            why = $"inputs {src}→{tgt}: {RuleSteps.Name(rule)} (by rule)";
             return rule;
         }
 
@@ -459,7 +555,7 @@ public static class TransferPlanner
             {
                 _state = state;
                 (_groups, _unknown) = merged;
-                var layers = new HashSet<string>(state._template.Select(t => LayerOf(t.Name)), StringComparer.Ordinal);
+                var layers = new HashSet<string>(state._template.Select(t => TensorName.LayerOf(t.Name)), StringComparer.Ordinal);
                 foreach (var (g, origin) in _groups)
                 {
                     var missing = g.Producers.Concat(g.Consumers.Select(c => c.Layer)).FirstOrDefault(l => !layers.Contains(l));
@@ -501,9 +597,9 @@ public static class TransferPlanner
                 }
                 // Without dependency information, any layer whose width changes with these channels may read them.
                 var candidates = new List<string>();
-                foreach (var other in _state._template.GroupBy(t => LayerOf(t.Name), StringComparer.Ordinal).Where(l => l.Key != layer))
+                foreach (var other in _state._template.GroupBy(t => TensorName.LayerOf(t.Name), StringComparer.Ordinal).Where(l => l.Key != layer))
                 {
-                    var w = other.FirstOrDefault(t => MemberOf(t.Name) == "weight" && t.Shape.Rank >= 2);
+                    var w = other.FirstOrDefault(t => TensorName.Parse(t.Name).IsLayerWeight && t.Shape.Rank >= 2);
                     var src = w is null ? null : _state.FindSource(w.Name);
                     if (w is not null && src is not null && src.Shape.Rank == w.Shape.Rank)
                     {
@@ -540,8 +636,8 @@ public static class TransferPlanner
                 var fresh = new List<(string Layer, NewChannelRule Rule)>();
                 foreach (var p in g.Producers)
                 {
-                    var members = _state._template.Where(t => LayerOf(t.Name) == p).ToList();
-                    var w = members.FirstOrDefault(t => MemberOf(t.Name) == "weight" && t.Shape.Rank >= 2);
+                    var members = _state._template.Where(t => TensorName.LayerOf(t.Name) == p).ToList();
+                    var w = members.FirstOrDefault(t => TensorName.Parse(t.Name).IsLayerWeight && t.Shape.Rank >= 2);
                     var rules = _state.RulesFor(w?.Name ?? members[0].Name).Merged;
                     fresh.Add((p, rules.NewChannels ?? _state._policy.NewChannels));
                     if (w is not null)
@@ -574,12 +670,12 @@ public static class TransferPlanner
                     if (shrinks.Select(s => s.Rule).Distinct().Count() > 1)
                     {
                         throw new TransferPlanException($"Channel group [{g}] disagrees on its shrink rule: " +
-                            string.Join(", ", shrinks.Select(s => $"{s.Layer} {ShrinkName(s.Rule)}")) + "; all producers of a group share one decision.");
+                            string.Join(", ", shrinks.Select(s => $"{s.Layer} {RuleSteps.Name(s.Rule)}")) + "; all producers of a group share one decision.");
                     }
                     if (fresh.Select(s => s.Rule).Distinct().Count() > 1)
                     {
                         throw new TransferPlanException($"Channel group [{g}] disagrees on its new-channel rule: " +
-                            string.Join(", ", fresh.Select(s => $"{s.Layer} {NewName(s.Rule)}")) + ".");
+                            string.Join(", ", fresh.Select(s => $"{s.Layer} {RuleSteps.Name(s.Rule)}")) + ".");
                     }
                     var (_, src, tgt) = counts[0];
                     if (src != tgt)
@@ -597,33 +693,4 @@ public static class TransferPlanner
             }
         }
     }
-
-    internal static string InName(InChannelRule r) => r switch
-    {
-        InChannelRule.RepeatRescale => "repeat-rescale",
-        InChannelRule.ZeroExtend => "zero-extend",
-        _ => r.ToString().ToLowerInvariant(),
-    };
-
-    internal static string KernelName(KernelRule r) => r switch
-    {
-        KernelRule.Fit => "centred zero-pad/crop",
-        KernelRule.PIResize => "pi-resize",
-        _ => r.ToString().ToLowerInvariant(),
-    };
-
-    internal static string ShrinkName(OutShrinkRule r) => r switch
-    {
-        OutShrinkRule.First => "the first",
-        OutShrinkRule.LargestL1 => "the largest by L1 norm",
-        _ => "the largest by L2 norm",
-    };
-
-    internal static string NewName(NewChannelRule r) => r switch
-    {
-        NewChannelRule.Template => "the template's init",
-        NewChannelRule.Zeros => "zeros",
-        NewChannelRule.KaimingNormal => "Kaiming-normal (fan_out, relu)",
-        _ => "copies of source channels",
-    };
 }

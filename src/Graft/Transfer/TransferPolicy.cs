@@ -111,6 +111,99 @@ public sealed record TensorRule(string Pattern)
 
     /// <summary>True when the glob matches <paramref name="name"/>.</summary>
     public bool Matches(string name) => NamePatterns.GlobMatches(Pattern, name ?? throw new ArgumentNullException(nameof(name)));
+
+    /// <summary>The keys <see cref="Parse"/> accepts, in the order help lists them.</summary>
+    public static IReadOnlyList<string> Keys { get; } = ["out-shrink", "new-channels", "in-channels", "kernel", "head", "skip", "reinit", "layout", "structural"];
+
+    /// <summary>
+    /// Parses <c>GLOB:key=value[,key=value…]</c> (the last <c>:</c> splits; a key alone means <c>true</c>), the
+    /// spelling of the CLI's <c>--rule</c>: keys are <see cref="Keys"/>, values the policy words of
+    /// <see cref="PolicyWords"/>, <c>true</c>/<c>false</c>, or a layout (<c>conv2d</c>, <c>conv2d/GROUPS</c>,
+    /// <c>convtranspose2d</c>, <c>linear</c> …).
+    /// </summary>
+    /// <exception cref="ArgumentException">The text is not a rule: its message names the text and what is wrong.</exception>
+    public static TensorRule Parse(string text)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(text);
+        int colon = text.LastIndexOf(':');
+        if (colon <= 0 || colon == text.Length - 1)
+        {
+            throw new ArgumentException($"--rule '{text}': expected GLOB:key=value[,key=value…].");
+        }
+        var rule = new TensorRule(text[..colon]);
+        foreach (var part in text[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var kv = part.Split('=', 2, StringSplitOptions.TrimEntries);
+            var key = kv[0].ToLowerInvariant();
+            var value = kv.Length > 1 ? kv[1] : "true";
+            rule = key switch
+            {
+                "out-shrink" => rule with { OutShrink = PolicyWords.Parse<OutShrinkRule>(value, "out-shrink") },
+                "new-channels" => rule with { NewChannels = PolicyWords.Parse<NewChannelRule>(value, "new-channels") },
+                "in-channels" => rule with { InChannels = PolicyWords.Parse<InChannelRule>(value, "in-channels") },
+                "kernel" => rule with { Kernel = PolicyWords.Parse<KernelRule>(value, "kernel") },
+                "head" => rule with { Head = PolicyWords.Parse<HeadRule>(value, "head") },
+                "skip" => rule with { Skip = ParseBool(value, text) },
+                "reinit" => rule with { Reinit = ParseBool(value, text) },
+                "layout" => rule with { Layout = ParseLayout(value, text) },
+                "structural" => rule with { Structural = ParseBool(value, text) },
+                _ => throw new ArgumentException($"--rule '{text}': unknown key '{kv[0]}' ({string.Join(", ", Keys)})."),
+            };
+        }
+        return rule;
+    }
+
+    private static bool ParseBool(string value, string text) =>
+        bool.TryParse(value, out var b) ? b : throw new ArgumentException($"--rule '{text}': '{value}' is not true or false.");
+
+    private static Layout ParseLayout(string value, string text)
+    {
+        var parts = value.ToLowerInvariant().Split('/');
+        int groups = 1;
+        if (parts.Length > 2 || (parts.Length == 2 && (!int.TryParse(parts[1], out groups) || groups < 1)))
+        {
+            throw new ArgumentException($"--rule '{text}': layout '{value}' should look like conv2d, conv2d/GROUPS, convtranspose2d or linear.");
+        }
+        return parts[0] switch
+        {
+            "conv1d" => Graft.Layout.Conv(1, groups),
+            "conv2d" => Graft.Layout.Conv(2, groups),
+            "conv3d" => Graft.Layout.Conv(3, groups),
+            "convtranspose1d" => Graft.Layout.ConvTranspose(1, groups),
+            "convtranspose2d" => Graft.Layout.ConvTranspose(2, groups),
+            "convtranspose3d" => Graft.Layout.ConvTranspose(3, groups),
+            "linear" => Graft.Layout.Linear,
+            _ => throw new ArgumentException($"--rule '{text}': unknown layout '{parts[0]}' (conv1d…3d, convtranspose1d…3d, linear)."),
+        };
+    }
+}
+
+/// <summary>
+/// The words of policy rules, as the CLI and the JSON report spell them: the kebab-case enum names
+/// (<c>largest-l2</c>, <c>repeat-rescale</c>), plus <c>kaiming</c> for <see cref="NewChannelRule.KaimingNormal"/>.
+/// </summary>
+public static class PolicyWords
+{
+    /// <summary>The word for <paramref name="value"/> (what the JSON report writes).</summary>
+    public static string Word<T>(T value) where T : struct, Enum =>
+        System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+
+    /// <summary>Reads a policy word, case-insensitively.</summary>
+    /// <param name="text">The word.</param>
+    /// <param name="what">Names the option or key in the error message.</param>
+    /// <exception cref="ArgumentException">Not one of the words; the message lists them.</exception>
+    public static T Parse<T>(string text, string what) where T : struct, Enum
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        foreach (var v in Enum.GetValues<T>())
+        {
+            if (string.Equals(Word(v), text, StringComparison.OrdinalIgnoreCase) || (text == "kaiming" && v.ToString() == "KaimingNormal"))
+            {
+                return v;
+            }
+        }
+        throw new ArgumentException($"{what}: '{text}' is not one of {string.Join(", ", Enum.GetValues<T>().Select(Word))}.");
+    }
 }
 
 /// <summary>

@@ -23,8 +23,8 @@ public sealed record ReportTarget
     public required string DType { get; init; }
     /// <summary>Target shape.</summary>
     public required IReadOnlyList<long> Shape { get; init; }
-    /// <summary><c>copied</c>, <c>cast</c>, <c>adapted</c>, <c>reinitialized</c> or <c>kept</c>.</summary>
-    public required string Status { get; init; }
+    /// <summary>What happened (<c>copied</c>, <c>cast</c>, <c>adapted</c>, <c>reinitialized</c> or <c>kept</c> in JSON).</summary>
+    public required TargetStatus Status { get; init; }
     /// <summary>Source tensor used, or null.</summary>
     public string? Source { get; init; }
     /// <summary>Source dtype, or null.</summary>
@@ -44,7 +44,7 @@ public sealed record ReportTarget
     /// <summary>True when every value comes from the source (what <c>--strict</c> requires).</summary>
     public required bool Complete { get; init; }
     /// <summary>How the source was found: <c>exact</c>, <c>prefix</c>, <c>rename</c> or <c>structural</c> (a guess); null when none was.</summary>
-    public string? Match { get; init; }
+    public MatchKind? Match { get; init; }
     /// <summary>The rule or signature behind <see cref="Match"/>.</summary>
     public string? MatchReason { get; init; }
     /// <summary>The channel group whose decision this tensor applies or follows, if any.</summary>

@@ -35,6 +35,9 @@ public abstract class ChannelFill
     /// </summary>
     public static ChannelFill KaimingNormal(long seed) => new KaimingFill(seed);
 
+    /// <summary>The <see cref="Name"/> of a fill from the template's init (also for one planned before the template is read).</summary>
+    internal const string TemplateName = "template";
+
     /// <summary>New channels keep the values of <paramref name="template"/> (the target's own init), a tensor of the full target shape.</summary>
     public static ChannelFill FromTemplate(Tensor template) => new TemplateFill(template);
 
@@ -89,7 +92,7 @@ public abstract class ChannelFill
 
     private sealed class TemplateFill(Tensor template) : ChannelFill
     {
-        public override string Name => "template";
+        public override string Name => TemplateName;
 
         public override Introduced Introduces => Introduced.Template;
 

@@ -12,6 +12,23 @@ public enum ChannelNorm
     L2,
 }
 
+/// <summary>How a <see cref="ChannelMap"/> was made; drives its op and description in reports.</summary>
+public enum ChannelMapKind
+{
+    /// <summary>The first channels (per group), new ones at the end: <c>first</c>.</summary>
+    First,
+    /// <summary>Target channel j is source channel j mod n: <c>cyclic</c>.</summary>
+    Cyclic,
+    /// <summary>Net2WiderNet's random replication: <c>net2wider</c>.</summary>
+    Net2Wider,
+    /// <summary>Indices given by the caller: <c>explicit</c>.</summary>
+    Explicit,
+    /// <summary>The channels with the largest L1 norm: <c>largest-l1</c>.</summary>
+    LargestL1,
+    /// <summary>The channels with the largest L2 norm: <c>largest-l2</c>.</summary>
+    LargestL2,
+}
+
 /// <summary>
 /// A channel decision: for each target channel, the source channel it comes from, or -1 for a new channel.
 /// Made once for a layer's output axis and applied with the same indices to everything that belongs to those
@@ -21,11 +38,11 @@ public sealed class ChannelMap : IEquatable<ChannelMap>
 {
     private readonly long[] _indices;
 
-    private ChannelMap(long sourceCount, long[] indices, string how)
+    private ChannelMap(long sourceCount, long[] indices, ChannelMapKind kind)
     {
         SourceCount = sourceCount;
         _indices = indices;
-        How = how;
+        Kind = kind;
     }
 
     /// <summary>Number of source channels.</summary>
@@ -37,8 +54,22 @@ public sealed class ChannelMap : IEquatable<ChannelMap>
     /// <summary>Number of target channels.</summary>
     public long TargetCount => _indices.Length;
 
-    /// <summary>How the map was made, for reports (<c>first</c>, <c>largest-l2</c>, <c>cyclic</c>, <c>explicit</c>).</summary>
-    public string How { get; }
+    /// <summary>How the map was made.</summary>
+    public ChannelMapKind Kind { get; }
+
+    /// <summary>How the map was made, in the words of reports (<c>first</c>, <c>largest-l2</c>, <c>cyclic</c>, <c>explicit</c>).</summary>
+    public string How => Name(Kind);
+
+    /// <summary>The report word for a kind: its kebab-case name (<c>largest-l2</c>).</summary>
+    public static string Name(ChannelMapKind kind) => kind switch
+    {
+        ChannelMapKind.First => "first",
+        ChannelMapKind.Cyclic => "cyclic",
+        ChannelMapKind.Net2Wider => "net2wider",
+        ChannelMapKind.Explicit => "explicit",
+        ChannelMapKind.LargestL1 => "largest-l1",
+        _ => "largest-l2",
+    };
 
     /// <summary>Number of target channels with no source.</summary>
     public long NewCount => _indices.Count(i => i < 0);
@@ -65,7 +96,7 @@ public sealed class ChannelMap : IEquatable<ChannelMap>
                 idx[g * tg + j] = j < sg ? g * sg + j : -1;
             }
         }
-        return new ChannelMap(sourceCount, idx, "first");
+        return new ChannelMap(sourceCount, idx, ChannelMapKind.First);
     }
 
     /// <summary>
@@ -84,7 +115,7 @@ public sealed class ChannelMap : IEquatable<ChannelMap>
         {
             idx[j] = j % sourceCount;
         }
-        return new ChannelMap(sourceCount, idx, "cyclic");
+        return new ChannelMap(sourceCount, idx, ChannelMapKind.Cyclic);
     }
 
     /// <summary>
@@ -114,7 +145,7 @@ public sealed class ChannelMap : IEquatable<ChannelMap>
             using var draw = randint(sourceCount, [targetCount - sourceCount], dtype: ScalarType.Int64, generator: gen);
             draw.data<long>().ToArray().CopyTo(idx, sourceCount);
         }
-        return new ChannelMap(sourceCount, idx, "net2wider");
+        return new ChannelMap(sourceCount, idx, ChannelMapKind.Net2Wider);
     }
 
     /// <summary>
@@ -151,7 +182,7 @@ public sealed class ChannelMap : IEquatable<ChannelMap>
                 throw new ArgumentException($"Source channel {i} is used twice.", nameof(indices));
             }
         }
-        return new ChannelMap(sourceCount, idx, "explicit");
+        return new ChannelMap(sourceCount, idx, ChannelMapKind.Explicit);
     }
 
     /// <summary>
@@ -212,7 +243,7 @@ public sealed class ChannelMap : IEquatable<ChannelMap>
             .Order()
             .Select(i => (long)i)
             .ToArray();
-        return new ChannelMap(source, keep, norm == ChannelNorm.L1 ? "largest-l1" : "largest-l2");
+        return new ChannelMap(source, keep, norm == ChannelNorm.L1 ? ChannelMapKind.LargestL1 : ChannelMapKind.LargestL2);
     }
 
     /// <summary>
@@ -230,7 +261,7 @@ public sealed class ChannelMap : IEquatable<ChannelMap>
                 idx[j * blockSize + b] = _indices[j] < 0 ? -1 : _indices[j] * blockSize + b;
             }
         }
-        return new ChannelMap(SourceCount * blockSize, idx, How);
+        return new ChannelMap(SourceCount * blockSize, idx, Kind);
     }
 
     /// <inheritdoc/>

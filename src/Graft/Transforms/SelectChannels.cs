@@ -54,28 +54,37 @@ public sealed class SelectChannels : WeightTransform
     public string Role { get; }
 
     /// <inheritdoc/>
-    public override string Op => _op ?? (Map.IsIdentity ? "identity" : Map.How switch
-    {
-        "first" => Map.NewCount > 0 ? $"{Role}.pad" : $"{Role}.truncate",
-        "cyclic" => $"{Role}.copies",
-        "explicit" => $"{Role}.select",
-        _ => $"{Role}.{Map.How}",
-    });
+    public override string Op => OpOf(_op, Role, Map.Kind, Map.IsIdentity, Map.NewCount);
 
     /// <inheritdoc/>
     public override Introduced Introduces => Map.NewCount > 0 ? Fill.Introduces : Introduced.Nothing;
 
     /// <inheritdoc/>
-    public override string Describe()
+    public override string Describe() => DescribeOf(Role, Map.Kind, Map.SourceCount, Map.TargetCount, Map.NewCount, Fill.Name, Axis);
+
+    /// <summary>
+    /// The op of a selection from what it is made of, not from its indices: so a selection planned from counts alone (a
+    /// largest-norm ranking not yet computed) is named exactly as the one that runs.
+    /// </summary>
+    internal static string OpOf(string? op, string role, ChannelMapKind kind, bool identity, long newCount) => op ?? (identity ? "identity" : kind switch
     {
-        var what = Map.How switch
+        ChannelMapKind.First => newCount > 0 ? $"{role}.pad" : $"{role}.truncate",
+        ChannelMapKind.Cyclic => $"{role}.copies",
+        ChannelMapKind.Explicit => $"{role}.select",
+        _ => $"{role}.{ChannelMap.Name(kind)}",
+    });
+
+    /// <summary>The description of a selection from its counts and fill name (see <see cref="OpOf"/>).</summary>
+    internal static string DescribeOf(string role, ChannelMapKind kind, long sourceCount, long targetCount, long newCount, string fillName, int axis)
+    {
+        var what = kind switch
         {
-            "first" when Map.NewCount == 0 => $"keep the first {Map.TargetCount} of {Map.SourceCount} {Role} channels",
-            "first" => $"keep all {Map.SourceCount} {Role} channels, add {Map.NewCount} new ({Fill.Name})",
-            "cyclic" => $"{Role} channels {Map.SourceCount}→{Map.TargetCount} by cyclic copies",
-            _ => $"{Map.How}: keep {Map.TargetCount - Map.NewCount} of {Map.SourceCount} {Role} channels" + (Map.NewCount > 0 ? $", add {Map.NewCount} new ({Fill.Name})" : ""),
+            ChannelMapKind.First when newCount == 0 => $"keep the first {targetCount} of {sourceCount} {role} channels",
+            ChannelMapKind.First => $"keep all {sourceCount} {role} channels, add {newCount} new ({fillName})",
+            ChannelMapKind.Cyclic => $"{role} channels {sourceCount}→{targetCount} by cyclic copies",
+            _ => $"{ChannelMap.Name(kind)}: keep {targetCount - newCount} of {sourceCount} {role} channels" + (newCount > 0 ? $", add {newCount} new ({fillName})" : ""),
         };
-        return what + $" (axis {Axis})";
+        return what + $" (axis {axis})";
     }
 
     /// <inheritdoc/>

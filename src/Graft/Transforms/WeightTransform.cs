@@ -90,6 +90,13 @@ public sealed class Chain : WeightTransform
     /// <summary>The steps in order (never nested chains, never identities).</summary>
     public IReadOnlyList<WeightTransform> Steps { get; }
 
+    /// <summary>The steps of any transform: a chain's steps, nothing for the identity, else the transform itself.</summary>
+    public static IReadOnlyList<WeightTransform> StepsOf(WeightTransform transform)
+    {
+        ArgumentNullException.ThrowIfNull(transform);
+        return transform is Chain c ? c.Steps : ReferenceEquals(transform, Identity) ? [] : [transform];
+    }
+
     /// <summary>Composes transforms, flattening nested chains and dropping identities.</summary>
     public static WeightTransform Of(params IEnumerable<WeightTransform> steps)
     {

@@ -18,8 +18,8 @@ public class PreserveFunctionTests(ITestOutputHelper output)
         var target = new TinyResNet(9, 5);
         using var s = StateDictCheckpoint.FromModule(source);
         using var t = StateDictCheckpoint.FromModule(target);
-        Assert.Empty(PreserveFunction.Problems(Graft.Transfer.Transfer.Plan(s, t, PreserveFunction.Policy)));
-        Graft.Transfer.Transfer.Modules(source, target, PreserveFunction.Policy);
+        Assert.Empty(PreserveFunction.Problems(Graft.Transfer.WeightTransfer.Plan(s, t, PreserveFunction.Policy)));
+        Graft.Transfer.WeightTransfer.Modules(source, target, PreserveFunction.Policy);
         var d = Verify.Compare(source, target, GrowthModels.Inputs(93, 2, 3, 5, 5), 4);
         output.WriteLine($"max |diff| = {d.MaxAbsolute:g3}, max relative = {d.MaxRelative:g3}");
         Assert.True(d.Within(1e-5));
@@ -32,7 +32,7 @@ public class PreserveFunctionTests(ITestOutputHelper output)
         var target = nn.Sequential(("c1", nn.Conv2d(3, 6, 3)), ("c2", nn.Conv2d(6, 4, 4)));
         using var s = StateDictCheckpoint.FromModule(source);
         using var t = StateDictCheckpoint.FromModule(target);
-        var plan = Graft.Transfer.Transfer.Plan(s, t, PreserveFunction.Policy with { InChannels = InChannelRule.Auto });
+        var plan = Graft.Transfer.WeightTransfer.Plan(s, t, PreserveFunction.Policy with { InChannels = InChannelRule.Auto });
         var problems = PreserveFunction.Problems(plan);
         Assert.Contains(problems, p => p.StartsWith("c1.weight: out channels shrink 8→6", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.StartsWith("c2.weight: inputs 8→6", StringComparison.Ordinal));
@@ -46,6 +46,6 @@ public class PreserveFunctionTests(ITestOutputHelper output)
         var target = nn.Sequential(("c1", nn.Conv2d(3, 6, 3)), ("c2", nn.Conv2d(6, 4, 3)));
         using var s = StateDictCheckpoint.FromModule(source);
         using var t = StateDictCheckpoint.FromModule(target);
-        Assert.Throws<TransferPlanException>(() => Graft.Transfer.Transfer.Plan(s, t, PreserveFunction.Policy));
+        Assert.Throws<TransferPlanException>(() => Graft.Transfer.WeightTransfer.Plan(s, t, PreserveFunction.Policy));
     }
 }

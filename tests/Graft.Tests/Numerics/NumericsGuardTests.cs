@@ -199,7 +199,7 @@ public sealed class NumericsGuardTests
         Assert.True(a.allclose(b, rtol: 0, atol: 0));
     }
 
-    public static TheoryData<string> EntryPoints => new() { "Verify.Compare", "LinkedConv.forward", "LinkedLinear.forward", "Transfer.Modules (computing)" };
+    public static TheoryData<string> EntryPoints => new() { "Verify.Compare", "LinkedConv.forward", "LinkedLinear.forward", "WeightTransfer.Modules (computing)" };
 
     [Theory]
     [MemberData(nameof(EntryPoints))]
@@ -224,7 +224,7 @@ public sealed class NumericsGuardTests
             default:
                 var s = nn.Conv2d(3, 4, 3);
                 var t = nn.Conv2d(1, 4, 3);
-                Graft.Transfer.Transfer.Modules(s, t);
+                Graft.Transfer.WeightTransfer.Modules(s, t);
                 break;
         }
         Assert.True(NumericsGuard.EnsureCalls > before, $"{entry} computed without asking the numerics guard");

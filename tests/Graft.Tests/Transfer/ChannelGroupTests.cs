@@ -52,7 +52,7 @@ public class ChannelGroupTests
         var source = Chain(8).to(ScalarType.Float64);
         Randomise((BatchNorm2d)source[1], 8);
         var target = Chain(5).to(ScalarType.Float64);
-        var report = Graft.Transfer.Transfer.Modules(source, target, L2, [2, 3, 6, 6]);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, L2, [2, 3, 6, 6]);
 
         var sc1 = (Conv2d)source[0];
         var sbn = (BatchNorm2d)source[1];
@@ -106,7 +106,7 @@ public class ChannelGroupTests
         manual_seed(22);
         var source = new Residual(8).to(ScalarType.Float64);
         var target = new Residual(3).to(ScalarType.Float64);
-        var report = Graft.Transfer.Transfer.Modules(source, target, L2, [2, 3, 5, 5]);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, L2, [2, 3, 5, 5]);
 
         var keep = TopL2(3, source.A.weight!, source.B.weight!);
         var expected = new Residual(3).to(ScalarType.Float64);
@@ -133,7 +133,7 @@ public class ChannelGroupTests
         manual_seed(23);
         var source = Head(6).to(ScalarType.Float64);
         var target = Head(4).to(ScalarType.Float64);
-        var report = Graft.Transfer.Transfer.Modules(source, target, L2, [1, 2, 4, 4]);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, L2, [1, 2, 4, 4]);
 
         var sconv = (Conv2d)source[0];
         var sfc = (Linear)source[3];
@@ -156,7 +156,7 @@ public class ChannelGroupTests
         manual_seed(24);
         var source = Chain(8);
         var target = Chain(5);
-        var report = Graft.Transfer.Transfer.Modules(source, target, L2);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, L2);
         var c1 = report.Targets.Single(t => t.Name == "c1.weight");
         Assert.Contains("first-n used", c1.Reason);
         Assert.Contains("no dependency information", c1.Reason);
@@ -186,7 +186,7 @@ public class ChannelGroupTests
     public void Modules_UntraceableConcat_FallsBackToFirstNWithTheTracersReason()
     {
         manual_seed(25);
-        var report = Graft.Transfer.Transfer.Modules(new Concat(6), new Concat(4), L2, [1, 3, 4, 4]);
+        var report = Graft.Transfer.WeightTransfer.Modules(new Concat(6), new Concat(4), L2, [1, 3, 4, 4]);
         var a = report.Targets.Single(t => t.Name == "a.weight");
         Assert.Contains("first-n used", a.Reason);
         Assert.Contains("untraced input", a.Reason);
@@ -200,7 +200,7 @@ public class ChannelGroupTests
         var target = Chain(5);
         using var before = ((Conv2d)target[0]).weight!.detach().clone();
         var policy = L2 with { Groups = [ChannelGroup.Parse("c1->c2")] }; // forgets the BatchNorm the trace sees
-        var ex = Assert.Throws<TransferPlanException>(() => Graft.Transfer.Transfer.Modules(source, target, policy, [1, 3, 4, 4]));
+        var ex = Assert.Throws<TransferPlanException>(() => Graft.Transfer.WeightTransfer.Modules(source, target, policy, [1, 3, 4, 4]));
         Assert.Contains("disagree", ex.Message);
         Assert.Contains("c1", ex.Message);
         TensorAssert.Close(before, ((Conv2d)target[0]).weight!, 0, 0);
@@ -212,7 +212,7 @@ public class ChannelGroupTests
         manual_seed(26);
         var source = Chain(8);
         var target = Chain(5);
-        var report = Graft.Transfer.Transfer.Modules(source, target, L2 with { Groups = [ChannelGroup.Parse("c1,bn->c2")] });
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, L2 with { Groups = [ChannelGroup.Parse("c1,bn->c2")] });
         var keep = TopL2(5, ((Conv2d)source[0]).weight!.to(ScalarType.Float64));
         Assert.Equal(keep, report.Targets.Single(t => t.Name == "c1.weight").ChannelIndices!);
         TensorAssert.Close(Pick(((Conv2d)source[3]).weight!, 1, keep), ((Conv2d)target[3]).weight!, 0, 0);
@@ -225,7 +225,7 @@ public class ChannelGroupTests
         var source = new Residual(8);
         var target = new Residual(3);
         var policy = L2 with { Groups = [new ChannelGroup(["a", "c"], [])] };
-        var ex = Assert.Throws<TransferPlanException>(() => Graft.Transfer.Transfer.Modules(source, target, policy));
+        var ex = Assert.Throws<TransferPlanException>(() => Graft.Transfer.WeightTransfer.Modules(source, target, policy));
         Assert.Contains("a 8→3", ex.Message);
         Assert.Contains("c 2→2", ex.Message);
     }

@@ -21,7 +21,7 @@ public class SeedCasesTests
         manual_seed(1);
         var source = nn.Conv2d(3, 64, 3);
         var target = nn.Conv2d(3, 32, 3);
-        var report = Graft.Transfer.Transfer.Modules(source, target);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target);
 
         // Weight (32, 3, 3, 3): the first 32 filters, whole kernels (the seed's [..., :32] would have kept the kernel
         // width and failed on a 3-wide kernel).
@@ -33,9 +33,9 @@ public class SeedCasesTests
         TensorAssert.Close(source.forward(x).narrow(1, 0, 32), target.forward(x), 1e-6);
 
         var w = report.Targets.Single(t => t.Name == "weight");
-        Assert.Equal("adapted", w.Status);
+        Assert.Equal(TargetStatus.Adapted, w.Status);
         Assert.Equal("out.truncate", Assert.Single(w.Steps).Op);
-        Assert.Equal("adapted", report.Targets.Single(t => t.Name == "bias").Status);
+        Assert.Equal(TargetStatus.Adapted, report.Targets.Single(t => t.Name == "bias").Status);
     }
 
     [Fact]
@@ -44,7 +44,7 @@ public class SeedCasesTests
         manual_seed(3);
         var source = nn.Conv2d(3, 32, 3);
         var target = nn.Conv2d(6, 32, 3);
-        var report = Graft.Transfer.Transfer.Modules(source, target);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target);
 
         using var x = Image(3, 4);
         using var twice = cat([x, x], 1);
@@ -52,7 +52,7 @@ public class SeedCasesTests
         var w = report.Targets.Single(t => t.Name == "weight");
         Assert.Equal("in.repeat-rescale", Assert.Single(w.Steps).Op);
         Assert.Contains("stem", w.Reason);
-        Assert.Equal("copied", report.Targets.Single(t => t.Name == "bias").Status);
+        Assert.Equal(TargetStatus.Copied, report.Targets.Single(t => t.Name == "bias").Status);
         Assert.True(report.Summary.Complete);
     }
 
@@ -64,10 +64,10 @@ public class SeedCasesTests
         var target = nn.Conv2d(6, 64, 5, padding: 2);
         using var templateWeight = target.weight!.detach().clone();
         using var templateBias = target.bias!.detach().clone();
-        var report = Graft.Transfer.Transfer.Modules(source, target);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target);
 
         var w = report.Targets.Single(t => t.Name == "weight");
-        Assert.Equal("adapted", w.Status);
+        Assert.Equal(TargetStatus.Adapted, w.Status);
         Assert.Equal(["in.repeat-rescale", "kernel.fit", "out.pad"], w.Steps.Select(s => s.Op));
         Assert.False(w.Complete); // 32 channels come from the template's init
         Assert.False(report.Summary.Complete);
@@ -90,14 +90,14 @@ public class SeedCasesTests
         var target = nn.Conv2d(6, 64, 5);
         using var templateBias = target.bias!.detach().clone();
         var policy = TransferPolicy.Default with { Kernel = KernelRule.Reinit, Seed = 42 };
-        var report = Graft.Transfer.Transfer.Modules(source, target, policy);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, policy);
 
         var w = report.Targets.Single(t => t.Name == "weight");
-        Assert.Equal("reinitialized", w.Status);
+        Assert.Equal(TargetStatus.Reinitialized, w.Status);
         double expected = Math.Sqrt(2.0 / (64 * 25));
         Assert.InRange(target.weight!.std().item<float>(), expected * 0.93, expected * 1.07);
         Assert.InRange(target.weight.mean().item<float>(), -expected * 0.1, expected * 0.1);
-        Assert.Equal("kept", report.Targets.Single(t => t.Name == "bias").Status);
+        Assert.Equal(TargetStatus.Kept, report.Targets.Single(t => t.Name == "bias").Status);
         TensorAssert.Close(templateBias, target.bias!, 0, 0);
     }
 }

@@ -44,7 +44,7 @@ public sealed class TransferFilesTests : IDisposable
         CheckpointFile.Write(src, [F32("a.weight", 8, 3, 3, 3), F32("a.bias", 8), F32("b.weight", 4, 8, 3, 3), F32("b.bias", 4)]);
         CheckpointFile.Write(tpl, [F32("a.weight", 8, 1, 3, 3), F32("a.bias", 8), F32("b.weight", 4, 8, 3, 3), F32("b.bias", 4)]);
         var recorder = new Recorder(_dir);
-        Graft.Transfer.Transfer.Files(src, tpl, Path.Combine(_dir, "out.safetensors"), progress: recorder);
+        Graft.Transfer.WeightTransfer.Files(src, tpl, Path.Combine(_dir, "out.safetensors"), progress: recorder);
 
         Assert.Equal([0, 1, 2, 3, 4], recorder.Reports.Select(r => r.Value.Done));
         Assert.All(recorder.Reports, r => Assert.Equal(4, r.Value.Total));

@@ -18,7 +18,7 @@ public class TransferModulesTests
             var scale = tensor(new float[] { 0.1f, 5, 0.1f, 4, 3, 0.1f }).reshape(6, 1, 1, 1);
             source.weight!.mul_(scale);
         }
-        var report = Graft.Transfer.Transfer.Modules(source, target, TransferPolicy.Default with { OutShrink = OutShrinkRule.LargestL2 });
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, TransferPolicy.Default with { OutShrink = OutShrinkRule.LargestL2 });
         var w = report.Targets.Single(t => t.Name == "weight");
         Assert.Equal([1L, 3, 4], w.ChannelIndices!);
         using var idx = tensor(new long[] { 1, 3, 4 });
@@ -33,7 +33,7 @@ public class TransferModulesTests
         var source = nn.Conv2d(3, 8, 3);
         var target = nn.Conv2d(3, 16, 3);
         using var before = target.weight!.detach().clone();
-        var ex = Assert.Throws<TransferStrictException>(() => Graft.Transfer.Transfer.Modules(source, target, TransferPolicy.Default with { Strict = true }));
+        var ex = Assert.Throws<TransferStrictException>(() => Graft.Transfer.WeightTransfer.Modules(source, target, TransferPolicy.Default with { Strict = true }));
         Assert.Contains("weight", ex.Message);
         TensorAssert.Close(before, target.weight!, 0, 0);
     }
@@ -43,8 +43,8 @@ public class TransferModulesTests
     {
         var source = nn.Linear(4, 2).to(ScalarType.Float64);
         var target = nn.Linear(4, 2);
-        var report = Graft.Transfer.Transfer.Modules(source, target);
-        Assert.All(report.Targets, t => Assert.Equal("cast", t.Status));
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target);
+        Assert.All(report.Targets, t => Assert.Equal(TargetStatus.Cast, t.Status));
         TensorAssert.Close(source.weight!, target.weight!, 1e-7);
     }
 
@@ -55,8 +55,8 @@ public class TransferModulesTests
         var a = nn.Conv2d(3, 64, 3);
         var b = nn.Conv2d(3, 64, 3);
         var policy = TransferPolicy.Default with { NewChannels = NewChannelRule.KaimingNormal, Seed = 9 };
-        Graft.Transfer.Transfer.Modules(source, a, policy);
-        Graft.Transfer.Transfer.Modules(source, b, policy);
+        Graft.Transfer.WeightTransfer.Modules(source, a, policy);
+        Graft.Transfer.WeightTransfer.Modules(source, b, policy);
         TensorAssert.Close(a.weight!, b.weight!, 0, 0);
         TensorAssert.Close(zeros(60), a.bias!.narrow(0, 4, 60), 0, 0);
         double expected = Math.Sqrt(2.0 / (64 * 9));
@@ -71,7 +71,7 @@ public class TransferModulesTests
         manual_seed(13);
         var source = nn.Sequential(("c1", nn.Conv2d(2, 4, 3, padding: 1)), ("bn", nn.BatchNorm2d(4)), ("r", nn.ReLU()), ("c2", nn.Conv2d(4, 3, 3, padding: 1)));
         var target = nn.Sequential(("c1", nn.Conv2d(2, 7, 3, padding: 1)), ("bn", nn.BatchNorm2d(7)), ("r", nn.ReLU()), ("c2", nn.Conv2d(7, 3, 3, padding: 1)));
-        var report = Graft.Transfer.Transfer.Modules(source, target, TransferPolicy.Default with { NewChannels = NewChannelRule.Zeros });
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, TransferPolicy.Default with { NewChannels = NewChannelRule.Zeros });
         source.eval();
         target.eval();
         using var x = randn(2, 2, 6, 6);

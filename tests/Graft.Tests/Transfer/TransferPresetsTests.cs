@@ -24,9 +24,9 @@ public class TransferPresetsTests
     {
         var source = Net(3, 10);
         var target = Net(1, 5);
-        var report = Graft.Transfer.Transfer.Modules(source, target, TransferPresets.TimmLoadPretrained);
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, TransferPresets.TimmLoadPretrained);
         TensorAssert.Close(((Conv2d)source[0]).weight!.sum(1, keepdim: true), ((Conv2d)target[0]).weight!, 1e-6);
-        Assert.Equal("kept", report.Targets.Single(t => t.Name == "fc.weight").Status);
+        Assert.Equal(TargetStatus.Kept, report.Targets.Single(t => t.Name == "fc.weight").Status);
     }
 
     [Fact]
@@ -34,7 +34,7 @@ public class TransferPresetsTests
     {
         var source = nn.Sequential(("conv1", nn.Conv2d(3, 4, 3)), ("conv2", nn.Conv2d(4, 4, 3)));
         var target = nn.Sequential(("conv1", nn.Conv2d(3, 4, 3)), ("conv2", nn.Conv2d(4, 6, 3)));
-        Assert.Throws<TransferStrictException>(() => Graft.Transfer.Transfer.Modules(source, target, TransferPresets.TimmLoadPretrained));
+        Assert.Throws<TransferStrictException>(() => Graft.Transfer.WeightTransfer.Modules(source, target, TransferPresets.TimmLoadPretrained));
     }
 
     [Fact]
@@ -46,7 +46,7 @@ public class TransferPresetsTests
         var target = nn.Sequential(("conv1", nn.Conv2d(4, 7, 3, padding: 1)), ("bn", nn.BatchNorm2d(7)), ("r", nn.ReLU()),
             ("conv2", nn.Conv2d(7, 4, 5, padding: 2)), ("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("fc", nn.Linear(4, 5)));
         using var templateFc = ((Linear)target[6]).weight!.detach().clone();
-        Graft.Transfer.Transfer.Modules(source, target, TransferPresets.KeepFunction);
+        Graft.Transfer.WeightTransfer.Modules(source, target, TransferPresets.KeepFunction);
         source.eval();
         target.eval();
         using var x = randn(2, 3, 6, 6);

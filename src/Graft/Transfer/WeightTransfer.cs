@@ -1,4 +1,5 @@
 using Graft.Checkpoints;
+using Graft.Transforms;
 using static TorchSharp.torch;
 
 namespace Graft.Transfer;
@@ -35,32 +36,30 @@ public sealed class TransferRun
     public IReadOnlyList<TensorPayload> Outputs { get; }
 
     /// <summary>
-    /// The report. Steps of adapted tensors are known once their payloads have been written; call this afterwards.
+    /// The report: the plan (every target's status, source, reason and steps) plus what execution measured, the
+    /// indices of largest-norm selections, known once a tensor applying them has been written.
     /// </summary>
     public TransferReport Report(ReportFile? output = null)
     {
-        var targets = Plan.Targets.Select(t =>
+        var targets = Plan.Targets.Select(t => new ReportTarget
         {
-            var (steps, indices) = _executor.Recorded(t.Target.Name);
-            return new ReportTarget
-            {
-                Name = t.Target.Name,
-                DType = t.Target.DType.SafetensorsName(),
-                Shape = t.Target.Shape.ToArray(),
-                Status = t.Status.ToString().ToLowerInvariant(),
-                Source = t.Source?.Name,
-                SourceDType = t.Source?.DType.SafetensorsName(),
-                SourceShape = t.Source?.Shape.ToArray(),
-                Layer = t.Layer,
-                Layout = t.Layout.ToString(),
-                Reason = t.Reason,
-                Steps = steps,
-                ChannelIndices = indices,
-                Complete = t.Complete,
-                Match = t.Match is null ? null : t.Match.Kind.ToString().ToLowerInvariant(),
-                MatchReason = t.Match?.Why,
-                Group = t.Out?.Group ?? t.In?.Follows?.Group,
-            };
+            Name = t.Target.Name,
+            DType = t.Target.DType.SafetensorsName(),
+            Shape = t.Target.Shape.ToArray(),
+            Status = t.Status,
+            Source = t.Source?.Name,
+            SourceDType = t.Source?.DType.SafetensorsName(),
+            SourceShape = t.Source?.Shape.ToArray(),
+            Layer = t.Layer,
+            Layout = t.Layout.ToString(),
+            Reason = t.Reason,
+            Steps = t.Steps,
+            ChannelIndices = t.Out is { MapKind: ChannelMapKind.LargestL1 or ChannelMapKind.LargestL2 } d && t.Status == TargetStatus.Adapted
+                ? _executor.Measured(d)?.ToArray() : null,
+            Complete = t.Complete,
+            Match = t.Match?.Kind,
+            MatchReason = t.Match?.Why,
+            Group = t.Out?.Group ?? t.In?.Follows?.Group,
         }).ToList();
         var usedBy = Plan.Targets.Where(t => t.Source is not null).ToLookup(t => t.Source!.Name, t => t.Target.Name, StringComparer.Ordinal);
         var sources = _source.Tensors.Select(s => new ReportSource(s.Name, s.DType.SafetensorsName(), s.Shape.ToArray(), usedBy[s.Name].ToList())).ToList();
@@ -75,8 +74,7 @@ public sealed class TransferRun
             Targets = targets,
             Sources = sources,
             Groups = Plan.Groups.Select(g => new ReportGroup(g.Key, g.Producers, g.Consumers.Select(c => c.ToString()).ToList(), g.Origin,
-                g.Decision is null ? "unchanged" : $"{g.Decision.SourceCount}→{g.Decision.TargetCount}: " +
-                    (g.Decision.TargetCount < g.Decision.SourceCount ? "keep " + TransferPlanner.ShrinkName(g.Decision.Shrink) : "new channels from " + TransferPlanner.NewName(g.Decision.NewChannels)))).ToList(),
+                g.Decision is null ? "unchanged" : $"{g.Decision.SourceCount}→{g.Decision.TargetCount}: {RuleSteps.Describe(g.Decision)}")).ToList(),
             Notes = Plan.Notes,
         };
     }
@@ -86,7 +84,7 @@ public sealed class TransferRun
 /// Weight transfer between architectures: plan (shapes only) → apply (lazily, tensor by tensor) → report.
 /// Files, checkpoints and live modules share this one implementation.
 /// </summary>
-public static class Transfer
+public static class WeightTransfer
 {
     /// <summary>
     /// Plans a transfer without reading any tensor data. <paramref name="groups"/> adds dependency information known

@@ -1,0 +1,44 @@
+namespace Graft.Checkpoints;
+
+/// <summary>
+/// A tensor's name read once as a layer and a member: <c>layer1.0.conv1.weight</c> is member <c>weight</c> of layer
+/// <c>layer1.0.conv1</c>. The one parser of names in Graft (state-dict names split on their last dot); a name without
+/// a dot is a member of the unnamed layer <c>""</c>. Equality is ordinal on the full name.
+/// </summary>
+public readonly record struct TensorName
+{
+    private TensorName(string full, int dot)
+    {
+        Full = full;
+        Layer = dot < 0 ? "" : full[..dot];
+        Member = full[(dot + 1)..];
+    }
+
+    /// <summary>The name as stored in the checkpoint.</summary>
+    public string Full { get; }
+
+    /// <summary>The layer (module path): everything before the last dot, or <c>""</c>.</summary>
+    public string Layer { get; }
+
+    /// <summary>The member within the layer (<c>weight</c>, <c>bias</c>, <c>running_var</c> …): everything after the last dot.</summary>
+    public string Member { get; }
+
+    /// <summary>True when the member is the layer's <c>weight</c> (a matrix or kernel for conv/linear, a scale vector for norms).</summary>
+    public bool IsLayerWeight => Member == "weight";
+
+    /// <summary>Reads <paramref name="name"/>.</summary>
+    public static TensorName Parse(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return new TensorName(name, name.LastIndexOf('.'));
+    }
+
+    /// <summary>The layer of <paramref name="name"/> (see <see cref="Layer"/>).</summary>
+    public static string LayerOf(string name) => Parse(name).Layer;
+
+    /// <summary>The member of <paramref name="name"/> (see <see cref="Member"/>).</summary>
+    public static string MemberOf(string name) => Parse(name).Member;
+
+    /// <inheritdoc/>
+    public override string ToString() => Full;
+}

@@ -183,4 +183,42 @@ public sealed class PlanCommandTests : IDisposable
         Assert.Single(stderr.TrimEnd().Split('\n'));
         Assert.Contains("--rename", stderr);
     }
+
+    /// <summary>A timm-named ViT checkpoint (class token, position embedding, 16-pixel patches, head) of image size <paramref name="rows"/>×<paramref name="cols"/> patches.</summary>
+    private string Vit(string name, long rows, long cols, long classes)
+    {
+        manual_seed(rows * 100 + cols);
+        var tensors = new (string, Tensor)[]
+        {
+            ("cls_token", randn(1, 1, 8)), ("pos_embed", randn(1, 1 + (rows * cols), 8)),
+            ("patch_embed.proj.weight", randn(8, 3, 16, 16)), ("patch_embed.proj.bias", randn(8)),
+            ("head.weight", randn(classes, 8)), ("head.bias", randn(classes)),
+        };
+        var path = _h.PathOf(name);
+        Graft.Checkpoints.CheckpointFile.Write(path, tensors.Select(t => TensorBridge.ToPayload(t.Item1, t.Item2)));
+        return path;
+    }
+
+    [Fact]
+    public void Plan_VitAtAnotherImageSize_ShowsTheGridChange()
+    {
+        var src = Vit("vit224.safetensors", 14, 14, 1000);
+        var tpl = Vit("vit384.safetensors", 24, 24, 10);
+        var (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("pos: 14×14 → 24×24, 1 prefix token kept", stdout);
+
+        // A non-square target needs its image size (or a grid rule); the patch size comes from the template.
+        var wide = Vit("vit192x256.safetensors", 12, 16, 10);
+        (code, stdout, stderr) = _h.Run("plan", src, "--into", wide, "--image-size", "192x256");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("pos: 14×14 → 12×16", stdout);
+        // Not a whole number of patches: the grid cannot come from it, and the plan says what to declare.
+        (code, stdout, _) = _h.Run("plan", src, "--into", wide, "--image-size", "19x2");
+        Assert.Equal(0, code);
+        Assert.Contains("not a square grid", stdout);
+        (code, _, stderr) = _h.Run("plan", src, "--into", wide, "--image-size", "wide");
+        Assert.Equal(2, code);
+        Assert.Contains("--image-size", stderr);
+    }
 }

@@ -23,12 +23,13 @@ internal sealed class PolicyOptions
     private readonly Option<bool> _preserveFunction = new("--preserve-function") { Description = "Keep the source network's function (wider layers, larger kernels, more inputs): the keep-function preset, and refuse (exit 5) what cannot keep it." };
     private readonly Option<string[]> _renames = new("--rename") { Description = "Rename source tensors before matching, repeatable: 'REGEX=REPLACEMENT' (for example '^features\\.0\\.=stem.')." };
     private readonly Option<bool> _structural = new("--structural") { Description = "Pair tensors left unmatched by name in order, by role and rank; every guess is reported (refuse one with --rule 'GLOB:structural=false')." };
+    private readonly Option<string?> _imageSize = new("--image-size") { Description = "Vision transformers: the target's image size in pixels, N or HxW (e.g. 384, 192x256); with the template's patch size it gives the position grid (for non-square grids)." };
     private readonly Option<string[]> _groups = new("--group") { Description = "Declare layers sharing one channel decision, repeatable: 'producer[,producer…]->consumer[,consumer×BLOCK…]' (BLOCK = H·W through a flatten)." };
 
     /// <summary>Adds every policy option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _preset, _preserveFunction, _strict, _outShrink, _newChannels, _inChannels, _kernel, _head, _rules, _reinit, _skip, _renames, _structural, _groups, _seed })
+        foreach (var o in new Option[] { _preset, _preserveFunction, _strict, _outShrink, _newChannels, _inChannels, _kernel, _head, _rules, _reinit, _skip, _renames, _structural, _groups, _imageSize, _seed })
         {
             command.Options.Add(o);
         }
@@ -65,7 +66,20 @@ internal sealed class PolicyOptions
             Renames = [.. preset.Renames, .. (parse.GetValue(_renames) ?? []).Select(RenameRule.Parse)],
             StructuralMatching = parse.GetValue(_structural) || preset.StructuralMatching,
             Groups = [.. preset.Groups, .. (parse.GetValue(_groups) ?? []).Select(ChannelGroup.Parse)],
+            ImageSize = parse.GetValue(_imageSize) is { } image ? ParseImageSize(image) : preset.ImageSize,
         };
+    }
+
+    private static Graft.Transforms.PatchGrid ParseImageSize(string text)
+    {
+        try
+        {
+            return Graft.Transforms.PatchGrid.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"--image-size: {e.Message}", e);
+        }
     }
 
     private static T Word<T>(string? text, T fallback, string option) where T : struct, Enum =>

@@ -99,6 +99,12 @@ public enum TargetCause
     NotComputable,
     /// <summary>The tensor's layer weight was not transferred, so the tensor keeps the template's value too.</summary>
     LayerNotTransferred,
+
+    /// <summary>
+    /// A buffer the new model computes for its own geometry (a relative position index for another window): the
+    /// template's value is the right one, so keeping it is complete.
+    /// </summary>
+    TemplateBuffer,
 }
 
 /// <summary>The plan for one target tensor; checked against shapes before any data moves.</summary>

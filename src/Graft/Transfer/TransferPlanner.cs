@@ -12,6 +12,34 @@ public static class TransferPlanner
 {
     private static readonly string[] VectorMembers = ["bias", "running_mean", "running_var"];
 
+    /// <summary>Vision-transformer tokens before the position grid: torchvision, timm and Hugging Face names.</summary>
+    private static readonly string[] PrefixMembers = ["cls_token", "class_token", "dist_token", "distillation_token", "reg_token", "register_tokens"];
+
+    /// <summary>Absolute position embeddings, (1, P + H·W, D): timm <c>pos_embed</c>, torchvision <c>pos_embedding</c>, Hugging Face <c>position_embeddings</c>.</summary>
+    private static readonly string[] PositionMembers = ["pos_embed", "pos_embedding", "position_embeddings"];
+
+    /// <summary>Buffers a model computes for its own window size (Swin): taken from the template, never resampled.</summary>
+    private static readonly string[] WindowBuffers = ["relative_position_index", "relative_coords_table"];
+
+    /// <summary>Patch-embedding convolutions (timm, torchvision, Hugging Face ViT and CLIP): their kernel is the patch.</summary>
+    private static readonly string[] PatchEmbeddingLayers = ["patch_embed.proj", "conv_proj", "patch_embeddings.projection", "patch_embedding"];
+
+    /// <summary>True when <paramref name="layer"/> names a patch embedding, whose kernel changes are PI-resized by default (as timm).</summary>
+    internal static bool IsPatchEmbedding(string layer) =>
+        PatchEmbeddingLayers.Any(p => layer == p || layer.EndsWith("." + p, StringComparison.Ordinal));
+
+    /// <summary>Prefix tokens a checkpoint declares through its own token tensors, or null when it has none.</summary>
+    private static int? PrefixTokensOf(IEnumerable<TensorInfo> tensors)
+    {
+        int? count = null;
+        foreach (var t in tensors.Where(t => PrefixMembers.Contains(TensorName.MemberOf(t.Name))))
+        {
+            // (1, R, D) register tokens count R; a class or distillation token (1, 1, D) or (1, D) counts one.
+            count = (count ?? 0) + (int)(t.Shape.Rank == 3 ? t.Shape[1] : 1);
+        }
+        return count;
+    }
+
     /// <summary>Plans the transfer of <paramref name="source"/> tensors into the shapes of <paramref name="template"/>.</summary>
     /// <exception cref="TransferPlanException">A rule asks for something that cannot be applied to a tensor.</exception>
     /// <param name="source">Source tensors.</param>
@@ -46,6 +74,9 @@ public static class TransferPlanner
         private readonly string? _lastLinear;
         private readonly string? _firstConv;
         private readonly GroupState _groups;
+        private readonly int? _sourcePrefix;
+        private readonly int? _templatePrefix;
+        private readonly long? _templatePatch;
 
         public List<string> Notes { get; } = [];
 
@@ -80,6 +111,11 @@ public static class TransferPlanner
             _lastLinear = template.LastOrDefault(t => t.Shape.Rank == 2 && TensorName.Parse(t.Name).IsLayerWeight)?.Name;
             _firstConv = template.FirstOrDefault(t => t.Shape.Rank >= 3 && TensorName.Parse(t.Name).IsLayerWeight)?.Name;
             _groups = new GroupState(this, Merge(policy.Groups, traced));
+            _sourcePrefix = PrefixTokensOf(source);
+            _templatePrefix = PrefixTokensOf(template);
+            // A ViT's patch size is its patch embedding's (square) kernel.
+            _templatePatch = template.FirstOrDefault(t => t.Shape.Rank == 4 && TensorName.Parse(t.Name).IsLayerWeight
+                && IsPatchEmbedding(TensorName.LayerOf(t.Name)) && t.Shape[2] == t.Shape[3])?.Shape[2];
         }
 
         public List<TargetPlan> Run()
@@ -119,6 +155,10 @@ public static class TransferPlanner
                     Reinit = r.Reinit ?? merged.Reinit,
                     Layout = r.Layout ?? merged.Layout,
                     Structural = r.Structural ?? merged.Structural,
+                    Grid = r.Grid ?? merged.Grid,
+                    SourceGrid = r.SourceGrid ?? merged.SourceGrid,
+                    PrefixTokens = r.PrefixTokens ?? merged.PrefixTokens,
+                    Interpolation = r.Interpolation ?? merged.Interpolation,
                 };
             }
             return (merged, any);
@@ -198,7 +238,7 @@ public static class TransferPlanner
                 return Refused(basePlan, TargetCause.NewHead, $"classifier head with another class count ({srcOut}→{tgtOut}); the target's own init is kept") with { NewHead = true };
             }
 
-            var kernelRule = rules.Kernel ?? _policy.Kernel;
+            var kernelRule = rules.Kernel ?? (IsPatchEmbedding(layer) ? KernelRule.PIResize : _policy.Kernel);
             bool kernelDiffers = layout.KernelAxes.Any(a => source.Shape[a] != target.Shape[a]);
             if (kernelDiffers && kernelRule == KernelRule.Reinit)
             {
@@ -208,6 +248,10 @@ public static class TransferPlanner
             var reasons = new List<string>();
             var inStep = PlanIn(layer, target, source, layout, rules, reasons);
             var kernelStep = kernelDiffers ? PlanKernel(target, source, layout, kernelRule, reasons) : null;
+            if (kernelDiffers && rules.Kernel is null && IsPatchEmbedding(layer))
+            {
+                reasons[^1] += " (a patch embedding: PI-resized by default, as timm)";
+            }
             var decision = PlanOut(layer, target, source, layout, rules, reasons);
             // Zeros on new inputs and around a padded kernel are part of the carried-over function; only new out
             // channels from the template, zeros or random are values the source did not provide.
@@ -330,6 +374,10 @@ public static class TransferPlanner
             {
                 return SameShape(basePlan, source, target);
             }
+            if (PositionMembers.Contains(name.Member) || name.Member == "relative_position_bias_table" || WindowBuffers.Contains(name.Member))
+            {
+                return PlanPositions(basePlan, name.Member, target, source, rules);
+            }
             if (target.Shape.Rank != 1 || source.Shape.Rank != 1 || !VectorMembers.Contains(name.Member) && !(weight is null && name.IsLayerWeight))
             {
                 return Refused(basePlan, TargetCause.Incompatible, $"shapes differ (source {source.Shape}, target {target.Shape}) and the tensor has no channel role");
@@ -367,6 +415,98 @@ public static class TransferPlanner
             bool complete = own.TargetCount <= own.SourceCount || own.NewChannels == NewChannelRule.Copies;
             var plan = basePlan with { Status = TargetStatus.Adapted, Cause = TargetCause.Transferred, Layout = Layout.Vector, Out = own, Reason = why, Complete = complete };
             return Programmed(plan, () => [new PlannedChannels(Layout.Vector, inputs: false, own, 1, FillFor(target, Layout.Vector, own.NewChannels))]);
+        }
+
+        /// <summary>
+        /// Vision-transformer positions at another resolution: an absolute embedding's grid resampled with its prefix
+        /// tokens kept, a Swin relative bias table resized for its new window, a window buffer taken from the template.
+        /// </summary>
+        private TargetPlan PlanPositions(TargetPlan basePlan, string member, TensorInfo target, TensorInfo source, TensorRule rules)
+        {
+            if (WindowBuffers.Contains(member))
+            {
+                return basePlan with
+                {
+                    Status = TargetStatus.Kept, Cause = TargetCause.TemplateBuffer, Complete = true,
+                    Reason = $"a buffer for the new window ({source.Shape}→{target.Shape}): taken from the template, never resampled",
+                };
+            }
+            if (!target.DType.IsFloatingPoint() || !Computable(source.DType) || !Computable(target.DType))
+            {
+                return Refused(basePlan, TargetCause.NotComputable, $"shapes differ and dtype {source.DType}→{target.DType} cannot be computed on");
+            }
+            if (member == "relative_position_bias_table")
+            {
+                if (source.Shape.Rank != 2 || target.Shape.Rank != 2 || source.Shape[1] != target.Shape[1]
+                    || PositionEmbedding.WindowOfTable(source.Shape[0]) is not { } fromWindow || PositionEmbedding.WindowOfTable(target.Shape[0]) is not { } toWindow)
+                {
+                    return Refused(basePlan, TargetCause.Incompatible, $"a relative position bias table must be ((2W−1)², heads) on both sides with the same heads; got {source.Shape} and {target.Shape}");
+                }
+                var table = basePlan with
+                {
+                    Status = TargetStatus.Adapted, Cause = TargetCause.Transferred, Complete = true,
+                    Reason = $"relative positions: window {fromWindow} → {toWindow} (table {2 * fromWindow.Height - 1}² → {2 * toWindow.Height - 1}², bicubic)",
+                };
+                return Programmed(table, () => [PositionEmbedding.ResampleRelativeBiasTable(fromWindow, toWindow)]);
+            }
+            if (source.Shape.Rank != 3 || target.Shape.Rank != 3 || source.Shape[0] != 1 || target.Shape[0] != 1 || source.Shape[2] != target.Shape[2])
+            {
+                return Refused(basePlan, TargetCause.Incompatible, $"a position embedding must be (1, tokens, D) on both sides with the same D; got {source.Shape} and {target.Shape}");
+            }
+            long n = source.Shape[1], m = target.Shape[1];
+            int? prefix = rules.PrefixTokens;
+            string prefixWhy = "declared by a rule";
+            if (prefix is null && (_sourcePrefix is not null || _templatePrefix is not null))
+            {
+                if (_sourcePrefix != _templatePrefix)
+                {
+                    return Refused(basePlan, TargetCause.Incompatible, $"the source has {_sourcePrefix ?? 0} prefix tokens and the target {_templatePrefix ?? 0}; declare prefix=N with a rule if the grids start at the same token");
+                }
+                prefix = _sourcePrefix;
+                prefixWhy = "from the class/distillation/register tokens";
+            }
+            var to = rules.Grid ?? (_policy.ImageSize is { } image && _templatePatch is { } patch ? TryImageGrid(image, patch) : null);
+            if (prefix is null)
+            {
+                // No token tensors: the smallest count that leaves square grids on both sides (or the declared target grid).
+                prefix = Enumerable.Range(0, 9).Cast<int?>().FirstOrDefault(p =>
+                    (rules.SourceGrid?.Count == n - p!.Value || PatchGrid.Square(n - p!.Value) is not null)
+                    && (to?.Count == m - p.Value || (to is null && PatchGrid.Square(m - p.Value) is not null)));
+                prefixWhy = "inferred from square grids";
+            }
+            if (prefix is not { } p)
+            {
+                return Refused(basePlan, TargetCause.Incompatible, $"cannot tell the prefix tokens from the grid in {source.Shape}→{target.Shape}; declare prefix=N (and grid=HxW) with a rule");
+            }
+            var from = rules.SourceGrid ?? PatchGrid.Square(n - p);
+            to ??= PatchGrid.Square(m - p);
+            if (from is not { } f || f.Count != n - p)
+            {
+                return Refused(basePlan, TargetCause.Incompatible, $"the source's {n - p} grid tokens are not a square grid{(rules.SourceGrid is { } sg ? $" nor {sg}" : "")}; declare source-grid=HxW with a rule");
+            }
+            if (to is not { } t || t.Count != m - p)
+            {
+                return Refused(basePlan, TargetCause.Incompatible, $"the target's {m - p} grid tokens are not a square grid{(rules.Grid is { } g ? $" nor {g}" : "")}; declare grid=HxW with a rule or give the image size (--image-size)");
+            }
+            var mode = rules.Interpolation ?? PositionInterpolation.Bicubic;
+            var plan = basePlan with
+            {
+                Status = TargetStatus.Adapted, Cause = TargetCause.Transferred, Complete = true,
+                Reason = $"pos: {f} → {t}, {p} prefix token{(p == 1 ? "" : "s")} kept ({prefixWhy}; {PolicyWords.Word(mode)}{(mode == PositionInterpolation.Nearest ? "" : ", antialiased")})",
+            };
+            return Programmed(plan, () => [PositionEmbedding.Resample(f, t, p, mode)]);
+        }
+
+        private static PatchGrid? TryImageGrid(PatchGrid image, long patch)
+        {
+            try
+            {
+                return PatchGrid.FromImage(image.Height, image.Width, patch);
+            }
+            catch (ArgumentException)
+            {
+                return null;
+            }
         }
 
         private static string LayerPhrase(TargetCause? cause) => cause switch

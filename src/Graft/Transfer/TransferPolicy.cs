@@ -1,5 +1,7 @@
 using System.Text.RegularExpressions;
 
+using Graft.Transforms;
+
 namespace Graft.Transfer;
 
 /// <summary>What to do when the target has fewer output channels than the source.</summary>
@@ -109,11 +111,23 @@ public sealed record TensorRule(string Pattern)
     /// </summary>
     public Layout? Layout { get; init; }
 
+    /// <summary>A position embedding's target grid (rows × columns), when it is not square or not the image size's.</summary>
+    public PatchGrid? Grid { get; init; }
+
+    /// <summary>A position embedding's source grid, when it is not square.</summary>
+    public PatchGrid? SourceGrid { get; init; }
+
+    /// <summary>Prefix tokens (class, distillation, registers) before a position embedding's grid, when the checkpoints do not tell.</summary>
+    public int? PrefixTokens { get; init; }
+
+    /// <summary>How a position embedding's grid is resampled (bicubic by default, as timm).</summary>
+    public PositionInterpolation? Interpolation { get; init; }
+
     /// <summary>True when the glob matches <paramref name="name"/>.</summary>
     public bool Matches(string name) => NamePatterns.GlobMatches(Pattern, name ?? throw new ArgumentNullException(nameof(name)));
 
     /// <summary>The keys <see cref="Parse"/> accepts, in the order help lists them.</summary>
-    public static IReadOnlyList<string> Keys { get; } = ["out-shrink", "new-channels", "in-channels", "kernel", "head", "skip", "reinit", "layout", "structural"];
+    public static IReadOnlyList<string> Keys { get; } = ["out-shrink", "new-channels", "in-channels", "kernel", "head", "skip", "reinit", "layout", "structural", "grid", "source-grid", "prefix", "interpolation"];
 
     /// <summary>
     /// Parses <c>GLOB:key=value[,key=value…]</c> (the last <c>:</c> splits; a key alone means <c>true</c>), the
@@ -147,10 +161,26 @@ public sealed record TensorRule(string Pattern)
                 "reinit" => rule with { Reinit = ParseBool(value, text) },
                 "layout" => rule with { Layout = ParseLayout(value, text) },
                 "structural" => rule with { Structural = ParseBool(value, text) },
+                "grid" => rule with { Grid = ParseGrid(value, text) },
+                "source-grid" => rule with { SourceGrid = ParseGrid(value, text) },
+                "prefix" => rule with { PrefixTokens = int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 64 ? n : throw new ArgumentException($"--rule '{text}': prefix '{value}' is not a token count (0–64).") },
+                "interpolation" => rule with { Interpolation = PolicyWords.Parse<PositionInterpolation>(value, "interpolation") },
                 _ => throw new ArgumentException($"--rule '{text}': unknown key '{kv[0]}' ({string.Join(", ", Keys)})."),
             };
         }
         return rule;
+    }
+
+    private static PatchGrid ParseGrid(string value, string text)
+    {
+        try
+        {
+            return PatchGrid.Parse(value);
+        }
+        catch (FormatException e)
+        {
+            throw new ArgumentException($"--rule '{text}': {e.Message}", e);
+        }
     }
 
     private static bool ParseBool(string value, string text) =>
@@ -271,6 +301,13 @@ public sealed record TransferPolicy
 
     /// <summary>Stem (first convolution) going to more inputs than its source has: timm repeats and rescales.</summary>
     public InChannelRule StemGrow { get; init; } = InChannelRule.RepeatRescale;
+
+    /// <summary>
+    /// The target model's image size in pixels (rows × columns), for vision transformers: with the patch size read from
+    /// the template's patch embedding, it gives the target's position grid (12×16 for 192×256 images and 16-pixel
+    /// patches) where the token count alone cannot (a non-square grid).
+    /// </summary>
+    public PatchGrid? ImageSize { get; init; }
 
     /// <summary>
     /// Under <see cref="Strict"/>, tolerate a classifier head kept from the template because its class count differs

@@ -19,8 +19,8 @@ public static class InChannels
     /// <remarks>
     /// The managed twin (<see cref="WeightTransform.HasTwin"/>) adds the gathered inputs in index order in the work dtype
     /// (a fused multiply-add per term for <see cref="Mean"/>). libtorch computes the same sums as a matrix product whose
-    /// summation order is its BLAS's, so the two may differ by rounding: by at most n·2⁻²⁴·Σ|wᵢxᵢ| in float32
-    /// (2⁻⁵³ in float64) for n gathered inputs, which is n units in the last place of the sum of the terms' magnitudes.
+    /// summation order is its BLAS's, so the two may differ by rounding: by at most 2n·u·Σ|wᵢxᵢ| for n gathered inputs
+    /// (u = 2⁻²⁴ in float32, 2⁻⁵³ in float64), that is 2n units of rounding of the sum of the terms' magnitudes.
     /// On the stems the default policy folds (3 or 4 inputs into 1) they agree bit for bit in the property test.
     /// </remarks>
     public static WeightTransform Sum(Layout layout, long sourceCount, long targetCount) => new Fold(InAxis(layout), sourceCount, targetCount, mean: false);

@@ -41,8 +41,16 @@ internal sealed class CliContext(TextWriter stdout, TextWriter stderr)
 
     public TextWriter Err { get; } = stderr;
 
-    /// <summary>Rich output (tables, progress) on standard output; 160 columns wide when not a terminal.</summary>
-    public IAnsiConsole Console { get; } = CreateConsole(stdout);
+    private readonly Lazy<IAnsiConsole> _console = new(() => CreateConsole(stdout));
+
+    /// <summary>
+    /// Rich output (tables, progress) on standard output; 160 columns wide when not a terminal. Made on first use:
+    /// loading and detecting Spectre.Console is a measurable part of start-up that commands writing plain text skip.
+    /// </summary>
+    public IAnsiConsole Console => _console.Value;
+
+    /// <summary>True when standard output takes ANSI escapes: a terminal that Spectre.Console detects as one (never when redirected).</summary>
+    public bool Ansi => ReferenceEquals(Out, System.Console.Out) && !System.Console.IsOutputRedirected && Console.Profile.Capabilities.Ansi;
 
     private static IAnsiConsole CreateConsole(TextWriter stdout)
     {

@@ -37,7 +37,7 @@ internal static class TextTable
         {
             return 0;
         }
-        bool ansi = ctx.Console.Profile.Capabilities.Ansi;
+        bool ansi = ctx.Ansi;
         var o = ctx.Out;
         WriteLine(o, columns, widths, columns.Select(c => c.Header).ToArray(), ansi: false);
         WriteLine(o, columns, widths, widths.Select(w => new string('─', w)).ToArray(), ansi: false);

@@ -6,7 +6,8 @@ namespace Graft.Cli.Tests;
 /// <summary>
 /// Commands that only move bytes must not load libtorch (hundreds of megabytes mapped, a large part of start-up): the
 /// real command runs in a child process with the dynamic loader's <c>LD_DEBUG=files</c> trace, which names every
-/// shared library the process opens. A transfer that has to compute a tensor is the control: it must load it.
+/// shared library the process opens. Nor must a transfer whose computations all have managed twins. A transfer that
+/// resizes a kernel (no twin) is the control: it must load it.
 /// </summary>
 public sealed class LibTorchFreeTests : IDisposable
 {
@@ -60,12 +61,63 @@ public sealed class LibTorchFreeTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Job B of issue 15 in small: a ResNet-like checkpoint into a 1-channel stem and a 10-class head. The only computed
+    /// tensor is the stem's 3→1 input sum, which has a managed twin, so libtorch stays unloaded; the head keeps the
+    /// template's init. The stem must equal what the libtorch path computes (the TorchSharp transform, run here) bit for bit.
+    /// </summary>
     [LinuxOnlyFact(LdDebug)]
-    public void Transfer_ThatAdaptsATensor_LoadsLibTorch()
+    public void Transfer_StemSumAndNewHead_LoadsNoLibTorch_AndMatchesTheLibTorchPath()
     {
-        var (src, tpl, _) = MakeInputs();
-        var (code, libtorch, err) = Run("transfer", src, "--into", tpl, "--out", _h.PathOf("adapted.safetensors"));
+        var random = new Random(15);
+        TensorPayload F32(string name, params long[] shape)
+        {
+            var s = new Shape(shape);
+            var values = Enumerable.Range(0, (int)s.ElementCount).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+            return TensorPayload.FromBytes(name, DType.F32, s, System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray());
+        }
+        TensorPayload[] Net(long inputs, long classes) =>
+        [
+            F32("conv1.weight", 16, inputs, 7, 7), F32("bn1.weight", 16), F32("bn1.bias", 16), F32("bn1.running_mean", 16), F32("bn1.running_var", 16),
+            F32("layer1.0.conv1.weight", 16, 16, 3, 3), F32("layer1.0.bn1.weight", 16), F32("layer1.0.bn1.bias", 16),
+            F32("fc.weight", classes, 16), F32("fc.bias", classes),
+        ];
+        var src = _h.PathOf("resnet.pt");
+        var tpl = _h.PathOf("resnet-1ch-10.safetensors");
+        var output = _h.PathOf("out.safetensors");
+        CheckpointFile.Write(src, Net(3, 1000));
+        CheckpointFile.Write(tpl, Net(1, 10));
+
+        var (code, libtorch, err) = Run("transfer", src, "--into", tpl, "--out", output);
         Assert.True(code == 0, err);
-        Assert.True(libtorch > 0, "the control transfer sums the stem's input channels and should have loaded libtorch_cpu; is LD_DEBUG honoured here?");
+        Assert.True(libtorch == 0, $"a transfer whose only computation is a stem sum loaded libtorch_cpu ({libtorch} loader lines)");
+
+        using var source = CheckpointFile.Open(src);
+        using var template = CheckpointFile.Open(tpl);
+        using var result = CheckpointFile.Open(output);
+        byte[] Bytes(ICheckpointReader r, string name)
+        {
+            Assert.True(r.TryGetTensor(name, out var info), name);
+            var bytes = new byte[info!.ByteLength];
+            r.ReadBytes(info, bytes);
+            return bytes;
+        }
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var stem = Graft.TensorBridge.Read(source, source.Tensors.Single(t => t.Name == "conv1.weight"));
+        var expected = Graft.TensorBridge.ToBytes(Graft.Transforms.InChannels.Sum(Layout.Conv(2), 3, 1).Apply(stem));
+        Assert.Equal(expected, Bytes(result, "conv1.weight"));
+        Assert.Equal(Bytes(template, "fc.weight"), Bytes(result, "fc.weight"));
+        Assert.Equal(Bytes(source, "layer1.0.conv1.weight"), Bytes(result, "layer1.0.conv1.weight"));
+    }
+
+    [LinuxOnlyFact(LdDebug)]
+    public void Transfer_ThatResizesAKernel_LoadsLibTorch()
+    {
+        var (src, _, _) = MakeInputs();
+        var tpl = _h.PathOf("tpl5x5.safetensors");
+        CheckpointFile.Write(tpl, [TensorPayload.FromBytes("stem.weight", DType.F32, new Shape(8, 3, 5, 5), new byte[8 * 3 * 5 * 5 * 4])]);
+        var (code, libtorch, err) = Run("transfer", src, "--into", tpl, "--out", _h.PathOf("adapted.safetensors"), "--kernel", "bilinear");
+        Assert.True(code == 0, err);
+        Assert.True(libtorch > 0, "the control transfer resizes a kernel (no managed twin) and should have loaded libtorch_cpu; is LD_DEBUG honoured here?");
     }
 }

@@ -55,13 +55,19 @@ public sealed class NumericsCommandTests : IDisposable
         var src = _h.PathOf("src.safetensors");
         var tpl = _h.PathOf("tpl.safetensors");
         CheckpointFile.Write(src, [F32("stem.weight", 8, 3, 3, 3), F32("stem.bias", 8)]);
-        CheckpointFile.Write(tpl, [F32("stem.weight", 8, 1, 3, 3), F32("stem.bias", 8)]);
-        var (code, _, stderr) = CliHarness.RunProcess(Env("always"), "transfer", src, "--into", tpl, "--out", _h.PathOf("out.safetensors"));
+        CheckpointFile.Write(tpl, [F32("stem.weight", 8, 3, 5, 5), F32("stem.bias", 8)]);
+        // A bilinear kernel resize has no managed twin: it computes on libtorch's kernels.
+        var (code, _, stderr) = CliHarness.RunProcess(Env("always"), "transfer", src, "--into", tpl, "--out", _h.PathOf("out.safetensors"), "--kernel", "bilinear");
         Assert.True(code == 6, stderr);
         Assert.Equal(["src.safetensors", "tpl.safetensors"], _h.Files());
 
-        // A transfer that only copies never computes, so it needs no trustworthy kernels.
+        // A transfer that only copies never computes, so it needs no trustworthy kernels; nor does one whose computations
+        // all run on managed twins (a stem's input sum).
         (code, _, stderr) = CliHarness.RunProcess(Env("always"), "transfer", src, "--into", src, "--out", _h.PathOf("copy.safetensors"));
+        Assert.True(code == 0, stderr);
+        var stem1 = _h.PathOf("stem1.safetensors");
+        CheckpointFile.Write(stem1, [F32("stem.weight", 8, 1, 3, 3), F32("stem.bias", 8)]);
+        (code, _, stderr) = CliHarness.RunProcess(Env("always"), "transfer", src, "--into", stem1, "--out", _h.PathOf("summed.safetensors"));
         Assert.True(code == 0, stderr);
     }
 

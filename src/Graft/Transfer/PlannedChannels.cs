@@ -56,6 +56,12 @@ public sealed class PlannedChannels : WeightTransform
     public override Shape OutputShape(Shape input) => _twin.OutputShape(input);
 
     /// <summary>
+    /// True when the bound step will have a managed twin: its map needs no ranking of the source's values (first-n or
+    /// cyclic), and new channels, if any, are constants or the template's init rather than a random draw.
+    /// </summary>
+    public override bool HasTwin => Decision.MapKind is ChannelMapKind.First or ChannelMapKind.Cyclic && (NewCount == 0 || (Fill?.HasTwin ?? true));
+
+    /// <summary>
     /// The step that runs: <paramref name="map"/> (the decision's map, as measured) applied with this step's fill, or
     /// with <paramref name="templateFill"/> when the fill is the template's init.
     /// </summary>

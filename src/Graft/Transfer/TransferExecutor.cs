@@ -43,8 +43,36 @@ internal sealed class TransferExecutor
     {
         TargetStatus.Copied => TensorPayload.FromCheckpoint(_source, p.Source!, p.Target.Name),
         TargetStatus.Kept => TensorPayload.FromCheckpoint(_template, p.Target),
-        _ => new ComputedPayload(p.Target, () => Compute(p)),
+        _ => new ComputedPayload(p.Target, () => p.Engine == TargetEngine.Managed ? ComputeManaged(p) : Compute(p)),
     };
+
+    /// <summary>
+    /// The managed twin of <see cref="Compute"/>: the same read, chain and cast on spans, without libtorch (so without
+    /// its warm-up or the numerics guard, which exist for libtorch's kernels).
+    /// </summary>
+    private byte[] ComputeManaged(TargetPlan p)
+    {
+        var source = p.Source!;
+        var bytes = new byte[source.ByteLength];
+        _source.ReadBytes(source, bytes);
+        if (ReferenceEquals(p.Transform, WeightTransform.Identity))
+        {
+            return Twins.Cast(bytes, source.DType, p.Target.DType);
+        }
+        return source.DType == DType.F64 ? ComputeManaged<double>(p, bytes) : ComputeManaged<float>(p, bytes);
+    }
+
+    private byte[] ComputeManaged<T>(TargetPlan p, byte[] bytes) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var work = Twins.Decode<T>(bytes, p.Source!.DType);
+        var chain = Bound(p, () =>
+        {
+            var template = new byte[p.Target.ByteLength];
+            _template.ReadBytes(p.Target, template);
+            return ChannelFill.FromTemplateValues(Twins.Decode<T>(template, p.Target.DType), p.Target.Shape);
+        });
+        return Twins.Encode<T>(chain.ApplyTwin<T>(work, p.Source.Shape), p.Target.DType);
+    }
 
     private byte[] Compute(TargetPlan p)
     {
@@ -64,7 +92,7 @@ internal sealed class TransferExecutor
         else
         {
             var work = input.dtype == ScalarType.Float64 ? input : input.to(ScalarType.Float32);
-            result = Bound(p, work.dtype).Apply(work).to(targetType);
+            result = Bound(p, () => ChannelFill.FromTemplate(TensorBridge.Read(_template, p.Target).to(work.dtype))).Apply(work).to(targetType);
         }
         return TensorBridge.ToBytes(result);
     }
@@ -73,10 +101,10 @@ internal sealed class TransferExecutor
     /// The plan's chain with each planned channel selection given its measured map (and the template's init when it
     /// fills from it). What runs is what the plan showed: the same ops, described the same way.
     /// </summary>
-    private WeightTransform Bound(TargetPlan p, ScalarType work)
+    private WeightTransform Bound(TargetPlan p, Func<ChannelFill> templateFill)
     {
         var bound = Chain.Of(Chain.StepsOf(p.Transform).Select(step => step is PlannedChannels planned
-            ? planned.Bind(MapFor(planned.Decision), () => ChannelFill.FromTemplate(TensorBridge.Read(_template, p.Target).to(work)))
+            ? planned.Bind(MapFor(planned.Decision), templateFill)
             : step));
         if (bound.Op != p.Transform.Op || bound.Describe() != p.Transform.Describe())
         {

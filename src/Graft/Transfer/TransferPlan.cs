@@ -20,6 +20,17 @@ public enum TargetStatus
     Kept,
 }
 
+/// <summary>What produces a target's values when the transfer runs.</summary>
+public enum TargetEngine
+{
+    /// <summary>Nothing computes: the bytes stream from the source (a copy) or the template (a kept tensor).</summary>
+    Bytes,
+    /// <summary>Managed twins of every step and the cast (<see cref="WeightTransform.HasTwin"/>): libtorch is not loaded.</summary>
+    Managed,
+    /// <summary>TorchSharp (libtorch), the definition of every transform.</summary>
+    LibTorch,
+}
+
 /// <summary>The input-channel step of a recipe.</summary>
 /// <param name="Rule">The rule applied (never Auto).</param>
 /// <param name="SourceCount">Source size of the in axis.</param>
@@ -143,6 +154,15 @@ public sealed record TargetPlan
     /// a reinitialisation ignores its input. Checked against the target's shape when planned.
     /// </summary>
     public WeightTransform Transform { get; init; } = WeightTransform.Identity;
+
+    /// <summary>
+    /// What computes the target: nothing for copies and kept tensors; managed twins when the source and target are
+    /// floating-point dtypes twins hold (f16, bf16, f32, f64) and every step of <see cref="Transform"/> has a twin (a
+    /// transfer needs no gradient); libtorch otherwise.
+    /// </summary>
+    public TargetEngine Engine => Status is TargetStatus.Copied or TargetStatus.Kept ? TargetEngine.Bytes
+        : Source is not null && Twins.Holds(Source.DType) && Twins.Holds(Target.DType) && Transform.HasTwin ? TargetEngine.Managed
+        : TargetEngine.LibTorch;
 
     /// <summary>Why the target is or is not carried over (<see cref="Reason"/> says it in a sentence).</summary>
     public TargetCause Cause { get; init; }

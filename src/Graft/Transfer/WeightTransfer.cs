@@ -141,9 +141,10 @@ public static class WeightTransfer
             : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
         CheckpointFile.EnsureOutputSparesInputs(outputPath, format, (source, "source"), (template, "template"));
         var run = Start(source, template, policy, refuse: refuse);
-        if (run.Outputs.Any(p => p.IsComputed))
+        if (run.Plan.Targets.Any(t => t.Engine == TargetEngine.LibTorch))
         {
-            // libtorch loads while the copied tensors stream (writers put computed tensors last where they can).
+            // libtorch loads while the copied tensors stream (writers put computed tensors last where they can). A
+            // transfer whose computed tensors all run on managed twins never loads it.
             TensorBridge.WarmUp();
         }
         var metadata = new Dictionary<string, string>(template.Metadata, StringComparer.Ordinal)

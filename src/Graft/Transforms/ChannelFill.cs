@@ -1,3 +1,4 @@
+using System.Numerics;
 using Graft.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -22,6 +23,20 @@ public abstract class ChannelFill
     /// tensor whose full (target) shape is <paramref name="fullShape"/>.
     /// </summary>
     internal abstract Tensor Make(Shape fullShape, int axis, long[] newPositions, ScalarType dtype, Device device);
+
+    /// <summary>True when the fill has a managed twin (<see cref="MakeTwin"/>): constants and the template's values, not random draws.</summary>
+    internal virtual bool HasTwin => false;
+
+    /// <summary>The twin of <see cref="Make"/>: the same values, row-major, in the work dtype.</summary>
+    internal virtual T[] MakeTwin<T>(Shape fullShape, int axis, long[] newPositions) where T : unmanaged, IFloatingPointIeee754<T> =>
+        throw new NotSupportedException($"The {Name} fill has no managed twin.");
+
+    /// <summary>
+    /// New channels keep the values of the target's own init, given as row-major work values (float or double) of the
+    /// full target shape: the template fill of the libtorch-free path. Same name and values as <see cref="FromTemplate"/>.
+    /// </summary>
+    internal static ChannelFill FromTemplateValues<T>(T[] values, Shape shape) where T : unmanaged, IFloatingPointIeee754<T> =>
+        new TemplateValuesFill<T>(values, shape);
 
     /// <summary>New channels are zero.</summary>
     public static ChannelFill Zeros { get; } = new ConstantFill(0, "zeros", Introduced.Zeros);
@@ -68,6 +83,16 @@ public abstract class ChannelFill
 
         internal override Tensor Make(Shape fullShape, int axis, long[] newPositions, ScalarType dtype, Device device) =>
             full(SliceShape(fullShape, axis, newPositions.Length), value, dtype: dtype, device: device);
+
+        internal override bool HasTwin => true;
+
+        internal override T[] MakeTwin<T>(Shape fullShape, int axis, long[] newPositions)
+        {
+            var values = new T[Graft.Transforms.Twins.Length(SliceShape(fullShape, axis, newPositions.Length))];
+            // libtorch's full() converts the value to the dtype first.
+            Array.Fill(values, T.CreateTruncating(value));
+            return values;
+        }
     }
 
     private sealed class KaimingFill(long seed) : ChannelFill
@@ -104,6 +129,48 @@ public abstract class ChannelFill
             }
             using var idx = tensor(newPositions, device: template.device);
             return template.detach().index_select(axis, idx).to(dtype, device);
+        }
+    }
+
+    private sealed class TemplateValuesFill<TValue>(TValue[] values, Shape shape) : ChannelFill where TValue : unmanaged, IFloatingPointIeee754<TValue>
+    {
+        public override string Name => TemplateName;
+
+        public override Introduced Introduces => Introduced.Template;
+
+        internal override Tensor Make(Shape fullShape, int axis, long[] newPositions, ScalarType dtype, Device device)
+        {
+            using var all = values switch
+            {
+                float[] f => tensor(f, shape.ToArray()),
+                double[] d => tensor(d, shape.ToArray()),
+                _ => throw new NotSupportedException($"A template of {typeof(TValue).Name} values."),
+            };
+            return new TemplateFill(all).Make(fullShape, axis, newPositions, dtype, device);
+        }
+
+        internal override bool HasTwin => true;
+
+        internal override T[] MakeTwin<T>(Shape fullShape, int axis, long[] newPositions)
+        {
+            if (!fullShape.Equals(shape))
+            {
+                throw new ArgumentException($"Template init has shape {shape}, but the target is {fullShape}.");
+            }
+            if (values is not T[] same)
+            {
+                throw new NotSupportedException($"A template of {typeof(TValue).Name} values cannot fill a {typeof(T).Name} tensor.");
+            }
+            var (outer, size, inner) = Graft.Transforms.Twins.Around(shape, axis);
+            var result = new T[Graft.Transforms.Twins.Length(SliceShape(fullShape, axis, newPositions.Length))];
+            for (int o = 0; o < outer; o++)
+            {
+                for (int k = 0; k < newPositions.Length; k++)
+                {
+                    same.AsSpan((o * size + (int)newPositions[k]) * inner, inner).CopyTo(result.AsSpan((o * newPositions.Length + k) * inner, inner));
+                }
+            }
+            return result;
         }
     }
 }

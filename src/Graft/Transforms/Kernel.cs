@@ -133,6 +133,28 @@ public static class Kernel
             }
             return t;
         }
+
+        public override bool HasTwin => true;
+
+        protected override T[] ApplyTwinCore<T>(ReadOnlySpan<T> input, Shape shape)
+        {
+            // Crop and pad as one box copy into zeros: per kernel axis the crop offset ⌊(k−n)/2⌋ or the pad offset ⌊(n−k)/2⌋.
+            var dims = shape.ToArray();
+            var outDims = OutputShape(shape).ToArray();
+            var from = new long[dims.Length];
+            var to = new long[dims.Length];
+            var count = (long[])dims.Clone();
+            for (int i = 0; i < axes.Length; i++)
+            {
+                long k = dims[axes[i]], n = target[i];
+                count[axes[i]] = Math.Min(k, n);
+                from[axes[i]] = k > n ? (k - n) / 2 : 0;
+                to[axes[i]] = n > k ? (n - k) / 2 : 0;
+            }
+            var output = new T[Twins.Length(outDims)];
+            Twins.CopyBox(input, dims, output, outDims, from, to, count);
+            return output;
+        }
     }
 
     private sealed class Resample : WeightTransform

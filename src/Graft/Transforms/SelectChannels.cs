@@ -117,6 +117,32 @@ public sealed class SelectChannels : WeightTransform
         using var order = tensor(_gatherOrder, device: input.device);
         return both.index_select(Axis, order);
     }
+
+    /// <summary>True unless new channels are filled by something only libtorch computes (a random draw).</summary>
+    public override bool HasTwin => _newPositions.Length == 0 || Fill.HasTwin;
+
+    /// <inheritdoc/>
+    protected override T[] ApplyTwinCore<T>(ReadOnlySpan<T> input, Shape shape)
+    {
+        var (outer, size, inner) = Twins.Around(shape, Axis);
+        var fullShape = shape.With(Axis, Map.TargetCount);
+        var fresh = _newPositions.Length == 0 ? [] : Fill.MakeTwin<T>(fullShape, Axis, _newPositions);
+        int target = (int)Map.TargetCount, known = _known.Length, added = _newPositions.Length;
+        var output = new T[Twins.Length(fullShape)];
+        for (int o = 0; o < outer; o++)
+        {
+            for (int j = 0; j < target; j++)
+            {
+                // The same gather as the libtorch path: known slices in map order, then the fresh ones.
+                int g = (int)_gatherOrder[j];
+                var from = g < known
+                    ? input.Slice((o * size + (int)_known[g]) * inner, inner)
+                    : fresh.AsSpan((o * added + g - known) * inner, inner);
+                from.CopyTo(output.AsSpan((o * target + j) * inner, inner));
+            }
+        }
+        return output;
+    }
 }
 
 /// <summary>Factories for output-channel decisions on a weight of a given layout.</summary>

@@ -1,3 +1,4 @@
+using System.Numerics;
 using Graft.Checkpoints;
 using static TorchSharp.torch;
 
@@ -61,6 +62,49 @@ public abstract class WeightTransform
     /// <summary>The computation proper; the shape has been checked against <see cref="OutputShape"/>.</summary>
     protected abstract Tensor ApplyCore(Tensor input);
 
+    /// <summary>
+    /// True when this transform carries a managed twin: the same function computed on spans with
+    /// System.Numerics.Tensors, without libtorch, for the file-to-file path where no gradient is needed. A transfer whose
+    /// computed tensors all have twins never loads libtorch. <see cref="Apply"/> stays the definition; a property test
+    /// holds each twin to it (bit-exact for data movement, scaling and casts; channel sums within the bound stated on
+    /// <see cref="InChannels.Sum"/>).
+    /// </summary>
+    public virtual bool HasTwin => false;
+
+    /// <summary>
+    /// The twin of <see cref="Apply"/>: the row-major <paramref name="input"/> of <paramref name="shape"/> in, the
+    /// row-major output of <see cref="OutputShape"/> out, computed in <typeparamref name="T"/> (float or double, the
+    /// dtypes transfer computes in).
+    /// </summary>
+    /// <exception cref="NotSupportedException">The transform has no twin (<see cref="HasTwin"/> is false).</exception>
+    public T[] ApplyTwin<T>(ReadOnlySpan<T> input, Shape shape) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (!HasTwin)
+        {
+            throw new NotSupportedException($"{Op} has no managed twin; it runs on libtorch.");
+        }
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+        {
+            throw new NotSupportedException($"Twins compute in float32 or float64, not {typeof(T).Name}.");
+        }
+        if (input.Length != shape.ElementCount)
+        {
+            throw new ArgumentException($"{Op}: {input.Length} values do not fill shape {shape}.", nameof(input));
+        }
+        var expected = OutputShape(shape);
+        var output = ApplyTwinCore(input, shape);
+        if (output.Length != expected.ElementCount)
+        {
+            throw new InvalidOperationException($"{Op}'s twin produced {output.Length} values for shape {expected}.");
+        }
+        return output;
+    }
+
+    /// <summary>The twin's computation proper; the input's length and shape have been checked.</summary>
+    protected virtual T[] ApplyTwinCore<T>(ReadOnlySpan<T> input, Shape shape) where T : unmanaged, IFloatingPointIeee754<T> =>
+        throw new NotSupportedException($"{Op} has no managed twin.");
+
     /// <summary>This transform followed by <paramref name="next"/>.</summary>
     public WeightTransform Then(WeightTransform next) => Chain.Of(this, next);
 
@@ -79,6 +123,10 @@ public abstract class WeightTransform
         public override Shape OutputShape(Shape input) => input;
 
         protected override Tensor ApplyCore(Tensor input) => input.alias();
+
+        public override bool HasTwin => true;
+
+        protected override T[] ApplyTwinCore<T>(ReadOnlySpan<T> input, Shape shape) => input.ToArray();
     }
 }
 
@@ -150,5 +198,20 @@ public sealed class Chain : WeightTransform
             t = step.Apply(t);
         }
         return t;
+    }
+
+    /// <summary>True when every step has a twin.</summary>
+    public override bool HasTwin => Steps.All(s => s.HasTwin);
+
+    /// <inheritdoc/>
+    protected override T[] ApplyTwinCore<T>(ReadOnlySpan<T> input, Shape shape)
+    {
+        T[]? values = null;
+        foreach (var step in Steps)
+        {
+            values = step.ApplyTwin<T>(values ?? input, shape);
+            shape = step.OutputShape(shape);
+        }
+        return values ?? input.ToArray();
     }
 }

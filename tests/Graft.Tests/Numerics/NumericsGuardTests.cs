@@ -222,9 +222,10 @@ public sealed class NumericsGuardTests
                 Link.Linear(lin).forward(randn(1, 3));
                 break;
             default:
+                // A bilinear kernel resize has no managed twin (a stem's input sum would run without libtorch).
                 var s = nn.Conv2d(3, 4, 3);
-                var t = nn.Conv2d(1, 4, 3);
-                Graft.Transfer.WeightTransfer.Modules(s, t);
+                var t = nn.Conv2d(3, 4, 5);
+                Graft.Transfer.WeightTransfer.Modules(s, t, Graft.Transfer.TransferPolicy.Default with { Kernel = Graft.Transfer.KernelRule.Bilinear });
                 break;
         }
         Assert.True(NumericsGuard.EnsureCalls > before, $"{entry} computed without asking the numerics guard");

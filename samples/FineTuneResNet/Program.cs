@@ -1,7 +1,7 @@
 // Fine-tune a TorchVision .NET ResNet-18 on grayscale images, starting from a torchvision-format (RGB, 1000-class)
 // checkpoint that Graft adapts to a 1-channel stem and a new 4-class head.
 //
-//   dotnet run --project samples/FineTuneResNet            # about a minute on 2 CPU cores
+//   dotnet run --project samples/FineTuneResNet            # about 2½ minutes of CPU time (5 min on a busy 2-core VM)
 //   dotnet run --project samples/FineTuneResNet -- --quick # a few seconds: the smallest budget (the tests use it)
 //
 // Step 1 stands in for a download. A real run would start from torchvision's resnet18-f37072fd.pth (ImageNet); this

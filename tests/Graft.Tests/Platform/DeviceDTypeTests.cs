@@ -117,6 +117,21 @@ public sealed class DeviceDTypeTests : IDisposable
         Assert.NotNull(conv1.weight!.grad);
     }
 
+    [Fact]
+    public void CopyInto_ContiguousAndNonContiguousDestinations_GetTheSameValues()
+    {
+        using var values = arange(12, dtype: ScalarType.Float64).reshape(3, 4);
+        var payload = TensorBridge.ToPayload("w", values);
+        using var contiguous = zeros(3, 4, dtype: ScalarType.Float64);
+        TensorBridge.CopyInto(payload, contiguous);          // written in place
+        Assert.True(values.equal(contiguous).all().item<bool>());
+        using var backing = zeros(4, 3, dtype: ScalarType.Float64);
+        using var view = backing.t();                         // (3, 4), not contiguous: staged, then copy_
+        TensorBridge.CopyInto(payload, view);
+        Assert.True(values.equal(view).all().item<bool>());
+        Assert.True(values.t().equal(backing).all().item<bool>());
+    }
+
     [Fact] public void IntoModule_Float64Model_KeepsItsDType() => IntoModule_StemAndHead(ScalarType.Float64, CPU);
     [Fact] public void IntoModule_Float64Model_Traced_KeepsItsDType() => IntoModule_StemAndHead(ScalarType.Float64, CPU, [1, 1, 6, 6]);
     [CpuOpsFact(ScalarType.Float16)] public void IntoModule_Float16Model_KeepsItsDType() => IntoModule_StemAndHead(ScalarType.Float16, CPU);

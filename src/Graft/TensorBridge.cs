@@ -117,7 +117,12 @@ public static class TensorBridge
         return TensorPayload.FromBytes(name, ToDType(tensor.dtype), new Shape(tensor.shape), ToBytes(tensor));
     }
 
-    /// <summary>Writes a payload's bytes into an existing tensor of the same dtype and shape (for loading into modules).</summary>
+    /// <summary>
+    /// Writes a payload's bytes into an existing tensor of the same dtype and shape (for loading into modules), on the
+    /// tensor's own device. A contiguous CPU tensor receives the bytes in place, in one copy (like TorchSharp's own
+    /// <c>Module.load</c>); any other tensor (a CUDA one, a non-contiguous view) gets them through one staging tensor
+    /// and <c>copy_</c> under no-grad.
+    /// </summary>
     public static void CopyInto(TensorPayload payload, Tensor destination)
     {
         ArgumentNullException.ThrowIfNull(payload);
@@ -126,19 +131,35 @@ public static class TensorBridge
         {
             throw new ArgumentException($"Tensor '{payload.Name}': cannot load {payload.DType} {payload.Shape} into {ToDType(destination.dtype)} {new Shape(destination.shape)}.");
         }
-        var bytes = new byte[payload.ByteLength];
-        using (var ms = new MemoryStream(bytes))
+        if (payload.ByteLength == 0)
         {
-            payload.WriteTo(ms);
+            return;
         }
-        using var src = empty(payload.Shape.ToArray(), dtype: destination.dtype);
-        if (bytes.Length > 0)
+        if (destination.device_type == TorchSharp.DeviceType.CPU && destination.is_contiguous() && payload.ByteLength <= int.MaxValue)
         {
-            bytes.CopyTo(src.bytes);
+            WriteInPlace(payload, destination);
+            return;
         }
+        using var staging = empty(payload.Shape.ToArray(), dtype: destination.dtype);
+        WriteInPlace(payload, staging);
         using (no_grad())
         {
-            destination.copy_(src);
+            destination.copy_(staging);
+        }
+    }
+
+    /// <summary>Streams the payload straight into a contiguous CPU tensor's storage.</summary>
+    private static unsafe void WriteInPlace(TensorPayload payload, Tensor destination)
+    {
+        var span = destination.bytes;
+        fixed (byte* p = span)
+        {
+            using var stream = new UnmanagedMemoryStream(p, span.Length, span.Length, FileAccess.Write);
+            payload.WriteTo(stream);
+            if (stream.Position != payload.ByteLength)
+            {
+                throw new InvalidOperationException($"Tensor '{payload.Name}': the payload wrote {stream.Position} of {payload.ByteLength} bytes.");
+            }
         }
     }
 }

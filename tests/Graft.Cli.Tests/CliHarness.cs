@@ -31,10 +31,14 @@ public sealed class CliHarness : IDisposable
     /// loaded libraries, a kill, process-wide state such as the numerics guard. <paramref name="env"/> adds to or
     /// overrides the inherited environment.
     /// </summary>
-    public static Process StartProcess(IReadOnlyDictionary<string, string>? env, params string[] args)
+    public static Process StartProcess(IReadOnlyDictionary<string, string>? env, params string[] args) =>
+        StartDll(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"), env, args);
+
+    /// <summary>Starts <c>dotnet <paramref name="dll"/> args…</c> with redirected streams (the samples run this way).</summary>
+    public static Process StartDll(string dll, IReadOnlyDictionary<string, string>? env, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
+        psi.ArgumentList.Add(dll);
         foreach (var a in args)
         {
             psi.ArgumentList.Add(a);
@@ -50,15 +54,22 @@ public sealed class CliHarness : IDisposable
     /// Runs <see cref="StartProcess"/> to the end; returns the exit code and both streams. A child still running after
     /// two minutes is killed and the test fails: a test never hangs.
     /// </summary>
-    public static (int Code, string Out, string Err) RunProcess(IReadOnlyDictionary<string, string>? env, params string[] args)
+    public static (int Code, string Out, string Err) RunProcess(IReadOnlyDictionary<string, string>? env, params string[] args) =>
+        RunDll(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"), TimeSpan.FromMinutes(2), env, args);
+
+    /// <summary>
+    /// Runs <see cref="StartDll"/> to the end; returns the exit code and both streams. A child still running after
+    /// <paramref name="timeout"/> is killed and the test fails.
+    /// </summary>
+    public static (int Code, string Out, string Err) RunDll(string dll, TimeSpan timeout, IReadOnlyDictionary<string, string>? env, params string[] args)
     {
-        using var p = StartProcess(env, args);
+        using var p = StartDll(dll, env, args);
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
+        if (!p.WaitForExit(timeout))
         {
             p.Kill(entireProcessTree: true);
-            Assert.Fail($"graft {string.Join(' ', args)} did not finish within 2 minutes");
+            Assert.Fail($"{Path.GetFileNameWithoutExtension(dll)} {string.Join(' ', args)} did not finish within {timeout.TotalMinutes:0.#} minutes");
         }
         return (p.ExitCode, stdout.Result, stderr.Result);
     }

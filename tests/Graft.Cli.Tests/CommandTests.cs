@@ -368,6 +368,24 @@ public sealed class PolicyOptionTests : IDisposable
     }
 
     [Fact]
+    public void Transfer_NewHead_SummaryLineSaysCompleteApartFromTheHead()
+    {
+        // The most ordinary transfer (another class count) reads as what it is, not as a failure; the JSON keeps the
+        // strict "complete": false beside the verdict.
+        manual_seed(5);
+        var src = _h.Save(nn.Sequential(("conv", nn.Conv2d(3, 4, 3)), ("fc", nn.Linear(4, 10))), "s.safetensors");
+        var tpl = _h.Save(nn.Sequential(("conv", nn.Conv2d(3, 4, 3)), ("fc", nn.Linear(4, 3))), "t.safetensors");
+        var reportPath = _h.PathOf("r.json");
+        var (code, stdout, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"), "--report", reportPath);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("Verdict: complete apart from a new head: every target tensor carried over except the classifier head (2 tensors), which keeps its init.", stdout);
+        using var doc = JsonDocument.Parse(File.ReadAllText(reportPath));
+        var summary = doc.RootElement.GetProperty("summary");
+        Assert.Equal("complete-apart-from-new-head", summary.GetProperty("verdict").GetString());
+        Assert.False(summary.GetProperty("complete").GetBoolean());
+    }
+
+    [Fact]
     public void Transfer_Table_ListsWhatChangedAndCountsPlainCopies_AllListsEvery()
     {
         // conv: same shapes (plain copies); fc: 10 -> 3 classes (adapted or kept): only fc rows need a person's eyes.

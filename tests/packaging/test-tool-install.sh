@@ -4,8 +4,10 @@
 #      under a version no cache can already hold (so nothing stale is picked up);
 #   2. install the tool from that folder into a temp tool path and run `graft inspect` on a fixture and
 #      `graft demo --quick` (which computes with TorchSharp, so libtorch must load on this system);
-#   3. build and run a tiny console project that references the Graft package from that folder and computes with
-#      TorchSharp: proves that the buildTransitive compatibility step (Debian 12 / Ubuntu 22.04) reaches consumers.
+#   3. build and run a tiny console project that references the Graft package from that folder and picks its own
+#      libtorch (TorchSharp-cpu, as an application does: Graft itself depends on the managed TorchSharp only), and
+#      computes with TorchSharp: proves that the buildTransitive compatibility step (Debian 12 / Ubuntu 22.04) reaches
+#      consumers whatever backend they chose.
 # Packages resolve into a private folder; the machine's NuGet cache is only a read-only fallback for third-party
 # packages (TorchSharp …), so the test neither downloads them again nor leaves anything of Graft behind.
 # Exit 0 when every step passed. Usage: tests/packaging/test-tool-install.sh
@@ -34,6 +36,11 @@ done
 # and unzip dies of SIGPIPE writing the rest (that race failed CI once).
 listing="$(unzip -l "$tmp/nupkg/Graft.$version.nupkg")" || fail "cannot list Graft.$version.nupkg"
 grep -q "buildTransitive/Graft.targets" <<<"$listing" || fail "the Graft package lacks buildTransitive/Graft.targets"
+# A library lets the application choose its libtorch: Graft depends on the managed TorchSharp, never on a bundle.
+nuspec="$(unzip -p "$tmp/nupkg/Graft.$version.nupkg" Graft.nuspec)" || fail "cannot read Graft.nuspec"
+grep -q 'id="TorchSharp"' <<<"$nuspec" || fail "the Graft package does not depend on TorchSharp"
+if grep -q 'id="TorchSharp-\|id="libtorch' <<<"$nuspec"; then fail "the Graft package depends on a libtorch bundle"; fi
+echo "   Graft depends on TorchSharp $(sed -n 's/.*id="TorchSharp" version="\([^"]*\)".*/\1/p' <<<"$nuspec" | head -n 1), no libtorch bundle"
 
 cat > "$tmp/nuget.config" <<XML
 <?xml version="1.0" encoding="utf-8"?>
@@ -79,7 +86,9 @@ echo "== graft demo --quick"
 "$tmp/tools/graft" demo --quick >"$tmp/demo.log" 2>&1 || { tail -n 20 "$tmp/demo.log" >&2; fail "graft demo --quick"; }
 tail -n 3 "$tmp/demo.log"
 
-echo "== a console project referencing the Graft package"
+echo "== a console project referencing the Graft package and TorchSharp-cpu"
+torchsharp_version="$(sed -n 's/.*PackageVersion Include="TorchSharp-cpu" Version="\([^"]*\)".*/\1/p' Directory.Packages.props)"
+[ -n "$torchsharp_version" ] || fail "no TorchSharp-cpu version in Directory.Packages.props"
 mkdir -p "$tmp/consumer"
 cp "$tmp/nuget.config" "$tmp/consumer/nuget.config"
 cat > "$tmp/consumer/consumer.csproj" <<XML
@@ -92,6 +101,8 @@ cat > "$tmp/consumer/consumer.csproj" <<XML
   </PropertyGroup>
   <ItemGroup>
     <PackageReference Include="Graft" Version="$version" />
+    <!-- The application's choice of libtorch; a GPU app would name a TorchSharp-cuda-* bundle here instead. -->
+    <PackageReference Include="TorchSharp-cpu" Version="$torchsharp_version" />
   </ItemGroup>
 </Project>
 XML
@@ -100,16 +111,21 @@ using Graft;
 using Graft.Checkpoints;
 using static TorchSharp.torch;
 
-// A checkpoint read by Graft, and arithmetic by libtorch: both halves of the package must work.
+// A checkpoint read by Graft, and arithmetic by the libtorch the application chose: both halves must work.
 using var reader = CheckpointFile.Open(args[0]);
 using var w = TensorBridge.Read(reader, reader.Tensors[0]);
 using var x = ones(2, 3) * 2;
 float sum = x.sum().item<float>();
-Console.WriteLine($"{reader.Tensors.Count} tensors; first {reader.Tensors[0].Name} {w.shape.Length}-d; sum {sum}");
-return sum == 12f ? 0 : 1;
+// A 3×3 all-ones kernel over a 4×4 all-ones image, no padding: every output is 9 (libtorch's convolution kernels ran).
+using var conv = nn.functional.conv2d(ones(1, 1, 4, 4), ones(1, 1, 3, 3));
+float convSum = conv.sum().item<float>();
+Console.WriteLine($"{reader.Tensors.Count} tensors; first {reader.Tensors[0].Name} {w.shape.Length}-d; sum {sum}; conv {convSum}");
+return sum == 12f && convSum == 36f ? 0 : 1;
 CS
 (cd "$tmp/consumer" && dotnet build -c Release -o "$tmp/consumer/out" -v q -nologo >"$tmp/consumer.log" 2>&1) \
   || { tail -n 30 "$tmp/consumer.log" >&2; fail "the consumer project did not build"; }
+[ -f "$tmp/consumer/out/runtimes/$rid/native/libtorch_cpu.so" ] || [ -f "$tmp/consumer/out/libtorch_cpu.so" ] \
+  || fail "the consumer's output has no libtorch_cpu.so from its TorchSharp-cpu reference"
 dotnet "$tmp/consumer/out/consumer.dll" "$PWD/tests/fixtures/pytorch/tinycnn.pth" || fail "the consumer project failed to run (exit $?)"
 
 echo "packaging test passed in $((SECONDS - start)) s"

@@ -95,7 +95,7 @@ internal static class ReportView
             ctx.Out.WriteLine($"{plain} tensors copied unchanged, matched by name (--all lists them).");
         }
         var s = r.Summary;
-        ctx.Out.WriteLine($"{s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
+        ctx.Out.WriteLine($"{s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused. Verdict: {s.VerdictText}.");
         foreach (var u in r.Sources.Where(x => x.UsedBy.Count == 0))
         {
             ctx.Out.WriteLine($"  unused source: {TerminalText.Escape(u.Name)} {new Shape(u.Shape)}");

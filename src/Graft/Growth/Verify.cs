@@ -24,7 +24,8 @@ public static class Verify
     /// <summary>
     /// Compares <paramref name="source"/> and <paramref name="target"/> on <paramref name="count"/> inputs from
     /// <paramref name="input"/> (called with 0, 1, …), in eval mode and without gradients. Each module's training flags
-    /// are restored afterwards.
+    /// are restored afterwards. Each input is moved to each module's device and (when floating) its dtype, so float32
+    /// CPU inputs check a float64, half-precision or CUDA model; the outputs are compared in float64.
     /// </summary>
     public static OutputDifference Compare(nn.Module<Tensor, Tensor> source, nn.Module<Tensor, Tensor> target, Func<int, Tensor> input, int count)
     {
@@ -60,8 +61,8 @@ public static class Verify
             {
                 using var scope = NewDisposeScope();
                 var (xs, xt) = inputs(i);
-                var ys = source.forward(xs).to(ScalarType.Float64);
-                var yt = target.forward(xt).to(ScalarType.Float64);
+                var ys = source.forward(OnModule(xs, source)).to(ScalarType.Float64);
+                var yt = target.forward(OnModule(xt, target)).to(ScalarType.Float64).to(ys.device);
                 if (!ys.shape.SequenceEqual(yt.shape))
                 {
                     throw new ArgumentException($"Input {i}: the source gives shape ({string.Join(", ", ys.shape)}), the target ({string.Join(", ", yt.shape)}).");
@@ -81,6 +82,25 @@ public static class Verify
                 module.train(training);
             }
         }
+    }
+
+    /// <summary>
+    /// The input on the module's device, and in its floating dtype when the input is floating (integer inputs such as
+    /// token ids keep theirs), so one input function serves a float64, float16, bfloat16 or CUDA model alike. A
+    /// tensor already there is returned as is: no copy.
+    /// </summary>
+    private static Tensor OnModule(Tensor x, nn.Module module)
+    {
+        var like = module.parameters().Concat(module.buffers()).FirstOrDefault(t => t.is_floating_point());
+        if (like is null)
+        {
+            return x;
+        }
+        if (x.is_floating_point() && x.dtype != like.dtype)
+        {
+            x = x.to(like.dtype);
+        }
+        return x.device.type == like.device.type && x.device.index == like.device.index ? x : x.to(like.device);
     }
 
     private static List<(nn.Module Module, bool Training)> Modes(nn.Module root) =>

@@ -21,6 +21,7 @@ public static class ChannelTracer
     /// <summary>
     /// Traces <paramref name="module"/> on a random input of <paramref name="inputShape"/> (batch first). The module
     /// is run in eval mode under no-grad (BatchNorm statistics are not touched) and its training mode is restored.
+    /// The input is made in <paramref name="dtype"/> on the module's own device (a CUDA model is traced on CUDA).
     /// </summary>
     /// <exception cref="ArgumentException">The input shape is empty or the forward pass fails on it.</exception>
     public static ChannelGroups Trace(nn.Module module, IReadOnlyList<long> inputShape, ScalarType dtype = ScalarType.Float32)
@@ -71,7 +72,8 @@ public static class ChannelTracer
             }
             using var noGrad = no_grad();
             var gen = new Generator(0x5eed);
-            var x = randn(inputShape.ToArray(), dtype: dtype, generator: gen);
+            var device = module.parameters().Concat(module.buffers()).Select(t => t.device).FirstOrDefault() ?? CPU;
+            var x = randn(inputShape.ToArray(), dtype: dtype, generator: gen).to(device);
             state.AddInput(x);
             try
             {

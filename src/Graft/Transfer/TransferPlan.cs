@@ -233,7 +233,11 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
         {
             int Count(TargetStatus s) => Targets.Count(t => t.Status == s);
             return new ReportSummary(Targets.Count, Count(TargetStatus.Copied), Count(TargetStatus.Cast), Count(TargetStatus.Adapted),
-                Count(TargetStatus.Reinitialized), Count(TargetStatus.Kept), UnusedSources.Count, StrictViolations.Count == 0);
+                Count(TargetStatus.Reinitialized), Count(TargetStatus.Kept), UnusedSources.Count, StrictViolations.Count == 0)
+            {
+                NewHead = Targets.Count(t => t.NewHead && !t.Complete),
+                NotCarriedOver = Targets.Count(t => !t.NewHead && !t.Complete),
+            };
         }
     }
 

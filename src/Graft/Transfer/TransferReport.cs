@@ -66,8 +66,63 @@ public sealed record ReportGroup(string Key, IReadOnlyList<string> Producers, IR
 /// <param name="UsedBy">Target tensors made from it (empty: unused).</param>
 public sealed record ReportSource(string Name, string DType, IReadOnlyList<long> Shape, IReadOnlyList<string> UsedBy);
 
-/// <summary>Counts by status.</summary>
-public sealed record ReportSummary(int Targets, int Copied, int Cast, int Adapted, int Reinitialized, int Kept, int UnusedSources, bool Complete);
+/// <summary>What a transfer means for the target model, in the words a user acts on.</summary>
+public enum TransferVerdict
+{
+    /// <summary>Every target tensor got its values from the source (copied, cast or adapted).</summary>
+    Complete,
+    /// <summary>
+    /// Every target tensor came from the source except a classifier head with another class count, which keeps the
+    /// template's init: the ordinary fine-tuning transfer, and what timm's <c>load_pretrained</c> does.
+    /// </summary>
+    CompleteApartFromNewHead,
+    /// <summary>Some target tensors other than a new head were not carried over (kept, reinitialised or filled in part).</summary>
+    Incomplete,
+}
+
+/// <summary>Counts by status, and the verdict.</summary>
+/// <param name="Targets">Target tensors.</param>
+/// <param name="Copied">Copied bit for bit.</param>
+/// <param name="Cast">Cast to the target's dtype.</param>
+/// <param name="Adapted">Transformed to the target's shape.</param>
+/// <param name="Reinitialized">Freshly initialised.</param>
+/// <param name="Kept">Kept from the template.</param>
+/// <param name="UnusedSources">Source tensors nothing used.</param>
+/// <param name="Complete">
+/// The strict meaning: what <c>--strict</c> accepts (every value from the source, no cast, every source used; a new
+/// head only under <see cref="TransferPolicy.StrictAllowsNewHead"/>). False for the ordinary transfer into a model with
+/// another class count; <see cref="Verdict"/> says what that means for the model.
+/// </param>
+public sealed record ReportSummary(int Targets, int Copied, int Cast, int Adapted, int Reinitialized, int Kept, int UnusedSources, bool Complete)
+{
+    /// <summary>Target tensors of a classifier head with another class count that keep the template's init.</summary>
+    public int NewHead { get; init; }
+
+    /// <summary>Target tensors, other than a new head, whose values did not all come from the source.</summary>
+    public int NotCarriedOver { get; init; }
+
+    /// <summary>
+    /// <see cref="TransferVerdict.Incomplete"/> when any tensor other than a new head was not carried over, otherwise
+    /// <see cref="TransferVerdict.CompleteApartFromNewHead"/> when there is a new head, otherwise
+    /// <see cref="TransferVerdict.Complete"/>. Unused source tensors do not change it (they are counted in
+    /// <see cref="UnusedSources"/>, and <see cref="Complete"/> refuses them).
+    /// </summary>
+    public TransferVerdict Verdict =>
+        NotCarriedOver > 0 ? TransferVerdict.Incomplete
+        : NewHead > 0 ? TransferVerdict.CompleteApartFromNewHead
+        : TransferVerdict.Complete;
+
+    /// <summary>The verdict as a sentence for people (the CLI's summary line, the samples); not in the JSON.</summary>
+    [JsonIgnore]
+    public string VerdictText => Verdict switch
+    {
+        TransferVerdict.Complete => "complete: every target tensor carried over from the source",
+        TransferVerdict.CompleteApartFromNewHead =>
+            $"complete apart from a new head: every target tensor carried over except the classifier head ({NewHead} tensor{(NewHead == 1 ? "" : "s")}), which keeps its init",
+        _ => $"incomplete: {NotCarriedOver} target tensor{(NotCarriedOver == 1 ? "" : "s")} not carried over"
+            + (NewHead > 0 ? $" (besides a new head of {NewHead})" : ""),
+    };
+}
 
 /// <summary>
 /// Every tensor accounted for: each target (what happened and why) and each source (used by what, or unused).

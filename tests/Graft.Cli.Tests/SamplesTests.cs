@@ -1,0 +1,42 @@
+namespace Graft.Cli.Tests;
+
+/// <summary>
+/// The programs in samples/ run in quick mode as a user would run them (child processes of their own build output,
+/// built before this project through non-referencing project references), and say what they promise.
+/// </summary>
+public class SamplesTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(4);
+
+    /// <summary>samples/NAME/bin/CONFIGURATION/TFM/NAME.dll, the configuration and framework of this test build.</summary>
+    private static string SampleDll(string name)
+    {
+        var tfm = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var configuration = tfm.Parent!.Name;
+        var dll = Path.Combine(CliHarness.RepoRoot(), "samples", name, "bin", configuration, tfm.Name, name + ".dll");
+        Assert.True(File.Exists(dll), $"{dll} was not built (the test project builds it through a project reference)");
+        return dll;
+    }
+
+    [Fact]
+    public void LinkedForumNet_Quick_HasConv1sParametersOnlyAndTrainsAndReloads()
+    {
+        var (code, stdout, stderr) = CliHarness.RunDll(SampleDll("LinkedForumNet"), Timeout, null, "--quick");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("parameters: 4,640; state_dict: conv_1.bias, conv_1.weight", stdout);
+        Assert.Contains("output (1, 64, 32, 32)", stdout);
+        Assert.Contains("outputs identical", stdout);
+        Assert.Contains("all checks passed", stdout);
+    }
+
+    [Fact]
+    public void FineTuneResNet_Quick_AdaptsTheStemKeepsANewHeadAndFineTunes()
+    {
+        var (code, stdout, stderr) = CliHarness.RunDll(SampleDll("FineTuneResNet"), Timeout, null, "--quick");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("conv1.weight adapted  stem inputs 3→1: sum over the source inputs", stdout);
+        Assert.Contains("122 tensors: 119 copied, 1 adapted, 2 kept; 2 source tensors unused", stdout);
+        Assert.Contains("verdict: complete apart from a new head", stdout);
+        Assert.Matches(@"test accuracy [\d.]+ % before, [\d.]+ % after", stdout);
+    }
+}

@@ -1,0 +1,58 @@
+using Graft.Transfer;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Graft.Tests.Transfer;
+
+/// <summary>The summary's verdict says what a transfer means for the model; <c>Complete</c> keeps the strict meaning.</summary>
+public class ReportVerdictTests
+{
+    private static nn.Module<Tensor, Tensor> Net(int stemOut, int classes) => nn.Sequential(
+        ("conv1", nn.Conv2d(3, stemOut, 3)), ("relu", nn.ReLU()), ("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()),
+        ("fc", nn.Linear(stemOut, classes)));
+
+    [Fact]
+    public void Summary_SameArchitecture_IsComplete()
+    {
+        var s = Graft.Transfer.WeightTransfer.Modules(Net(8, 10), Net(8, 10)).Summary;
+        Assert.Equal(TransferVerdict.Complete, s.Verdict);
+        Assert.True(s.Complete);
+        Assert.Equal(0, s.NewHead);
+        Assert.Equal(0, s.NotCarriedOver);
+        Assert.StartsWith("complete:", s.VerdictText);
+    }
+
+    [Fact]
+    public void Summary_NewHeadWithAnotherClassCount_IsCompleteApartFromNewHeadButNotStrictlyComplete()
+    {
+        var report = Graft.Transfer.WeightTransfer.Modules(Net(8, 10), Net(8, 5));
+        var s = report.Summary;
+        Assert.Equal(TransferVerdict.CompleteApartFromNewHead, s.Verdict);
+        Assert.False(s.Complete);               // the strict meaning: --strict would refuse it
+        Assert.Equal(2, s.NewHead);             // fc.weight and fc.bias
+        Assert.Equal(0, s.NotCarriedOver);
+        Assert.Contains("apart from a new head", s.VerdictText);
+        Assert.Contains("\"verdict\": \"complete-apart-from-new-head\"", report.ToJson());
+        Assert.Contains("\"complete\": false", report.ToJson());
+    }
+
+    [Fact]
+    public void Summary_WiderStemFilledFromTheTemplate_IsIncompleteAndCountsTheTensors()
+    {
+        // conv1 8→12 out channels: 4 new channels keep the template's init, so conv1.weight and conv1.bias are filled
+        // only in part; fc's inputs follow (new inputs zero: still all from the source) and its class count differs.
+        var s = Graft.Transfer.WeightTransfer.Modules(Net(8, 10), Net(12, 5)).Summary;
+        Assert.Equal(TransferVerdict.Incomplete, s.Verdict);
+        Assert.Equal(2, s.NotCarriedOver);
+        Assert.Equal(2, s.NewHead);
+        Assert.Equal("incomplete: 2 target tensors not carried over (besides a new head of 2)", s.VerdictText);
+    }
+
+    [Fact]
+    public void Json_NewHead_CarriesTheVerdictCounts()
+    {
+        var report = Graft.Transfer.WeightTransfer.Modules(Net(8, 10), Net(8, 5));
+        Assert.Contains("\"newHead\": 2", report.ToJson());
+        Assert.Contains("\"notCarriedOver\": 0", report.ToJson());
+    }
+}

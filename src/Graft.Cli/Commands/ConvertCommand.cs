@@ -30,15 +30,15 @@ internal static class ConvertCommand
             var outPath = parse.GetValue(output)!.FullName;
             if (Directory.Exists(outPath))
             {
-                throw new ArgumentException($"{outPath}: is a folder; give an output file name.");
+                throw new InvalidInputException($"{outPath}: is a folder; give an output file name.");
             }
             var outFormatName = parse.GetValue(format);
             var outFormat = outFormatName is not null ? CheckpointFile.GetFormat(outFormatName)
                 : CheckpointFile.FormatFromExtension(outPath)
-                  ?? throw new ArgumentException($"{outPath}: cannot tell the output format from the extension; pass --format ({string.Join(", ", CheckpointFile.Formats.Where(f => f.CanWrite).Select(f => f.Name))}).");
+                  ?? throw new InvalidInputException($"{outPath}: cannot tell the output format from the extension; pass --format ({string.Join(", ", CheckpointFile.Formats.Where(f => f.CanWrite).Select(f => f.Name))}).");
             if (!outFormat.CanWrite)
             {
-                throw new NotSupportedException($"Graft cannot write the {outFormat.Name} format.");
+                throw new InvalidInputException($"Graft cannot write the {outFormat.Name} format.");
             }
             using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));
             CheckpointFile.EnsureOutputSparesInputs(outPath, outFormat, (reader, "input"));
@@ -84,7 +84,7 @@ internal static class ConvertCommand
         var f = format is null ? CheckpointFile.DetectFormat(path) : CheckpointFile.GetFormat(format);
         if (f is not PyTorchFormat)
         {
-            throw new ArgumentException($"--key selects a dictionary inside a PyTorch checkpoint; {path} is {f.Name}.");
+            throw new InvalidInputException($"--key selects a dictionary inside a PyTorch checkpoint; {path} is {f.Name}.");
         }
         return PyTorchReader.Open(path, key);
     }
@@ -115,7 +115,7 @@ internal static class ByteSize
         if (unit == 0 || !double.TryParse(t[..split], System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var n)
             || n <= 0 || n * unit >= long.MaxValue || n * unit < 1)
         {
-            throw new ArgumentException($"{option}: '{text}' is not a positive size (for example 500MB, 2GiB or 1048576).");
+            throw new InvalidInputException($"{option}: '{text}' is not a positive size (for example 500MB, 2GiB or 1048576).");
         }
         return (long)(n * unit);
     }

@@ -158,7 +158,7 @@ public static class WeightTransfer
                 // An ONNX model is a graph with weights: the output is the template's graph with its initializers replaced.
                 if (template.Format != format.Name)
                 {
-                    throw new ArgumentException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
+                    throw new InvalidInputException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
                 }
                 Graft.Checkpoints.Onnx.OnnxWriter.ReplaceInitializers(templatePath, outputPath, WithProgress(run.Outputs, progress));
             }

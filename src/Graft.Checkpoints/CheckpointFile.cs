@@ -3,7 +3,7 @@ using Graft.Checkpoints.Safetensors;
 namespace Graft.Checkpoints;
 
 /// <summary>Opens and writes checkpoints of any registered format, chosen by name, extension or content.</summary>
-public static class CheckpointFile
+public static partial class CheckpointFile
 {
     /// <summary>Every format Graft knows, in the order content sniffing tries them.</summary>
     public static IReadOnlyList<ICheckpointFormat> Formats { get; } =

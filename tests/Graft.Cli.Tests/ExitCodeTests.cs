@@ -75,6 +75,27 @@ public sealed class ExitCodeTests : IDisposable
         Assert.Contains("is a folder", stderr, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Show_TensorOfADTypeTorchSharpCannotHold_Exit2NotInternal()
+    {
+        // Reading it would throw TorchSharp's NotSupportedException (exit 70); the tensor was the user's choice.
+        var path = _h.PathOf("u16.safetensors");
+        CheckpointFile.Write(path, [TensorPayload.FromBytes("conv.weight", DType.U16, new Shape(2, 1, 3, 3), new byte[36])]);
+        var (code, _, stderr) = _h.Run("show", path, "--tensor", "conv.weight", "--out", _h.PathOf("g.png"));
+        Assert.Equal(ExitCodes.InvalidArgument, code);
+        Assert.Contains("U16", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("g.png", _h.Files());
+    }
+
+    [Fact]
+    public void Convert_ShardedFormatWithoutAnIndexName_Exit2()
+    {
+        var (src, _) = Case();
+        var (code, _, stderr) = _h.Run("convert", src, _h.PathOf("model.bin"), "--format", "safetensors-sharded");
+        Assert.Equal(ExitCodes.InvalidArgument, code);
+        Assert.Contains("a sharded index must be named", stderr, StringComparison.Ordinal);
+    }
+
     private (string Source, string Template) Case()
     {
         torch.manual_seed(3);

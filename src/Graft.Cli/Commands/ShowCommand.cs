@@ -68,6 +68,10 @@ internal static class ShowCommand
         {
             throw new InvalidInputException($"{path}: tensor '{name}' has shape {info.Shape}: {(info.Shape.Rank < 3 ? "not a convolution weight (out, in, k…)" : "empty")}, so it has no filters to show.");
         }
+        if (TensorBridge.ToScalarType(info.DType) is null)
+        {
+            throw new InvalidInputException($"{path}: tensor '{name}' is {info.DType}, which TorchSharp cannot hold, so Graft cannot draw it.");
+        }
         return TensorBridge.Read(reader, info);
     }
 

@@ -181,7 +181,7 @@ public sealed class ShardedSafetensorsTests : IDisposable
 
     [Fact]
     public void Write_BadIndexName_ThrowsArgument() =>
-        Assert.Throws<ArgumentException>(() => ShardedSafetensorsWriter.Write(_dir.File("model.json"), [P("a", 1)], null, 100));
+        Assert.Throws<InvalidInputException>(() => ShardedSafetensorsWriter.Write(_dir.File("model.json"), [P("a", 1)], null, 100));
 
     [Fact]
     public void CheckpointFile_IndexExtension_UsesDefaultShardSize()

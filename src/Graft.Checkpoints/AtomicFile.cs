@@ -69,18 +69,18 @@ public static class AtomicFile
     /// or directly into <c>/dev</c>. As root, a rename would otherwise replace <c>/dev/null</c> with a checkpoint.
     /// </summary>
     /// <param name="path">The output path.</param>
-    /// <exception cref="ArgumentException">The path is one of those; the message says what it is.</exception>
+    /// <exception cref="InvalidInputException">The path is one of those; the message says what it is.</exception>
     public static void EnsureReplaceable(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var full = System.IO.Path.GetFullPath(path);
         if (FileIdentity.Of(full, followLastLink: false) is { } own && own.Kind is not (FileKind.Regular or FileKind.SymbolicLink))
         {
-            throw new ArgumentException($"{path}: is {FileIdentity.Describe(own.Kind)}, not a regular file; Graft writes outputs as regular files only, so choose another output.");
+            throw new InvalidInputException($"{path}: is {FileIdentity.Describe(own.Kind)}, not a regular file; Graft writes outputs as regular files only, so choose another output.");
         }
         if (FileIdentity.Of(full) is { } target && target.Kind != FileKind.Regular)
         {
-            throw new ArgumentException($"{path}: is a link to {FileIdentity.Describe(target.Kind)}; Graft writes outputs as regular files only, so choose another output.");
+            throw new InvalidInputException($"{path}: is a link to {FileIdentity.Describe(target.Kind)}; Graft writes outputs as regular files only, so choose another output.");
         }
         if (OperatingSystem.IsLinux())
         {
@@ -88,7 +88,7 @@ public static class AtomicFile
             var folder = System.IO.Path.GetDirectoryName(real);
             if (real.StartsWith("/proc/", StringComparison.Ordinal) || real.StartsWith("/sys/", StringComparison.Ordinal) || folder == "/dev")
             {
-                throw new ArgumentException($"{path}: resolves to {real}, inside a system folder (/proc, /sys or /dev); choose another output.");
+                throw new InvalidInputException($"{path}: resolves to {real}, inside a system folder (/proc, /sys or /dev); choose another output.");
             }
         }
     }

@@ -3,7 +3,7 @@ using Graft.Checkpoints.Safetensors;
 namespace Graft.Checkpoints;
 
 /// <summary>Opens and writes checkpoints of any registered format, chosen by name, extension or content.</summary>
-public static class CheckpointFile
+public static partial class CheckpointFile
 {
     /// <summary>Every format Graft knows, in the order content sniffing tries them.</summary>
     public static IReadOnlyList<ICheckpointFormat> Formats { get; } =
@@ -16,10 +16,10 @@ public static class CheckpointFile
     ];
 
     /// <summary>Looks a format up by its <see cref="ICheckpointFormat.Name"/> (case-insensitive).</summary>
-    /// <exception cref="ArgumentException">No format has that name; the message lists the known ones.</exception>
+    /// <exception cref="InvalidInputException">No format has that name; the message lists the known ones.</exception>
     public static ICheckpointFormat GetFormat(string name) =>
         Formats.FirstOrDefault(f => string.Equals(f.Name, name, StringComparison.OrdinalIgnoreCase))
-        ?? throw new ArgumentException($"Unknown checkpoint format '{name}'. Known formats: {string.Join(", ", Formats.Select(f => f.Name))}.", nameof(name));
+        ?? throw new InvalidInputException($"Unknown checkpoint format '{name}'. Known formats: {string.Join(", ", Formats.Select(f => f.Name))}.");
 
     /// <summary>The format a path's extension names, or null when no format claims it.</summary>
     public static ICheckpointFormat? FormatFromExtension(string path)
@@ -86,7 +86,7 @@ public static class CheckpointFile
     /// <param name="outputPath">Where the output goes.</param>
     /// <param name="outputFormat">The format it is written in.</param>
     /// <param name="inputs">Each open input and its role for the message (<c>input</c>, <c>source</c>, <c>template</c>).</param>
-    /// <exception cref="ArgumentException">The output would touch an input's file, or is not a regular file; the message names both.</exception>
+    /// <exception cref="InvalidInputException">The output would touch an input's file, or is not a regular file; the message names both.</exception>
     public static void EnsureOutputSparesInputs(string outputPath, ICheckpointFormat outputFormat, params (ICheckpointReader Reader, string Role)[] inputs)
     {
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
@@ -101,11 +101,11 @@ public static class CheckpointFile
             {
                 if (IsSameFile(file, output))
                 {
-                    throw new ArgumentException($"{outputPath}: the output is the {role} ({reader.Path}), under another name or through a link; Graft writes new files and never modifies its inputs.");
+                    throw new InvalidInputException($"{outputPath}: the output is the {role} ({reader.Path}), under another name or through a link; Graft writes new files and never modifies its inputs.");
                 }
                 if (touched.FirstOrDefault(t => IsSameFile(t, file)) is { } hit)
                 {
-                    throw new ArgumentException($"{outputPath}: writing it would replace or delete {hit}, which the {role} {reader.Path} reads; Graft never modifies its inputs, so choose another output.");
+                    throw new InvalidInputException($"{outputPath}: writing it would replace or delete {hit}, which the {role} {reader.Path} reads; Graft never modifies its inputs, so choose another output.");
                 }
             }
         }
@@ -141,7 +141,7 @@ public static class CheckpointFile
     /// <paramref name="maxShardBytes"/> sets the most tensor bytes per shard of a sharded output (default
     /// <see cref="Sharded.ShardedSafetensorsFormat.DefaultMaxShardBytes"/>).
     /// </summary>
-    /// <exception cref="ArgumentException">No format is given and the extension names none, or a shard size is given for
+    /// <exception cref="InvalidInputException">No format is given and the extension names none, or a shard size is given for
     /// an output that is not sharded.</exception>
     public static void Write(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null, string? format = null,
         long? maxShardBytes = null)
@@ -149,12 +149,12 @@ public static class CheckpointFile
         ArgumentException.ThrowIfNullOrEmpty(path);
         AtomicFile.EnsureReplaceable(path);
         var f = format is not null ? GetFormat(format)
-            : FormatFromExtension(path) ?? throw new ArgumentException($"{path}: cannot tell the output format from the extension; give one ({string.Join(", ", Formats.Where(x => x.CanWrite).Select(x => x.Name))}).", nameof(path));
+            : FormatFromExtension(path) ?? throw new InvalidInputException($"{path}: cannot tell the output format from the extension; give one ({string.Join(", ", Formats.Where(x => x.CanWrite).Select(x => x.Name))}).");
         if (maxShardBytes is { } max)
         {
             if (f is not Sharded.ShardedSafetensorsFormat)
             {
-                throw new ArgumentException($"{path}: a shard size applies to a sharded output (*{Sharded.ShardedSafetensorsWriter.IndexSuffix}); this output is {f.Name}.", nameof(maxShardBytes));
+                throw new InvalidInputException($"{path}: a shard size applies to a sharded output (*{Sharded.ShardedSafetensorsWriter.IndexSuffix}); this output is {f.Name}.");
             }
             Sharded.ShardedSafetensorsWriter.Write(path, tensors, metadata, max);
             return;

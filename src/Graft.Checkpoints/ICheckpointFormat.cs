@@ -5,7 +5,7 @@ namespace Graft.Checkpoints;
 /// Formats register in <see cref="CheckpointFile.Formats"/>, and reading, detecting and writing go through them. A few
 /// places still test for one format because that format adds a behaviour this interface has no member for: a sharded
 /// safetensors output replaces several files (<c>CheckpointFile.EnsureOutputSparesInputs</c>, <c>CheckpointFile.Write</c>
-/// with a shard size, and <c>graft convert</c>'s listing of what it wrote), an ONNX output keeps its template's graph
+/// with a shard size, and <c>CheckpointFile.Convert</c>'s listing of what it wrote), an ONNX output keeps its template's graph
 /// (<c>WeightTransfer.Files</c>), and <c>graft convert</c>'s PyTorch-only option checks for PyTorch input.
 /// </summary>
 public interface ICheckpointFormat

@@ -18,7 +18,11 @@ internal static class ExitCodes
     /// <see cref="Differs"/> so that a typo never reads as "the files differ".
     /// </summary>
     public const int Syntax = 64;
-    /// <summary>An argument value is invalid (bad rule, output equal to an input, unknown format).</summary>
+    /// <summary>
+    /// An argument value is invalid (bad rule, output equal to an input, unknown format, a bad environment variable), or
+    /// the plan refuses what the arguments ask (a rule that does not fit a tensor): <see cref="InvalidInputException"/>
+    /// and <see cref="TransferPlanException"/>.
+    /// </summary>
     public const int InvalidArgument = 2;
     /// <summary>An input file is missing or unreadable, or the output cannot be written.</summary>
     public const int FileError = 3;
@@ -133,19 +137,23 @@ internal static class GraftApp
         }
     }
 
-    /// <summary>The one place that maps errors to exit codes and one-line messages.</summary>
+    /// <summary>
+    /// The one place that maps errors to exit codes and one-line messages. Exits 2, 4 and 5 are for what the user can fix:
+    /// a planned refusal (<see cref="TransferPlanException"/>, <see cref="TransferStrictException"/>), input the user
+    /// typed or chose (<see cref="InvalidInputException"/>), a bad checkpoint. A plain <see cref="ArgumentException"/> or
+    /// <see cref="NotSupportedException"/> is Graft calling itself wrongly, a defect: exit 70, like anything unforeseen.
+    /// </summary>
     internal static (int Code, string Message) Describe(Exception ex) => ex switch
     {
         CheckpointFormatException e => (ExitCodes.BadCheckpoint, e.Message),
         NumericsException e => (ExitCodes.Numerics, $"{e.Message}. Refusing to compute; nothing was written (`graft doctor` shows the details; {NumericsGuard.ModeVariable}=off overrides at your own risk)."),
         TransferStrictException e => (ExitCodes.NotStrict, e.Message + ". Nothing was written."),
         TransferPlanException e => (ExitCodes.InvalidArgument, e.Message),
+        InvalidInputException e => (ExitCodes.InvalidArgument, e.Message),
         FileNotFoundException e => (ExitCodes.FileError, e.Message),
         DirectoryNotFoundException e => (ExitCodes.FileError, e.Message),
         UnauthorizedAccessException e => (ExitCodes.FileError, e.Message),
         IOException e => (ExitCodes.FileError, e.Message),
-        ArgumentException e => (ExitCodes.InvalidArgument, e.Message),
-        NotSupportedException e => (ExitCodes.InvalidArgument, e.Message),
         _ => (ExitCodes.Internal, $"internal error: {ex.GetType().Name}: {ex.Message}"),
     };
 }

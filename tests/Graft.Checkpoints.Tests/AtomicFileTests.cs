@@ -54,7 +54,7 @@ public sealed class AtomicFileTests : IDisposable
     public void Write_OverAFifo_IsRefusedAndTheFifoStays()
     {
         var fifo = SpecialFiles.MakeFifo(_dir.File("out.bin"));
-        var ex = Assert.Throws<ArgumentException>(() => WriteBytes(fifo));
+        var ex = Assert.Throws<InvalidInputException>(() => WriteBytes(fifo));
         Assert.Contains("named pipe", ex.Message, StringComparison.Ordinal);
         Assert.Equal(["out.bin"], Directory.GetFiles(_dir.Path).Select(Path.GetFileName));
         Assert.Equal(FileKind.Fifo, FileIdentity.Of(fifo, followLastLink: false)!.Value.Kind);
@@ -65,7 +65,7 @@ public sealed class AtomicFileTests : IDisposable
     {
         var link = _dir.File("null.bin");
         File.CreateSymbolicLink(link, "/dev/null");
-        var ex = Assert.Throws<ArgumentException>(() => WriteBytes(link));
+        var ex = Assert.Throws<InvalidInputException>(() => WriteBytes(link));
         Assert.Contains("character device", ex.Message, StringComparison.Ordinal);
         Assert.Equal("/dev/null", new FileInfo(link).LinkTarget);
     }
@@ -85,10 +85,10 @@ public sealed class AtomicFileTests : IDisposable
             p.WaitForExit();
         }
         var target = File.Exists(node) ? node : "/dev/null";
-        Assert.Throws<ArgumentException>(() => AtomicFile.EnsureReplaceable(target));
+        Assert.Throws<InvalidInputException>(() => AtomicFile.EnsureReplaceable(target));
         if (target == node)
         {
-            Assert.Throws<ArgumentException>(() => WriteBytes(node));
+            Assert.Throws<InvalidInputException>(() => WriteBytes(node));
             Assert.Equal(["devnull"], Directory.GetFiles(_dir.Path).Select(Path.GetFileName));
         }
     }
@@ -102,6 +102,6 @@ public sealed class AtomicFileTests : IDisposable
         }
         var link = _dir.File("proc.bin");
         File.CreateSymbolicLink(link, "/proc/self/attr-graft-test");
-        Assert.Throws<ArgumentException>(() => AtomicFile.EnsureReplaceable(link));
+        Assert.Throws<InvalidInputException>(() => AtomicFile.EnsureReplaceable(link));
     }
 }

@@ -88,7 +88,7 @@ public sealed class FileIdentityTests : IDisposable
         var linkedFolder = _dir.File("linked");
         Directory.CreateSymbolicLink(linkedFolder, _dir.Path);
         using var reader = CheckpointFile.Open(input);
-        var ex = Assert.Throws<ArgumentException>(() => CheckpointFile.EnsureOutputSparesInputs(
+        var ex = Assert.Throws<InvalidInputException>(() => CheckpointFile.EnsureOutputSparesInputs(
             Path.Combine(linkedFolder, "in.safetensors"), CheckpointFile.GetFormat("pytorch"), (reader, "input")));
         Assert.Contains("the output is the input", ex.Message, StringComparison.Ordinal);
     }
@@ -99,7 +99,7 @@ public sealed class FileIdentityTests : IDisposable
         var input = Checkpoint("in.safetensors");
         var hard = SpecialFiles.HardLink(input, _dir.File("hard.safetensors"));
         using var reader = CheckpointFile.Open(input);
-        Assert.Throws<ArgumentException>(() => CheckpointFile.EnsureOutputSparesInputs(hard, SafetensorsFormat.Instance, (reader, "input")));
+        Assert.Throws<InvalidInputException>(() => CheckpointFile.EnsureOutputSparesInputs(hard, SafetensorsFormat.Instance, (reader, "input")));
     }
 
     [UnixOnlyFact]
@@ -108,6 +108,6 @@ public sealed class FileIdentityTests : IDisposable
         File.WriteAllBytes(_dir.File("w.bin"), new byte[8]);
         var model = _dir.Write("m.onnx", OnnxBytes.Model(OnnxBytes.External("w", [2], "w.bin", offset: 0, length: 8)));
         using var reader = OnnxReader.Open(model);
-        Assert.Throws<ArgumentException>(() => CheckpointFile.EnsureOutputSparesInputs(_dir.File("w.bin"), SafetensorsFormat.Instance, (reader, "template")));
+        Assert.Throws<InvalidInputException>(() => CheckpointFile.EnsureOutputSparesInputs(_dir.File("w.bin"), SafetensorsFormat.Instance, (reader, "template")));
     }
 }

@@ -24,10 +24,10 @@ public static class OnnxWriter
     /// unreferenced data file, never a model pointing at missing data. Initializers that are not replaced keep their
     /// references; when they are external, the output must be in the source's folder so those references still resolve.
     /// </remarks>
-    /// <exception cref="ArgumentException">
-    /// A payload names no initializer, differs from it in dtype or shape, appears twice; the output is the source; or
-    /// the output's folder would break references to external data that is not replaced.
-    /// </exception>
+    /// <exception cref="ArgumentException">A payload names no initializer, differs from it in dtype or shape, or appears
+    /// twice; or the output is the source.</exception>
+    /// <exception cref="InvalidInputException">The output's folder would break references to external data that is not
+    /// replaced, or its external data file would overwrite the source's: another output path fixes it.</exception>
     /// <exception cref="CheckpointFormatException">The source model is malformed.</exception>
     /// <exception cref="InvalidOperationException">The output would exceed protobuf's 2 GB limit, or a payload wrote the wrong number of bytes.</exception>
     public static void ReplaceInitializers(string modelPath, string outputPath, IEnumerable<TensorPayload> payloads)
@@ -66,13 +66,13 @@ public static class OnnxWriter
         var keptExternal = reader.Initializers.Where(i => i.Source is OnnxReader.ExternalSource && !replacements.ContainsKey(i.Info.Name)).ToList();
         if (keptExternal.Count > 0 && outFolder != Path.GetDirectoryName(sourceFull))
         {
-            throw new ArgumentException(
-                $"{outputPath}: initializer '{keptExternal[0].Info.Name}' stays in external data relative to the source's folder; write the output beside the source or replace it too.", nameof(outputPath));
+            throw new InvalidInputException(
+                $"{outputPath}: initializer '{keptExternal[0].Info.Name}' stays in external data relative to the source's folder; write the output beside the source or replace it too.");
         }
         var externalOut = reader.Initializers.Where(i => i.Source is OnnxReader.ExternalSource && replacements.ContainsKey(i.Info.Name)).ToList();
         if (externalOut.Count > 0 && reader.ExternalFilePaths.Any(p => p == Path.GetFullPath(dataPath)))
         {
-            throw new ArgumentException($"{outputPath}: the new external data file '{dataName}' would overwrite the source's external data; choose another output name.", nameof(outputPath));
+            throw new InvalidInputException($"{outputPath}: the new external data file '{dataName}' would overwrite the source's external data; choose another output name.");
         }
 
         // New encodings of the replaced initializers: kept fields, then the data fields.

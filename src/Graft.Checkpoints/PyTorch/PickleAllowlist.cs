@@ -63,6 +63,6 @@ internal static class PickleAllowlist
         DType.I32 => "IntStorage",
         DType.I64 => "LongStorage",
         DType.Bool => "BoolStorage",
-        _ => throw new NotSupportedException($"PyTorch 1.13 storages have no {dtype} type."),
+        _ => throw new InvalidInputException($"PyTorch 1.13 storages have no {dtype} type (safetensors holds it)."),
     };
 }

@@ -55,8 +55,8 @@ public sealed partial class PyTorchReader
             chosen = candidates.FindIndex(c => c.Path == keyPath);
             if (chosen < 0)
             {
-                throw new ArgumentException(
-                    $"{path}: no dictionary of tensors at key path '{keyPath}'. Found: {(candidates.Count == 0 ? "none" : string.Join(", ", candidates.Select(c => $"'{c.Path}'")))}.", nameof(keyPath));
+                throw new InvalidInputException(
+                    $"{path}: no dictionary of tensors at key path '{keyPath}'. Found: {(candidates.Count == 0 ? "none" : string.Join(", ", candidates.Select(c => $"'{c.Path}'")))}.");
             }
             reason = keyPath.Length == 0 ? "the top level, as requested" : $"'{keyPath}', as requested";
         }

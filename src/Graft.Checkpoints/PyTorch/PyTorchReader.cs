@@ -102,7 +102,7 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     /// the top level when it is a dictionary of tensors, else the only nested one, else the largest.
     /// </param>
     /// <exception cref="CheckpointFormatException">The file is malformed or hostile, or holds no dictionary of tensors.</exception>
-    /// <exception cref="ArgumentException"><paramref name="keyPath"/> names no dictionary of tensors in the file.</exception>
+    /// <exception cref="InvalidInputException"><paramref name="keyPath"/> names no dictionary of tensors in the file.</exception>
     public static PyTorchReader Open(string path, string? keyPath = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);

@@ -20,7 +20,7 @@ public static class PyTorchWriter
     /// Writes <paramref name="tensors"/> (in order, as a state dict) to <paramref name="path"/> atomically.
     /// </summary>
     /// <exception cref="ArgumentException">Two tensors share a name.</exception>
-    /// <exception cref="NotSupportedException">A dtype PyTorch 1.13 storages cannot hold (U16, U32, U64, FP8).</exception>
+    /// <exception cref="InvalidInputException">A dtype PyTorch 1.13 storages cannot hold (U16, U32, U64, FP8): the format was the wrong choice for these tensors.</exception>
     public static void Write(string path, IEnumerable<TensorPayload> tensors)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);

@@ -22,7 +22,8 @@ public static class SafetensorsWriter
     /// Writes a safetensors file atomically: the destination is replaced only once every tensor has been written in
     /// full, so a payload that fails midway leaves the previous file (or no file) behind.
     /// </summary>
-    /// <exception cref="ArgumentException">Two tensors share a name, a name is reserved, or a string is not valid Unicode.</exception>
+    /// <exception cref="ArgumentException">Two tensors share a name, or a string is not valid Unicode.</exception>
+    /// <exception cref="InvalidInputException">A tensor is named <c>__metadata__</c>, or the header would pass readers' limit: these tensors need another format or a sharded output.</exception>
     /// <exception cref="InvalidOperationException">A payload wrote a different number of bytes than it declared.</exception>
     public static void Write(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -38,7 +39,8 @@ public static class SafetensorsWriter
     /// Writes a safetensors image to a stream (which is not closed). Use <see cref="Write"/> for files: a failure here
     /// leaves a partial image in the stream.
     /// </summary>
-    /// <exception cref="ArgumentException">Two tensors share a name, a name is reserved, or a string is not valid Unicode.</exception>
+    /// <exception cref="ArgumentException">Two tensors share a name, or a string is not valid Unicode.</exception>
+    /// <exception cref="InvalidInputException">A tensor is named <c>__metadata__</c>, or the header would pass readers' limit: these tensors need another format or a sharded output.</exception>
     /// <exception cref="InvalidOperationException">A payload wrote a different number of bytes than it declared.</exception>
     public static void WriteTo(Stream destination, IReadOnlyList<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
@@ -90,7 +92,7 @@ public static class SafetensorsWriter
             }
             if (t.Name == MetadataKey)
             {
-                throw new ArgumentException($"'{MetadataKey}' is reserved by the safetensors format and cannot name a tensor.", nameof(tensors));
+                throw new InvalidInputException($"'{MetadataKey}' is reserved by the safetensors format and cannot name a tensor.");
             }
             if (!names.Add(t.Name))
             {
@@ -163,8 +165,8 @@ public static class SafetensorsWriter
         var padded = (json.WrittenCount + 7) / 8 * 8;
         if (padded > SafetensorsReader.MaxHeaderLength)
         {
-            throw new ArgumentException(
-                $"The header would be {padded} bytes, over the {SafetensorsReader.MaxHeaderLength}-byte limit readers enforce; split the checkpoint.", nameof(tensors));
+            throw new InvalidInputException(
+                $"The header would be {padded} bytes, over the {SafetensorsReader.MaxHeaderLength}-byte limit readers enforce; split the checkpoint (a sharded output).");
         }
         var header = new byte[padded];
         json.WrittenSpan.CopyTo(header);

@@ -37,7 +37,8 @@ public static class ShardedSafetensorsWriter
     /// <param name="metadata">Strings for the index's <c>metadata</c> object.</param>
     /// <param name="maxShardBytes">Largest sum of tensor bytes per shard (headers not counted, as in transformers).</param>
     /// <returns>The shard paths written, in order.</returns>
-    /// <exception cref="ArgumentException">The index name does not end in <see cref="IndexSuffix"/>, two tensors share a name, or a string is not valid Unicode.</exception>
+    /// <exception cref="InvalidInputException">The index name does not end in <see cref="IndexSuffix"/>.</exception>
+    /// <exception cref="ArgumentException">Two tensors share a name, or a string is not valid Unicode.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxShardBytes"/> is not positive.</exception>
     public static IReadOnlyList<string> Write(string indexPath, IEnumerable<TensorPayload> payloads, IReadOnlyDictionary<string, string>? metadata, long maxShardBytes)
     {
@@ -49,7 +50,7 @@ public static class ShardedSafetensorsWriter
         var fileName = Path.GetFileName(indexPath);
         if (!fileName.EndsWith(IndexSuffix, StringComparison.Ordinal) || fileName.Length == IndexSuffix.Length)
         {
-            throw new ArgumentException($"{indexPath}: a sharded index must be named '<prefix>{IndexSuffix}' (for example 'model{IndexSuffix}').", nameof(indexPath));
+            throw new InvalidInputException($"{indexPath}: a sharded index must be named '<prefix>{IndexSuffix}' (for example 'model{IndexSuffix}').");
         }
         var prefix = fileName[..^IndexSuffix.Length];
         var folder = Path.GetDirectoryName(Path.GetFullPath(indexPath))!;

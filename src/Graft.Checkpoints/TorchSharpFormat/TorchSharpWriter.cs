@@ -15,7 +15,7 @@ public static class TorchSharpWriter
     /// payload that fails midway leaves the previous file, or none, behind.
     /// </summary>
     /// <exception cref="ArgumentException">Two tensors share a name, or a name is not valid Unicode.</exception>
-    /// <exception cref="NotSupportedException">A dtype TorchSharp's saver has no code for (U16, U32, U64, FP8).</exception>
+    /// <exception cref="InvalidInputException">A dtype TorchSharp's saver has no code for (U16, U32, U64, FP8): the format was the wrong choice for these tensors.</exception>
     /// <exception cref="InvalidOperationException">A payload wrote a different number of bytes than it declared.</exception>
     public static void Write(string path, IEnumerable<TensorPayload> tensors)
     {
@@ -28,7 +28,7 @@ public static class TorchSharpWriter
 
     /// <summary>Writes a <c>Module.save</c> image to a stream (not closed). A failure leaves a partial image.</summary>
     /// <exception cref="ArgumentException">Two tensors share a name, or a name is not valid Unicode.</exception>
-    /// <exception cref="NotSupportedException">A dtype TorchSharp's saver has no code for.</exception>
+    /// <exception cref="InvalidInputException">A dtype TorchSharp's saver has no code for.</exception>
     public static void WriteTo(Stream destination, IReadOnlyList<TensorPayload> tensors)
     {
         ArgumentNullException.ThrowIfNull(destination);
@@ -71,7 +71,7 @@ public static class TorchSharpWriter
             }
             if (ScalarTypes.FromDType(t.DType) is null)
             {
-                throw new NotSupportedException($"Tensor '{t.Name}' is {t.DType}; TorchSharp's Module.save format has no type code for it.");
+                throw new InvalidInputException($"Tensor '{t.Name}' is {t.DType}; TorchSharp's Module.save format has no type code for it.");
             }
             try
             {

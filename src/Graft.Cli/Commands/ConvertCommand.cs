@@ -1,13 +1,13 @@
 using System.CommandLine;
 using Graft.Checkpoints;
 using Graft.Checkpoints.PyTorch;
-using Graft.Checkpoints.Sharded;
 
 namespace Graft.Cli.Commands;
 
 /// <summary>
 /// <c>graft convert IN OUT</c>: writes every tensor of IN, bit for bit, to OUT in the format OUT's extension (or
-/// <c>--format</c>) names. Tensors stream from reader to writer one at a time; the output appears atomically or not at all.
+/// <c>--format</c>) names: <see cref="CheckpointFile.Convert(ICheckpointReader, string, string?, long?, IProgress{ConvertProgress}?)"/>
+/// does the work; this reads the options and renders what was written.
 /// </summary>
 internal static class ConvertCommand
 {
@@ -28,53 +28,34 @@ internal static class ConvertCommand
         {
             var inPath = parse.GetValue(input)!.FullName;
             var outPath = parse.GetValue(output)!.FullName;
-            if (Directory.Exists(outPath))
+            var outFormat = parse.GetValue(format);
+            if (outFormat is null && !Directory.Exists(outPath) && CheckpointFile.FormatFromExtension(outPath) is null)
             {
-                throw new ArgumentException($"{outPath}: is a folder; give an output file name.");
+                throw new InvalidInputException($"{outPath}: cannot tell the output format from the extension; pass --format ({string.Join(", ", CheckpointFile.Formats.Where(f => f.CanWrite).Select(f => f.Name))}).");
             }
-            var outFormatName = parse.GetValue(format);
-            var outFormat = outFormatName is not null ? CheckpointFile.GetFormat(outFormatName)
-                : CheckpointFile.FormatFromExtension(outPath)
-                  ?? throw new ArgumentException($"{outPath}: cannot tell the output format from the extension; pass --format ({string.Join(", ", CheckpointFile.Formats.Where(f => f.CanWrite).Select(f => f.Name))}).");
-            if (!outFormat.CanWrite)
-            {
-                throw new NotSupportedException($"Graft cannot write the {outFormat.Name} format.");
-            }
-            using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));
-            CheckpointFile.EnsureOutputSparesInputs(outPath, outFormat, (reader, "input"));
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
-            ProgressView.Run(ctx, "convert", report =>
-            {
-                int done = 0;
-                var payloads = reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t))
-                    .Select(p => report is null ? p : TensorPayload.Observed(p, w => report(++done, reader.Tensors.Count, w.Name)));
-                CheckpointFile.Write(outPath, payloads, reader.Metadata, outFormat.Name, maxShard);
-            });
-            var bytes = reader.Tensors.Sum(t => t.ByteLength);
+            using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));
+            var written = ProgressView.Run(ctx, "convert", report => CheckpointFile.Convert(reader, outPath, outFormat, maxShard,
+                report is null ? null : new Reporter(report)));
             if (parse.GetValue(json))
             {
-                var files = outFormat is ShardedSafetensorsFormat ? ShardedSafetensorsReaderFiles(outPath) : [outPath];
-                ctx.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(
-                    new Written(outPath, outFormat.Name, reader.Tensors.Count, bytes, files, inPath, reader.Format), CliJson.Options));
+                ctx.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(written, CliJson.Options));
             }
             else
             {
-                ctx.Out.WriteLine(TerminalText.Escape($"{outPath} ({outFormat.Name}): {reader.Tensors.Count} tensors, {Format.Bytes(bytes)}, from {inPath} ({reader.Format})"));
+                ctx.Out.WriteLine(TerminalText.Escape($"{written.Path} ({written.Format}): {written.Tensors} tensors, {Format.Bytes(written.Bytes)}, from {written.Source} ({written.SourceFormat})"));
             }
             return ExitCodes.Ok;
         });
         return cmd;
     }
 
-    /// <summary>What <c>convert --json</c> prints: the output, its files (the index first, then the shards), and the input.</summary>
-    internal sealed record Written(string Path, string Format, int Tensors, long Bytes, IReadOnlyList<string> Files, string Source, string SourceFormat);
-
-    private static IReadOnlyList<string> ShardedSafetensorsReaderFiles(string index)
+    private sealed class Reporter(Action<int, int, string> report) : IProgress<ConvertProgress>
     {
-        using var r = ShardedSafetensorsReader.Open(index);
-        return [index, .. r.ShardPaths];
+        public void Report(ConvertProgress value) => report(value.Done, value.Total, value.Current);
     }
 
+    /// <summary>The input as the options ask: <c>--key</c> picks a dictionary inside a PyTorch checkpoint.</summary>
     private static ICheckpointReader Open(string path, string? format, string? key)
     {
         if (key is null)
@@ -84,7 +65,7 @@ internal static class ConvertCommand
         var f = format is null ? CheckpointFile.DetectFormat(path) : CheckpointFile.GetFormat(format);
         if (f is not PyTorchFormat)
         {
-            throw new ArgumentException($"--key selects a dictionary inside a PyTorch checkpoint; {path} is {f.Name}.");
+            throw new InvalidInputException($"--key selects a dictionary inside a PyTorch checkpoint; {path} is {f.Name}.");
         }
         return PyTorchReader.Open(path, key);
     }
@@ -115,7 +96,7 @@ internal static class ByteSize
         if (unit == 0 || !double.TryParse(t[..split], System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var n)
             || n <= 0 || n * unit >= long.MaxValue || n * unit < 1)
         {
-            throw new ArgumentException($"{option}: '{text}' is not a positive size (for example 500MB, 2GiB or 1048576).");
+            throw new InvalidInputException($"{option}: '{text}' is not a positive size (for example 500MB, 2GiB or 1048576).");
         }
         return (long)(n * unit);
     }

@@ -38,7 +38,7 @@ internal static class DemoCommand
                 var failed = new List<string>();
                 Run(ctx, dir, failed);
                 ctx.Out.WriteLine();
-                var linked = Graft.Linked.LinkedDemo.Run(ctx.Out);
+                var linked = LinkedDemo.Run(ctx.Out);
                 if (linked.ParameterCount != (16 * 32 * 9) + 32 || !(linked.WeightGradNorm > 0) || !double.IsFinite(linked.WeightGradNorm))
                 {
                     failed.Add($"linked layers: {linked.ParameterCount:N0} parameters (expected 4,640), gradient norm {linked.WeightGradNorm}");

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Graft.Checkpoints;
 using Graft.Transfer;
 
 namespace Graft.Cli.Commands;
@@ -38,16 +39,16 @@ internal sealed class PolicyOptions
     /// <summary>True when <c>--preserve-function</c> was given: the caller refuses plans that cannot keep the function.</summary>
     public bool PreserveFunction(ParseResult parse) => parse.GetValue(_preserveFunction);
 
-    /// <summary>The policy the command line asks for; bad words and rules throw <see cref="ArgumentException"/> (exit 2).</summary>
+    /// <summary>The policy the command line asks for; bad words and rules throw <see cref="InvalidInputException"/> (exit 2).</summary>
     public TransferPolicy Read(ParseResult parse)
     {
         var presetName = parse.GetValue(_preset);
         if (parse.GetValue(_preserveFunction) && presetName is not null)
         {
-            throw new ArgumentException("--preserve-function is a preset of its own; drop --preset.");
+            throw new InvalidInputException("--preserve-function is a preset of its own; drop --preset.");
         }
         var preset = parse.GetValue(_preserveFunction) ? Graft.Growth.PreserveFunction.Policy
-            : presetName is null ? TransferPolicy.Default : TransferPresets.Get(presetName);
+            : presetName is null ? TransferPolicy.Default : OptionText.Parse("--preset", presetName, TransferPresets.Get);
         return preset with
         {
             Strict = parse.GetValue(_strict) || preset.Strict,
@@ -59,13 +60,13 @@ internal sealed class PolicyOptions
             Head = Word(parse.GetValue(_head), preset.Head, "--head"),
             Rules = [
                 .. preset.Rules,
-                .. (parse.GetValue(_rules) ?? []).Select(TensorRule.Parse),
+                .. (parse.GetValue(_rules) ?? []).Select(r => OptionText.Parse("--rule", r, TensorRule.Parse)),
                 .. (parse.GetValue(_reinit) ?? []).Select(g => new TensorRule(g) { Reinit = true }),
                 .. (parse.GetValue(_skip) ?? []).Select(g => new TensorRule(g) { Skip = true }),
             ],
-            Renames = [.. preset.Renames, .. (parse.GetValue(_renames) ?? []).Select(RenameRule.Parse)],
+            Renames = [.. preset.Renames, .. (parse.GetValue(_renames) ?? []).Select(r => OptionText.Parse("--rename", r, RenameRule.Parse))],
             StructuralMatching = parse.GetValue(_structural) || preset.StructuralMatching,
-            Groups = [.. preset.Groups, .. (parse.GetValue(_groups) ?? []).Select(ChannelGroup.Parse)],
+            Groups = [.. preset.Groups, .. (parse.GetValue(_groups) ?? []).Select(g => OptionText.Parse("--group", g, ChannelGroup.Parse))],
             ImageSize = parse.GetValue(_imageSize) is { } image ? ParseImageSize(image) : preset.ImageSize,
         };
     }
@@ -78,7 +79,7 @@ internal sealed class PolicyOptions
         }
         catch (FormatException e)
         {
-            throw new ArgumentException($"--image-size: {e.Message}", e);
+            throw new InvalidInputException($"--image-size: {e.Message}", e);
         }
     }
 

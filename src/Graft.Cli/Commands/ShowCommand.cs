@@ -32,7 +32,7 @@ internal static class ShowCommand
             var otherName = parse.GetValue(compareTensor) ?? name;
             if (outPath == path || outPath == otherPath || CheckpointFile.IsSameFile(outPath, path) || (otherPath is not null && CheckpointFile.IsSameFile(outPath, otherPath)))
             {
-                throw new ArgumentException($"{outPath}: the image must not overwrite a checkpoint.");
+                throw new InvalidInputException($"{outPath}: the image must not overwrite a checkpoint.");
             }
             using var scope = NewDisposeScope();
             var first = Load(path, name);
@@ -41,7 +41,7 @@ internal static class ShowCommand
             int s = parse.GetValue(scale) ?? FilterGrid.AutoScale(side);
             if (s < 1 || s > 256)
             {
-                throw new ArgumentException($"--scale {s}: expected 1 to 256 pixels per kernel element.");
+                throw new InvalidInputException($"--scale {s}: expected 1 to 256 pixels per kernel element.");
             }
             var panels = new List<(Raster, string, string)> { Panel(path, name, first, s) };
             if (second is not null)
@@ -62,11 +62,15 @@ internal static class ShowCommand
         if (!reader.TryGetTensor(name, out var info))
         {
             var convs = reader.Tensors.Where(t => t.Shape.Rank >= 3).Select(t => t.Name).Take(12).ToList();
-            throw new ArgumentException($"{path}: no tensor '{name}'" + (convs.Count > 0 ? $"; convolution weights here: {string.Join(", ", convs)}." : "; it holds no convolution weights."));
+            throw new InvalidInputException($"{path}: no tensor '{name}'" + (convs.Count > 0 ? $"; convolution weights here: {string.Join(", ", convs)}." : "; it holds no convolution weights."));
         }
-        if (info.Shape.Rank < 3)
+        if (info.Shape.Rank < 3 || info.ByteLength == 0)
         {
-            throw new ArgumentException($"{path}: tensor '{name}' has shape {info.Shape}: not a convolution weight (out, in, k…), so it has no filters to show.");
+            throw new InvalidInputException($"{path}: tensor '{name}' has shape {info.Shape}: {(info.Shape.Rank < 3 ? "not a convolution weight (out, in, k…)" : "empty")}, so it has no filters to show.");
+        }
+        if (TensorBridge.ToScalarType(info.DType) is null)
+        {
+            throw new InvalidInputException($"{path}: tensor '{name}' is {info.DType}, which TorchSharp cannot hold, so Graft cannot draw it.");
         }
         return TensorBridge.Read(reader, info);
     }

@@ -36,7 +36,7 @@ internal static class TransferCommand
             if (reportPath is not null && (reportPath == outPath || CheckpointFile.IsSameFile(reportPath, src) || CheckpointFile.IsSameFile(reportPath, tpl)
                 || CheckpointFile.IsSameFile(reportPath, outPath)))
             {
-                throw new ArgumentException($"{reportPath}: the report must not overwrite the source, the template or the output.");
+                throw new InvalidInputException($"{reportPath}: the report must not overwrite the source, the template or the output.");
             }
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
             var result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.WeightTransfer.Files(src, tpl, outPath, policy,

@@ -1,3 +1,5 @@
+using Graft.Checkpoints;
+
 namespace Graft.Numerics;
 
 /// <summary>What <see cref="NumericsGuard"/> is told to do (environment variable <see cref="NumericsGuard.ModeVariable"/>).</summary>
@@ -109,7 +111,7 @@ public static class NumericsGuard
     /// Runs the guard once per process (later calls return the same report at once) and returns its report.
     /// </summary>
     /// <exception cref="NumericsException">libtorch's convolutions compute wrong values here and the workaround did not cure it.</exception>
-    /// <exception cref="ArgumentException"><see cref="ModeVariable"/> or <see cref="FaultVariable"/> has a value it does not know.</exception>
+    /// <exception cref="InvalidInputException"><see cref="ModeVariable"/> or <see cref="FaultVariable"/> has a value it does not know.</exception>
     public static NumericsGuardReport Ensure()
     {
         Interlocked.Increment(ref s_ensureCalls);
@@ -211,7 +213,7 @@ public static class NumericsGuard
         null or "" or "auto" => NumericsGuardMode.Auto,
         "on" or "1" or "true" => NumericsGuardMode.On,
         "off" or "0" or "false" => NumericsGuardMode.Off,
-        var v => throw new ArgumentException($"{ModeVariable}={v}: expected auto, on or off."),
+        var v => throw new InvalidInputException($"{ModeVariable}={v}: expected auto, on or off."),
     };
 
     internal static NumericsFault ReadFault() => Environment.GetEnvironmentVariable(FaultVariable)?.Trim().ToLowerInvariant() switch
@@ -219,7 +221,7 @@ public static class NumericsGuard
         null or "" or "none" => NumericsFault.None,
         "first" => NumericsFault.First,
         "always" => NumericsFault.Always,
-        var v => throw new ArgumentException($"{FaultVariable}={v}: expected first or always."),
+        var v => throw new InvalidInputException($"{FaultVariable}={v}: expected first or always."),
     };
 }
 

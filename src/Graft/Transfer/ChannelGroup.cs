@@ -1,3 +1,5 @@
+using Graft.Checkpoints;
+
 namespace Graft.Transfer;
 
 /// <summary>
@@ -30,13 +32,14 @@ public sealed record ChannelGroup(IReadOnlyList<string> Producers, IReadOnlyList
     /// Parses the CLI spelling <c>PRODUCER[,PRODUCER…]-&gt;CONSUMER[×BLOCK][,CONSUMER…]</c>, for example
     /// <c>layer1.conv,layer1.bn,layer2.conv-&gt;head×16</c> (<c>x</c> may stand for <c>×</c>).
     /// </summary>
+    /// <exception cref="InvalidInputException">The text has no producer or no single <c>-&gt;</c>.</exception>
     public static ChannelGroup Parse(string text)
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
         var parts = text.Split("->", StringSplitOptions.TrimEntries);
         if (parts.Length != 2 || parts[0].Length == 0)
         {
-            throw new ArgumentException($"Channel group '{text}' must read PRODUCER[,PRODUCER…]->CONSUMER[xBLOCK][,CONSUMER…].", nameof(text));
+            throw new InvalidInputException($"Channel group '{text}' must read PRODUCER[,PRODUCER…]->CONSUMER[xBLOCK][,CONSUMER…].");
         }
         var producers = parts[0].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         var consumers = parts[1].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(c =>

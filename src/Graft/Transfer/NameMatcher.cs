@@ -16,13 +16,14 @@ public sealed record RenameRule(string Pattern, string Replacement)
     /// Parses <c>PATTERN=REPLACEMENT</c> (the last <c>=</c> splits, so a pattern may hold <c>=</c> only when escaped
     /// as <c>\x3D</c>); the CLI's <c>--rename</c> uses this spelling.
     /// </summary>
+    /// <exception cref="InvalidInputException">The text has no <c>=</c> after a pattern.</exception>
     public static RenameRule Parse(string text)
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
         int eq = text.LastIndexOf('=');
         if (eq <= 0)
         {
-            throw new ArgumentException($"Rename rule '{text}' must read PATTERN=REPLACEMENT.", nameof(text));
+            throw new InvalidInputException($"Rename rule '{text}' must read PATTERN=REPLACEMENT.");
         }
         return new RenameRule(text[..eq], text[(eq + 1)..]);
     }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Graft.Checkpoints;
 
 using Graft.Transforms;
 
@@ -135,14 +136,15 @@ public sealed record TensorRule(string Pattern)
     /// <see cref="PolicyWords"/>, <c>true</c>/<c>false</c>, or a layout (<c>conv2d</c>, <c>conv2d/GROUPS</c>,
     /// <c>convtranspose2d</c>, <c>linear</c> …).
     /// </summary>
-    /// <exception cref="ArgumentException">The text is not a rule: its message names the text and what is wrong.</exception>
+    /// <exception cref="InvalidInputException">The text is not a rule: its message names the text and what is wrong (not the
+    /// option that carried it, which the caller adds).</exception>
     public static TensorRule Parse(string text)
     {
         ArgumentException.ThrowIfNullOrEmpty(text);
         int colon = text.LastIndexOf(':');
         if (colon <= 0 || colon == text.Length - 1)
         {
-            throw new ArgumentException($"--rule '{text}': expected GLOB:key=value[,key=value…].");
+            throw new InvalidInputException($"Tensor rule '{text}': expected GLOB:key=value[,key=value…].");
         }
         var rule = new TensorRule(text[..colon]);
         foreach (var part in text[(colon + 1)..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -163,9 +165,9 @@ public sealed record TensorRule(string Pattern)
                 "structural" => rule with { Structural = ParseBool(value, text) },
                 "grid" => rule with { Grid = ParseGrid(value, text) },
                 "source-grid" => rule with { SourceGrid = ParseGrid(value, text) },
-                "prefix" => rule with { PrefixTokens = int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 64 ? n : throw new ArgumentException($"--rule '{text}': prefix '{value}' is not a token count (0–64).") },
+                "prefix" => rule with { PrefixTokens = int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 64 ? n : throw new InvalidInputException($"Tensor rule '{text}': prefix '{value}' is not a token count (0–64).") },
                 "interpolation" => rule with { Interpolation = PolicyWords.Parse<PositionInterpolation>(value, "interpolation") },
-                _ => throw new ArgumentException($"--rule '{text}': unknown key '{kv[0]}' ({string.Join(", ", Keys)})."),
+                _ => throw new InvalidInputException($"Tensor rule '{text}': unknown key '{kv[0]}' ({string.Join(", ", Keys)})."),
             };
         }
         return rule;
@@ -179,12 +181,12 @@ public sealed record TensorRule(string Pattern)
         }
         catch (FormatException e)
         {
-            throw new ArgumentException($"--rule '{text}': {e.Message}", e);
+            throw new InvalidInputException($"Tensor rule '{text}': {e.Message}", e);
         }
     }
 
     private static bool ParseBool(string value, string text) =>
-        bool.TryParse(value, out var b) ? b : throw new ArgumentException($"--rule '{text}': '{value}' is not true or false.");
+        bool.TryParse(value, out var b) ? b : throw new InvalidInputException($"Tensor rule '{text}': '{value}' is not true or false.");
 
     private static Layout ParseLayout(string value, string text)
     {
@@ -192,7 +194,7 @@ public sealed record TensorRule(string Pattern)
         int groups = 1;
         if (parts.Length > 2 || (parts.Length == 2 && (!int.TryParse(parts[1], out groups) || groups < 1)))
         {
-            throw new ArgumentException($"--rule '{text}': layout '{value}' should look like conv2d, conv2d/GROUPS, convtranspose2d or linear.");
+            throw new InvalidInputException($"Tensor rule '{text}': layout '{value}' should look like conv2d, conv2d/GROUPS, convtranspose2d or linear.");
         }
         return parts[0] switch
         {
@@ -203,7 +205,7 @@ public sealed record TensorRule(string Pattern)
             "convtranspose2d" => Graft.Layout.ConvTranspose(2, groups),
             "convtranspose3d" => Graft.Layout.ConvTranspose(3, groups),
             "linear" => Graft.Layout.Linear,
-            _ => throw new ArgumentException($"--rule '{text}': unknown layout '{parts[0]}' (conv1d…3d, convtranspose1d…3d, linear)."),
+            _ => throw new InvalidInputException($"Tensor rule '{text}': unknown layout '{parts[0]}' (conv1d…3d, convtranspose1d…3d, linear)."),
         };
     }
 }
@@ -221,7 +223,7 @@ public static class PolicyWords
     /// <summary>Reads a policy word, case-insensitively.</summary>
     /// <param name="text">The word.</param>
     /// <param name="what">Names the option or key in the error message.</param>
-    /// <exception cref="ArgumentException">Not one of the words; the message lists them.</exception>
+    /// <exception cref="InvalidInputException">Not one of the words; the message lists them.</exception>
     public static T Parse<T>(string text, string what) where T : struct, Enum
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -232,7 +234,7 @@ public static class PolicyWords
                 return v;
             }
         }
-        throw new ArgumentException($"{what}: '{text}' is not one of {string.Join(", ", Enum.GetValues<T>().Select(Word))}.");
+        throw new InvalidInputException($"{what}: '{text}' is not one of {string.Join(", ", Enum.GetValues<T>().Select(Word))}.");
     }
 }
 
@@ -360,7 +362,7 @@ public static class TransferPresets
     public static IReadOnlyList<string> Names { get; } = ["default", "timm", "keep-function"];
 
     /// <summary>A preset by name (case-insensitive; <c>timm-load-pretrained</c> and <c>keep_function</c> spellings too).</summary>
-    /// <exception cref="ArgumentException">No preset of that name; the message lists the names.</exception>
+    /// <exception cref="InvalidInputException">No preset of that name; the message lists the names.</exception>
     public static TransferPolicy Get(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -369,7 +371,7 @@ public static class TransferPresets
             "default" => Default,
             "timm" or "timm-load-pretrained" => TimmLoadPretrained,
             "keep-function" or "function" or "preserve-function" => KeepFunction,
-            _ => throw new ArgumentException($"Unknown preset '{name}'; known: {string.Join(", ", Names)}.", nameof(name)),
+            _ => throw new InvalidInputException($"Unknown preset '{name}'; known: {string.Join(", ", Names)}."),
         };
     }
 }

@@ -127,7 +127,11 @@ public static class WeightTransfer
     /// template are opened read-only; on any failure nothing is left at the output path. For a sharded output,
     /// <c>maxShardBytes</c> sets the most tensor bytes per shard (default 5 GB, as transformers).
     /// </summary>
-    /// <exception cref="ArgumentException">The output would replace an input's file, or a shard size is given for an output that is not sharded.</exception>
+    /// <exception cref="InvalidInputException">The output would replace an input's file or is no regular file, its format
+    /// is unknown or cannot hold a tensor, an ONNX output has no ONNX template, or a shard size is given for an output
+    /// that is not sharded.</exception>
+    /// <exception cref="TransferPlanException">A rule or rename cannot be applied (a planned refusal).</exception>
+    /// <exception cref="TransferStrictException">The policy is strict, or <paramref name="refuse"/> objects, and the transfer would be incomplete.</exception>
     public static TransferReport Files(string sourcePath, string templatePath, string outputPath, TransferPolicy? policy = null,
         IProgress<TransferProgress>? progress = null, string? outputFormat = null, string? sourceFormat = null, string? templateFormat = null,
         Func<TransferPlan, IReadOnlyList<string>>? refuse = null, long? maxShardBytes = null)
@@ -159,7 +163,7 @@ public static class WeightTransfer
                 // An ONNX model is a graph with weights: the output is the template's graph with its initializers replaced.
                 if (template.Format != format.Name)
                 {
-                    throw new ArgumentException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
+                    throw new InvalidInputException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
                 }
                 Graft.Checkpoints.Onnx.OnnxWriter.ReplaceInitializers(templatePath, outputPath, WithProgress(run.Outputs, progress));
             }

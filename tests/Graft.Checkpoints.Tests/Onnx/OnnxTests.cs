@@ -322,11 +322,11 @@ print(json.dumps({i.name: hashlib.sha256(numpy_helper.to_array(i).tobytes()).hex
     }
 
     [Fact]
-    public void ReplaceInitializers_KeptExternalElsewhere_ThrowsArgument()
+    public void ReplaceInitializers_KeptExternalElsewhere_ThrowsInvalidInput()
     {
         var source = Copy("external.onnx");
         var other = Directory.CreateDirectory(_dir.File("other")).FullName;
-        Assert.Throws<ArgumentException>(() => OnnxWriter.ReplaceInitializers(source, Path.Combine(other, "o.onnx"), []));
+        Assert.Throws<InvalidInputException>(() => OnnxWriter.ReplaceInitializers(source, Path.Combine(other, "o.onnx"), []));
     }
 }
 

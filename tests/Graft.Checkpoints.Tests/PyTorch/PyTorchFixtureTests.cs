@@ -73,9 +73,9 @@ public sealed class PyTorchFixtureTests
     }
 
     [Fact]
-    public void Open_WithUnknownKeyPath_ThrowsArgumentExceptionListingCandidates()
+    public void Open_WithUnknownKeyPath_ThrowsInvalidInputListingCandidates()
     {
-        var e = Assert.Throws<ArgumentException>(() => PyTorchReader.Open(Path.Combine(Fixtures.PyTorch, "two_dicts.pt"), "nope"));
+        var e = Assert.Throws<InvalidInputException>(() => PyTorchReader.Open(Path.Combine(Fixtures.PyTorch, "two_dicts.pt"), "nope"));
         Assert.Contains("'model'", e.Message, StringComparison.Ordinal);
         Assert.Contains("'ema'", e.Message, StringComparison.Ordinal);
     }

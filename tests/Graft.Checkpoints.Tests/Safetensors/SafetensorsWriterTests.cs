@@ -207,7 +207,7 @@ public sealed class SafetensorsWriterTests : IDisposable
     [Fact]
     public void WriteTo_TensorNamedMetadataKey_ThrowsArgumentException()
     {
-        Assert.Throws<ArgumentException>(() => Image([P("__metadata__", DType.U8, new Shape(1))]));
+        Assert.Throws<InvalidInputException>(() => Image([P("__metadata__", DType.U8, new Shape(1))]));
     }
 
     [Fact]

@@ -118,13 +118,13 @@ public sealed class ShardedSafetensorsTests : IDisposable
         ShardedSafetensorsWriter.Write(index, [P("a", 10), P("b", 10)], null, maxShardBytes: 40);
         using var shard = CheckpointFile.Open(_dir.File("model-00001-of-00002.safetensors"));
         var format = CheckpointFile.GetFormat("safetensors-sharded");
-        var ex = Assert.Throws<ArgumentException>(() => CheckpointFile.EnsureOutputSparesInputs(index, format, (shard, "input")));
+        var ex = Assert.Throws<InvalidInputException>(() => CheckpointFile.EnsureOutputSparesInputs(index, format, (shard, "input")));
         Assert.Contains("model-00001-of-00002.safetensors", ex.Message);
         Assert.Contains("never modifies its inputs", ex.Message);
         // The whole sharded checkpoint as input, written to another index in the same folder: nothing shared, accepted.
         using var whole = CheckpointFile.Open(index);
         CheckpointFile.EnsureOutputSparesInputs(_dir.File("copy.safetensors.index.json"), format, (whole, "input"));
-        Assert.Throws<ArgumentException>(() => CheckpointFile.EnsureOutputSparesInputs(index, format, (whole, "input")));
+        Assert.Throws<InvalidInputException>(() => CheckpointFile.EnsureOutputSparesInputs(index, format, (whole, "input")));
     }
 
     private sealed class Failing(string name) : TensorPayload(name, DType.U8, new Shape(8))
@@ -181,7 +181,7 @@ public sealed class ShardedSafetensorsTests : IDisposable
 
     [Fact]
     public void Write_BadIndexName_ThrowsArgument() =>
-        Assert.Throws<ArgumentException>(() => ShardedSafetensorsWriter.Write(_dir.File("model.json"), [P("a", 1)], null, 100));
+        Assert.Throws<InvalidInputException>(() => ShardedSafetensorsWriter.Write(_dir.File("model.json"), [P("a", 1)], null, 100));
 
     [Fact]
     public void CheckpointFile_IndexExtension_UsesDefaultShardSize()

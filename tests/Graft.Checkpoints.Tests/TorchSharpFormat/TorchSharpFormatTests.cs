@@ -125,9 +125,9 @@ public sealed class TorchSharpReaderTests : IDisposable
     }
 
     [Fact]
-    public void Write_UnsupportedDType_ThrowsNotSupported()
+    public void Write_UnsupportedDType_ThrowsInvalidInput()
     {
-        var ex = Assert.Throws<NotSupportedException>(() => TorchSharpWriter.Write(_dir.File("u.dat"),
+        var ex = Assert.Throws<InvalidInputException>(() => TorchSharpWriter.Write(_dir.File("u.dat"),
             [TensorPayload.FromBytes("u16", DType.U16, new Shape(1), new byte[2])]));
         Assert.Contains("'u16'", ex.Message, StringComparison.Ordinal);
         Assert.False(File.Exists(_dir.File("u.dat")));

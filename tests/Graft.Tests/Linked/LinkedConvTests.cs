@@ -1,3 +1,4 @@
+using Graft.Demo;
 using Graft.Linked;
 using Graft.Transforms;
 using TorchSharp;

@@ -156,7 +156,7 @@ public sealed class NumericsGuardTests
         try
         {
             Environment.SetEnvironmentVariable(NumericsGuard.ModeVariable, "sometimes");
-            var e = Assert.Throws<ArgumentException>(() => NumericsGuard.ReadMode());
+            var e = Assert.Throws<Graft.Checkpoints.InvalidInputException>(() => NumericsGuard.ReadMode());
             Assert.Contains(NumericsGuard.ModeVariable, e.Message, StringComparison.Ordinal);
             Environment.SetEnvironmentVariable(NumericsGuard.ModeVariable, " On ");
             Assert.Equal(NumericsGuardMode.On, NumericsGuard.ReadMode());

@@ -12,7 +12,7 @@ public class TransferPresetsTests
     {
         Assert.Same(TransferPresets.TimmLoadPretrained, TransferPresets.Get("timm"));
         Assert.Same(TransferPresets.KeepFunction, TransferPresets.Get("Keep_Function"));
-        var ex = Assert.Throws<ArgumentException>(() => TransferPresets.Get("nope"));
+        var ex = Assert.Throws<Graft.Checkpoints.InvalidInputException>(() => TransferPresets.Get("nope"));
         Assert.Contains("keep-function", ex.Message);
     }
 

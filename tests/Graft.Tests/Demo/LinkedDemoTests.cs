@@ -1,6 +1,6 @@
-using Graft.Linked;
+using Graft.Demo;
 
-namespace Graft.Tests.Linked;
+namespace Graft.Tests.Demo;
 
 public class LinkedDemoTests
 {

@@ -1,10 +1,11 @@
 using System.Globalization;
+using Graft.Linked;
 using Graft.Transforms;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Graft.Linked;
+namespace Graft.Demo;
 
 /// <summary>What <see cref="LinkedDemo.Run"/> measured, for the CLI to render and tests to check.</summary>
 /// <param name="ParameterCount">Elements in the model's <c>parameters()</c>: conv_1's alone.</param>

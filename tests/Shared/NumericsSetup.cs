@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using Graft.Numerics;
 
-namespace Graft.Tests;
+namespace Graft.TestSupport;
 
 /// <summary>
 /// What an application that trains TorchSharp models does at start-up, and what these tests do: run Graft's numerics guard

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Issue 15's two jobs from PyTorch files, Graft next to PyTorch and the durable-copy floor, same machine, same run:
+#   job A  ~512 MB .pt (5 ResNet-50s) copied through to safetensors: graft convert BIG.pt OUT.safetensors;
+#          PyTorch torch.save(torch.load(BIG.pt)); floor: cp + sync of the file (Graft's writes are fsync'd).
+#   job B  ResNet-50 .pt -> 1-channel stem (sum over inputs), 10-class head (new):
+#          graft transfer R50.pt --into TEMPLATE.safetensors --out OUT.safetensors;
+#          PyTorch as timm: torch.load, conv1 summed over its inputs, a fresh nn.Linear(2048, 10), torch.save.
+# Whole commands (process start, imports), wall time and peak RSS from /usr/bin/time, medians over the runs.
+# Usage: bench/compare/pt-jobs.sh [runs]     (PYTHON=/path/to/python3 with torch)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+runs="${1:-3}"
+python="${PYTHON:-/usr/bin/python3}"
+work="$(mktemp -d -p "${GRAFT_BENCH_DIR:-${TMPDIR:-/tmp}}")"; trap 'rm -rf "$work"' EXIT
+. bench/compare/lib.sh
+need_torch "$python"
+build_graft
+graft() { "$work/cli/graft" "$@"; }
+bench() { dotnet "$work/bench/Graft.Benchmarks.dll" "$@"; }
+cat > "$work/adapt.py" <<'PY'
+import sys, torch
+sd = torch.load(sys.argv[1], map_location="cpu")
+w = sd["conv1.weight"]
+sd["conv1.weight"] = w.float().sum(dim=1, keepdim=True).to(w.dtype)
+head = torch.nn.Linear(2048, 10)
+sd["fc.weight"], sd["fc.bias"] = head.weight.detach(), head.bias.detach()
+torch.save(sd, sys.argv[2])
+PY
+cat > "$work/copy.py" <<'PY'
+import sys, torch
+torch.save(torch.load(sys.argv[1], map_location="cpu"), sys.argv[2])
+PY
+echo "== making inputs in $work"
+bench make-resnet50 "$work/r50.safetensors" 3 1000 >/dev/null
+bench make-resnet50 "$work/tpl.safetensors" 1 10 >/dev/null
+graft convert "$work/r50.safetensors" "$work/r50.pt" >/dev/null
+bench make-stacked "$work/big.safetensors" 5 >/dev/null
+graft convert "$work/big.safetensors" "$work/big.pt" >/dev/null
+rm -f "$work/big.safetensors"
+sync
+run() {
+  local job="$1" tool="$2"; shift 2
+  rm -rf "$work/out"; mkdir -p "$work/out"; sync
+  measure "$@" >> "$work/$job.$tool"
+  rm -rf "$work/out"
+}
+for i in $(seq "$runs"); do
+  echo "== run $i of $runs"
+  run A cpsync  sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/big.pt" "$work/out/big.pt"
+  run A graft   "$work/cli/graft" convert "$work/big.pt" "$work/out/big.safetensors"
+  run A pytorch "$python" "$work/copy.py" "$work/big.pt" "$work/out/big.pt"
+  run B graft   "$work/cli/graft" transfer "$work/r50.pt" --into "$work/tpl.safetensors" --out "$work/out/r50.safetensors"
+  run B pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt"
+done
+t() { cut -d' ' -f1 "$work/$1.$2" | median; }
+m() { echo $(( $(cut -d' ' -f2 "$work/$1.$2" | median) / 1024 )); }
+echo
+echo "$(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), .NET $(dotnet --version), PyTorch $("$python" -c 'import torch; print(torch.__version__)');" \
+  "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $runs runs, medians; big.pt $(du -m --apparent-size "$work/big.pt" | cut -f1) MiB"
+for job in A B; do
+  for tool in cpsync graft pytorch; do
+    [ -e "$work/$job.$tool" ] || continue
+    printf '%s %-8s %7.2f s %6d MiB\n' "$job" "$tool" "$(t $job $tool)" "$(m $job $tool)"
+  done
+done
+awk -v g="$(t A graft)" -v c="$(t A cpsync)" -v p="$(t A pytorch)" -v gm="$(m A graft)" -v pm="$(m A pytorch)" 'BEGIN {
+  printf "job A: %.2fx cp+sync (target <= 1.5), %.1fx faster than PyTorch (>= 4), peak %.2f of PyTorch'"'"'s (<= 0.25)\n", g/c, p/g, gm/pm }'
+awk -v g="$(t B graft)" -v p="$(t B pytorch)" -v gm="$(m B graft)" -v pm="$(m B pytorch)" 'BEGIN {
+  printf "job B: %.1fx faster than PyTorch (>= 4), peak %.2f of PyTorch'"'"'s (<= 0.25)\n", p/g, gm/pm }'

@@ -26,7 +26,7 @@ head = torch.nn.Linear(2048, 10)
 sd["fc.weight"], sd["fc.bias"] = head.weight.detach(), head.bias.detach()
 torch.save(sd, sys.argv[2])
 PY
-cat > "$work/copy.py" <<'PY'
+cat > "$work/torch_copy.py" <<'PY'
 import sys, torch
 torch.save(torch.load(sys.argv[1], map_location="cpu"), sys.argv[2])
 PY
@@ -48,7 +48,7 @@ for i in $(seq "$runs"); do
   echo "== run $i of $runs"
   run A cpsync  sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/big.pt" "$work/out/big.pt"
   run A graft   "$work/cli/graft" convert "$work/big.pt" "$work/out/big.safetensors"
-  run A pytorch "$python" "$work/copy.py" "$work/big.pt" "$work/out/big.pt"
+  run A pytorch "$python" "$work/torch_copy.py" "$work/big.pt" "$work/out/big.pt"
   run B graft   "$work/cli/graft" transfer "$work/r50.pt" --into "$work/tpl.safetensors" --out "$work/out/r50.safetensors"
   run B pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt"
 done

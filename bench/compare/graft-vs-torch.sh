@@ -25,25 +25,7 @@ build_graft
 graft() { "$work/cli/graft" "$@"; }
 bench() { dotnet "$work/bench/Graft.Benchmarks.dll" "$@"; }
 
-cat > "$work/adapt.py" <<'PY'
-import sys, torch
-sd = torch.load(sys.argv[1], map_location="cpu")
-w = sd["conv1.weight"]
-sd["conv1.weight"] = w.float().sum(dim=1, keepdim=True).to(w.dtype)  # timm adapt_input_conv, in_chans=1
-head = torch.nn.Linear(2048, 5)  # timm drops a classifier of another class count; the new model's own init stays
-sd["fc.weight"], sd["fc.bias"] = head.weight.detach(), head.bias.detach()
-torch.save(sd, sys.argv[2])
-PY
-cat > "$work/torch_copy.py" <<'PY'
-import os, sys, torch
-src, dst = sys.argv[1], sys.argv[2]
-if os.path.isdir(src):  # shard by shard, one in memory at a time
-    os.makedirs(dst, exist_ok=True)
-    for name in sorted(os.listdir(src)):
-        sd = torch.load(os.path.join(src, name), map_location="cpu"); torch.save(sd, os.path.join(dst, name)); del sd
-else:
-    torch.save(torch.load(src, map_location="cpu"), dst)
-PY
+write_torch_scripts
 
 echo "== making inputs in $work"
 bench make-resnet50 "$work/r50.safetensors" 3 1000 >/dev/null
@@ -74,7 +56,7 @@ for i in $(seq "$runs"); do
   echo "== run $i of $runs"
   run 1 cp      cp "$work/r50.safetensors" "$work/out/r50.safetensors"
   run 1 graft   "$work/cli/graft" transfer "$work/r50.safetensors" --into "$work/r50-1ch-5cls.safetensors" --out "$work/out/r50.safetensors"
-  run 1 pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt"
+  run 1 pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt" 5
   run 2 cp      cp "$work/big.safetensors" "$work/out/big.safetensors"
   run 2 cpsync  sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/big.safetensors" "$work/out/big.safetensors"
   run 2 graft   "$work/cli/graft" convert "$work/big.safetensors" "$work/out/big.safetensors"

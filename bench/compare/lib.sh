@@ -25,3 +25,28 @@ median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 need_torch() {
   "$1" -c 'import torch' 2>/dev/null || { echo "$1 cannot import torch (sudo tests/fixtures/install-python-torch.sh)" >&2; exit 1; }
 }
+
+# write_torch_scripts: the PyTorch peers, into $work: adapt.py SRC DST CLASSES (as timm adapts pretrained weights:
+# torch.load, conv1 summed over its inputs, a fresh nn.Linear(2048, CLASSES) head, torch.save) and torch_copy.py SRC DST
+# (torch.save(torch.load(SRC)); a folder shard by shard, one in memory at a time).
+write_torch_scripts() {
+  cat > "$work/adapt.py" <<'PY'
+import sys, torch
+sd = torch.load(sys.argv[1], map_location="cpu")
+w = sd["conv1.weight"]
+sd["conv1.weight"] = w.float().sum(dim=1, keepdim=True).to(w.dtype)  # timm adapt_input_conv, in_chans=1
+head = torch.nn.Linear(2048, int(sys.argv[3]))  # timm drops a classifier of another class count; the new model's own init stays
+sd["fc.weight"], sd["fc.bias"] = head.weight.detach(), head.bias.detach()
+torch.save(sd, sys.argv[2])
+PY
+  cat > "$work/torch_copy.py" <<'PY'
+import os, sys, torch
+src, dst = sys.argv[1], sys.argv[2]
+if os.path.isdir(src):  # shard by shard, one in memory at a time
+    os.makedirs(dst, exist_ok=True)
+    for name in sorted(os.listdir(src)):
+        sd = torch.load(os.path.join(src, name), map_location="cpu"); torch.save(sd, os.path.join(dst, name)); del sd
+else:
+    torch.save(torch.load(src, map_location="cpu"), dst)
+PY
+}

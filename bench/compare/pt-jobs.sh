@@ -17,19 +17,7 @@ need_torch "$python"
 build_graft
 graft() { "$work/cli/graft" "$@"; }
 bench() { dotnet "$work/bench/Graft.Benchmarks.dll" "$@"; }
-cat > "$work/adapt.py" <<'PY'
-import sys, torch
-sd = torch.load(sys.argv[1], map_location="cpu")
-w = sd["conv1.weight"]
-sd["conv1.weight"] = w.float().sum(dim=1, keepdim=True).to(w.dtype)
-head = torch.nn.Linear(2048, 10)
-sd["fc.weight"], sd["fc.bias"] = head.weight.detach(), head.bias.detach()
-torch.save(sd, sys.argv[2])
-PY
-cat > "$work/torch_copy.py" <<'PY'
-import sys, torch
-torch.save(torch.load(sys.argv[1], map_location="cpu"), sys.argv[2])
-PY
+write_torch_scripts
 echo "== making inputs in $work"
 bench make-resnet50 "$work/r50.safetensors" 3 1000 >/dev/null
 bench make-resnet50 "$work/tpl.safetensors" 1 10 >/dev/null
@@ -50,7 +38,7 @@ for i in $(seq "$runs"); do
   run A graft   "$work/cli/graft" convert "$work/big.pt" "$work/out/big.safetensors"
   run A pytorch "$python" "$work/torch_copy.py" "$work/big.pt" "$work/out/big.pt"
   run B graft   "$work/cli/graft" transfer "$work/r50.pt" --into "$work/tpl.safetensors" --out "$work/out/r50.safetensors"
-  run B pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt"
+  run B pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt" 10
 done
 t() { cut -d' ' -f1 "$work/$1.$2" | median; }
 m() { echo $(( $(cut -d' ' -f2 "$work/$1.$2" | median) / 1024 )); }

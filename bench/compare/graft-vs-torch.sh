@@ -22,8 +22,6 @@ work="$(mktemp -d -p "${GRAFT_BENCH_DIR:-${TMPDIR:-/tmp}}")"; trap 'rm -rf "$wor
 . bench/compare/lib.sh
 need_torch "$python"
 build_graft
-graft() { "$work/cli/graft" "$@"; }
-bench() { dotnet "$work/bench/Graft.Benchmarks.dll" "$@"; }
 
 write_torch_scripts
 
@@ -45,39 +43,30 @@ else
 fi
 sync
 
-# run JOB TOOL CMD...: one measurement, appended to $work/JOB.TOOL; outputs are removed first and after.
-run() {
-  local job="$1" tool="$2"; shift 2
-  rm -rf "$work/out"; mkdir -p "$work/out"; sync
-  measure "$@" >> "$work/$job.$tool"
-  rm -rf "$work/out"
-}
 for i in $(seq "$runs"); do
   echo "== run $i of $runs"
-  run 1 cp      cp "$work/r50.safetensors" "$work/out/r50.safetensors"
-  run 1 graft   "$work/cli/graft" transfer "$work/r50.safetensors" --into "$work/r50-1ch-5cls.safetensors" --out "$work/out/r50.safetensors"
-  run 1 pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt" 5
-  run 2 cp      cp "$work/big.safetensors" "$work/out/big.safetensors"
-  run 2 cpsync  sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/big.safetensors" "$work/out/big.safetensors"
-  run 2 graft   "$work/cli/graft" convert "$work/big.safetensors" "$work/out/big.safetensors"
-  run 2 pytorch "$python" "$work/torch_copy.py" "$work/big.pt" "$work/out/big.pt"
+  run_job 1 cp      cp "$work/r50.safetensors" "$work/out/r50.safetensors"
+  run_job 1 graft   "$work/cli/graft" transfer "$work/r50.safetensors" --into "$work/r50-1ch-5cls.safetensors" --out "$work/out/r50.safetensors"
+  run_job 1 pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt" 5
+  run_job 2 cp      cp "$work/big.safetensors" "$work/out/big.safetensors"
+  run_job 2 cpsync  sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/big.safetensors" "$work/out/big.safetensors"
+  run_job 2 graft   "$work/cli/graft" convert "$work/big.safetensors" "$work/out/big.safetensors"
+  run_job 2 pytorch "$python" "$work/torch_copy.py" "$work/big.pt" "$work/out/big.pt"
   if [ "$sharded" = 1 ]; then
-    run 3 cp      cp -r "$work/shards" "$work/out/shards"
-    run 3 graft   "$work/cli/graft" convert "$work/shards/model.safetensors.index.json" "$work/out/model.safetensors.index.json"
-    run 3 pytorch "$python" "$work/torch_copy.py" "$work/shards-pt" "$work/out/shards-pt"
+    run_job 3 cp      cp -r "$work/shards" "$work/out/shards"
+    run_job 3 graft   "$work/cli/graft" convert "$work/shards/model.safetensors.index.json" "$work/out/model.safetensors.index.json"
+    run_job 3 pytorch "$python" "$work/torch_copy.py" "$work/shards-pt" "$work/out/shards-pt"
   fi
 done
 
-t() { cut -d' ' -f1 "$work/$1.$2" | median; }
-m() { echo $(( $(cut -d' ' -f2 "$work/$1.$2" | median) / 1024 )); }
 mb() { du -sm --apparent-size "$1" | cut -f1; }  # MiB
 echo
 echo "$(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME"), .NET $(dotnet --version)," \
   "PyTorch $("$python" -c 'import torch; print(torch.__version__)'); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $runs runs, medians"
 printf '%-42s %-8s %8s %9s %9s %9s %9s\n' job tool "time s" "peak MiB" "time/cp" "torch/gr" "gr/torch"
 row() { # JOB LABEL TOOL
-  local tt mm; tt=$(t "$1" "$3"); mm=$(m "$1" "$3")
-  awk -v label="$2" -v tool="$3" -v tt="$tt" -v mm="$mm" -v cp="$(t "$1" cp)" -v pt="$(t "$1" pytorch)" -v pm="$(m "$1" pytorch)" 'BEGIN {
+  local tt mm; tt=$(job_time "$1" "$3"); mm=$(job_peak "$1" "$3")
+  awk -v label="$2" -v tool="$3" -v tt="$tt" -v mm="$mm" -v cp="$(job_time "$1" cp)" -v pt="$(job_time "$1" pytorch)" -v pm="$(job_peak "$1" pytorch)" 'BEGIN {
     r1 = sprintf("%.1fx", tt / (cp > 0.005 ? cp : 0.005))
     r2 = tool == "graft" ? sprintf("%.1fx", pt / tt) : ""; r3 = tool == "graft" ? sprintf("%.2fx", mm / pm) : ""
     printf "%-42s %-8s %8.2f %9d %9s %9s %9s\n", label, tool, tt, mm, r1, r2, r3 }'
@@ -96,12 +85,12 @@ echo "targets:"
 verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN { ok = op == "<=" ? v <= lim : v >= lim; printf "%s", ok ? "met" : "MISSED" }'; }
 for j in 1 2 3; do
   [ -e "$work/$j.graft" ] || continue
-  speed=$(awk -v a="$(t "$j" pytorch)" -v b="$(t "$j" graft)" 'BEGIN { printf "%.2f", a / b }')
-  mem=$(awk -v a="$(m "$j" graft)" -v b="$(m "$j" pytorch)" 'BEGIN { printf "%.3f", a / b }')
+  speed=$(awk -v a="$(job_time "$j" pytorch)" -v b="$(job_time "$j" graft)" 'BEGIN { printf "%.2f", a / b }')
+  mem=$(awk -v a="$(job_peak "$j" graft)" -v b="$(job_peak "$j" pytorch)" 'BEGIN { printf "%.3f", a / b }')
   echo "  job $j: >= 4x faster than PyTorch: ${speed}x $(verdict "$speed" 4 ">="); <= 1/4 of its peak memory: ${mem} $(verdict "$mem" 0.25 "<=")"
 done
-r2=$(awk -v a="$(t 2 graft)" -v b="$(t 2 cp)" 'BEGIN { printf "%.2f", a / b }')
+r2=$(awk -v a="$(job_time 2 graft)" -v b="$(job_time 2 cp)" 'BEGIN { printf "%.2f", a / b }')
 echo "  job 2: <= 2x the cp floor: ${r2}x $(verdict "$r2" 2 "<=")"
 if [ "$sharded" = 1 ]; then
-  echo "  job 3: peak <= 512 MB: $(m 3 graft) MB $(verdict "$(m 3 graft)" 512 "<=")"
+  echo "  job 3: peak <= 512 MB: $(job_peak 3 graft) MB $(verdict "$(job_peak 3 graft)" 512 "<=")"
 fi

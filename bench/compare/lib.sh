@@ -50,3 +50,19 @@ else:
     torch.save(torch.load(src, map_location="cpu"), dst)
 PY
 }
+
+# The built tools of build_graft, by name.
+graft() { "$work/cli/graft" "$@"; }
+bench() { dotnet "$work/bench/Graft.Benchmarks.dll" "$@"; }
+
+# run_job JOB TOOL CMD...: one measurement, appended to $work/JOB.TOOL; $work/out is emptied first and removed after.
+run_job() {
+  local job="$1" tool="$2"; shift 2
+  rm -rf "$work/out"; mkdir -p "$work/out"; sync
+  measure "$@" >> "$work/$job.$tool"
+  rm -rf "$work/out"
+}
+
+# job_time JOB TOOL / job_peak JOB TOOL: the median wall time (s) and peak memory (MiB) of run_job's measurements.
+job_time() { cut -d' ' -f1 "$work/$1.$2" | median; }
+job_peak() { echo $(( $(cut -d' ' -f2 "$work/$1.$2" | median) / 1024 )); }

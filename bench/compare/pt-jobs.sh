@@ -15,8 +15,6 @@ work="$(mktemp -d -p "${GRAFT_BENCH_DIR:-${TMPDIR:-/tmp}}")"; trap 'rm -rf "$wor
 . bench/compare/lib.sh
 need_torch "$python"
 build_graft
-graft() { "$work/cli/graft" "$@"; }
-bench() { dotnet "$work/bench/Graft.Benchmarks.dll" "$@"; }
 write_torch_scripts
 echo "== making inputs in $work"
 bench make-resnet50 "$work/r50.safetensors" 3 1000 >/dev/null
@@ -26,32 +24,24 @@ bench make-stacked "$work/big.safetensors" 5 >/dev/null
 graft convert "$work/big.safetensors" "$work/big.pt" >/dev/null
 rm -f "$work/big.safetensors"
 sync
-run() {
-  local job="$1" tool="$2"; shift 2
-  rm -rf "$work/out"; mkdir -p "$work/out"; sync
-  measure "$@" >> "$work/$job.$tool"
-  rm -rf "$work/out"
-}
 for i in $(seq "$runs"); do
   echo "== run $i of $runs"
-  run A cpsync  sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/big.pt" "$work/out/big.pt"
-  run A graft   "$work/cli/graft" convert "$work/big.pt" "$work/out/big.safetensors"
-  run A pytorch "$python" "$work/torch_copy.py" "$work/big.pt" "$work/out/big.pt"
-  run B graft   "$work/cli/graft" transfer "$work/r50.pt" --into "$work/tpl.safetensors" --out "$work/out/r50.safetensors"
-  run B pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt" 10
+  run_job A cpsync  sh -c 'cp "$1" "$2" && sync "$2"' sh "$work/big.pt" "$work/out/big.pt"
+  run_job A graft   "$work/cli/graft" convert "$work/big.pt" "$work/out/big.safetensors"
+  run_job A pytorch "$python" "$work/torch_copy.py" "$work/big.pt" "$work/out/big.pt"
+  run_job B graft   "$work/cli/graft" transfer "$work/r50.pt" --into "$work/tpl.safetensors" --out "$work/out/r50.safetensors"
+  run_job B pytorch "$python" "$work/adapt.py" "$work/r50.pt" "$work/out/r50.pt" 10
 done
-t() { cut -d' ' -f1 "$work/$1.$2" | median; }
-m() { echo $(( $(cut -d' ' -f2 "$work/$1.$2" | median) / 1024 )); }
 echo
 echo "$(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), .NET $(dotnet --version), PyTorch $("$python" -c 'import torch; print(torch.__version__)');" \
   "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); $runs runs, medians; big.pt $(du -m --apparent-size "$work/big.pt" | cut -f1) MiB"
 for job in A B; do
   for tool in cpsync graft pytorch; do
     [ -e "$work/$job.$tool" ] || continue
-    printf '%s %-8s %7.2f s %6d MiB\n' "$job" "$tool" "$(t $job $tool)" "$(m $job $tool)"
+    printf '%s %-8s %7.2f s %6d MiB\n' "$job" "$tool" "$(job_time $job $tool)" "$(job_peak $job $tool)"
   done
 done
-awk -v g="$(t A graft)" -v c="$(t A cpsync)" -v p="$(t A pytorch)" -v gm="$(m A graft)" -v pm="$(m A pytorch)" 'BEGIN {
+awk -v g="$(job_time A graft)" -v c="$(job_time A cpsync)" -v p="$(job_time A pytorch)" -v gm="$(job_peak A graft)" -v pm="$(job_peak A pytorch)" 'BEGIN {
   printf "job A: %.2fx cp+sync (target <= 1.5), %.1fx faster than PyTorch (>= 4), peak %.2f of PyTorch'"'"'s (<= 0.25)\n", g/c, p/g, gm/pm }'
-awk -v g="$(t B graft)" -v p="$(t B pytorch)" -v gm="$(m B graft)" -v pm="$(m B pytorch)" 'BEGIN {
+awk -v g="$(job_time B graft)" -v p="$(job_time B pytorch)" -v gm="$(job_peak B graft)" -v pm="$(job_peak B pytorch)" 'BEGIN {
   printf "job B: %.1fx faster than PyTorch (>= 4), peak %.2f of PyTorch'"'"'s (<= 0.25)\n", p/g, gm/pm }'

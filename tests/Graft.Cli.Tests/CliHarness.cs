@@ -99,13 +99,5 @@ public sealed class CliHarness : IDisposable
     }
 
     /// <summary>The repository root (the folder with Graft.slnx), for fixtures.</summary>
-    public static string RepoRoot()
-    {
-        var d = new DirectoryInfo(AppContext.BaseDirectory);
-        while (d is not null && !File.Exists(Path.Combine(d.FullName, "Graft.slnx")))
-        {
-            d = d.Parent;
-        }
-        return d?.FullName ?? throw new InvalidOperationException("Graft.slnx not found above " + AppContext.BaseDirectory);
-    }
+    public static string RepoRoot() => Graft.TestSupport.RepoPaths.Root;
 }

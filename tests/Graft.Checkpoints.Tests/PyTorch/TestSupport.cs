@@ -9,21 +9,9 @@ namespace Graft.Checkpoints.Tests.PyTorch;
 /// <summary>Locates the repository's tests/fixtures folder from the test binaries.</summary>
 internal static class Fixtures
 {
-    public static string Root { get; } = Find();
+    public static string Root => Graft.TestSupport.RepoPaths.Fixtures();
 
     public static string PyTorch => Path.Combine(Root, "pytorch");
-
-    private static string Find()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Graft.slnx")))
-            {
-                return Path.Combine(dir.FullName, "tests", "fixtures");
-            }
-        }
-        throw new InvalidOperationException("Graft.slnx not found above " + AppContext.BaseDirectory);
-    }
 }
 
 /// <summary>A GLOBAL opcode in <see cref="Pickle.Assemble"/>.</summary>

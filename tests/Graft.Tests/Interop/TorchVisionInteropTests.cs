@@ -14,15 +14,7 @@ namespace Graft.Tests.Interop;
 /// </summary>
 public class TorchVisionInteropTests(ITestOutputHelper output)
 {
-    private static string FixtureFolder()
-    {
-        var d = new DirectoryInfo(AppContext.BaseDirectory);
-        while (d is not null && !File.Exists(Path.Combine(d.FullName, "Graft.slnx")))
-        {
-            d = d.Parent;
-        }
-        return Path.Combine(d?.FullName ?? throw new InvalidOperationException("Graft.slnx not found"), "tests", "fixtures", "torchvision");
-    }
+    private static string FixtureFolder() => Graft.TestSupport.RepoPaths.Fixtures("torchvision");
 
     private static List<TensorInfo> Fixture(string model)
     {

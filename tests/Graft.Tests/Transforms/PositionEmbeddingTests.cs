@@ -13,15 +13,7 @@ namespace Graft.Tests.Transforms;
 /// </summary>
 public sealed class PositionEmbeddingTests
 {
-    private static string Fixtures()
-    {
-        var d = new DirectoryInfo(AppContext.BaseDirectory);
-        while (d is not null && !File.Exists(Path.Combine(d.FullName, "Graft.slnx")))
-        {
-            d = d.Parent;
-        }
-        return Path.Combine(d?.FullName ?? throw new InvalidOperationException("Graft.slnx not found"), "tests", "fixtures", "vit");
-    }
+    private static string Fixtures() => Graft.TestSupport.RepoPaths.Fixtures("vit");
 
     public static TheoryData<string> Cases()
     {

@@ -7,24 +7,27 @@ namespace Graft.Checkpoints;
 /// </summary>
 public readonly record struct TensorName
 {
+    // Only the position of the last dot is kept: the layer and member strings are cut when asked for, so that parsing
+    // a name (done for every tensor of a header, several times) allocates nothing.
+    private readonly int _dot;
+
     private TensorName(string full, int dot)
     {
         Full = full;
-        Layer = dot < 0 ? "" : full[..dot];
-        Member = full[(dot + 1)..];
+        _dot = dot;
     }
 
     /// <summary>The name as stored in the checkpoint.</summary>
     public string Full { get; }
 
     /// <summary>The layer (module path): everything before the last dot, or <c>""</c>.</summary>
-    public string Layer { get; }
+    public string Layer => _dot < 0 ? "" : Full[.._dot];
 
     /// <summary>The member within the layer (<c>weight</c>, <c>bias</c>, <c>running_var</c> …): everything after the last dot.</summary>
-    public string Member { get; }
+    public string Member => Full[(_dot + 1)..];
 
     /// <summary>True when the member is the layer's <c>weight</c> (a matrix or kernel for conv/linear, a scale vector for norms).</summary>
-    public bool IsLayerWeight => Member == "weight";
+    public bool IsLayerWeight => Full.AsSpan(_dot + 1).SequenceEqual("weight");
 
     /// <summary>Reads <paramref name="name"/>.</summary>
     public static TensorName Parse(string name)

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 
 namespace Graft.Cli.Tests;
 
@@ -8,7 +9,9 @@ namespace Graft.Cli.Tests;
 /// A header of many small tensors must cost memory in proportion to the header, not a table library's per-cell
 /// objects: 200,000 zero-element tensors (a 12 MB header) once took a gigabyte in <c>graft inspect</c>. The command runs
 /// in a child process whose managed heap is capped at 4 × the header bytes + 64 MB (DOTNET_GCHeapHardLimit); past it
-/// the runtime throws OutOfMemoryException and the command fails.
+/// the runtime throws OutOfMemoryException and the command fails. A command that opens two files (diff, plan,
+/// transfer) gets both headers counted. Plans and reports once held a few objects per tensor and built their JSON as
+/// one string: <c>plan --json</c> and <c>transfer</c> failed here.
 /// </summary>
 public sealed class ManyTensorsTests : IDisposable
 {
@@ -41,6 +44,90 @@ public sealed class ManyTensorsTests : IDisposable
 
     private static (int Code, string Out, string Err) RunCapped(long heapLimit, params string[] args) =>
         CliHarness.RunProcess(new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x" + heapLimit.ToString("x", CultureInfo.InvariantCulture) }, args);
+
+    /// <summary>
+    /// Runs the CLI with its heap capped, keeping only the size and the last 64 KiB of its standard output (a JSON
+    /// report of 100,000 tensors is 60 MB: the test must not hold what the command must not hold).
+    /// </summary>
+    private static (int Code, long Bytes, string Tail, string Err) RunCappedTail(long heapLimit, params string[] args)
+    {
+        using var p = CliHarness.StartProcess(new Dictionary<string, string> { ["DOTNET_GCHeapHardLimit"] = "0x" + heapLimit.ToString("x", CultureInfo.InvariantCulture) }, args);
+        var stderr = p.StandardError.ReadToEndAsync();
+        var tail = new StringBuilder();
+        long bytes = 0;
+        var reading = Task.Run(() =>
+        {
+            var buffer = new char[1 << 16];
+            int n;
+            while ((n = p.StandardOutput.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                bytes += n;
+                tail.Append(buffer, 0, n);
+                if (tail.Length > 2 * buffer.Length)
+                {
+                    tail.Remove(0, tail.Length - buffer.Length);
+                }
+            }
+        });
+        if (!reading.Wait(TimeSpan.FromMinutes(2)) || !p.WaitForExit(TimeSpan.FromMinutes(1)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"graft {string.Join(' ', args)} did not finish within 2 minutes");
+        }
+        return (p.ExitCode, bytes, tail.ToString(), stderr.Result);
+    }
+
+    [Theory]
+    [InlineData("plan")]
+    [InlineData("plan-json")]
+    [InlineData("transfer")]
+    [InlineData("transfer-json")]
+    public void PlanAndTransfer_100kZeroElementTensors_FitInFourTimesBothHeadersPlus64MB(string command)
+    {
+        var path = _h.PathOf("many.safetensors");
+        long header = WriteZeroElementTensors(path, Count);
+        var output = _h.PathOf("out.safetensors");
+        var report = _h.PathOf("report.json");
+        string[] args = command switch
+        {
+            "plan" => ["plan", path, "--into", path],
+            "plan-json" => ["plan", path, "--into", path, "--json"],
+            "transfer" => ["transfer", path, "--into", path, "--out", output, "--report", report],
+            _ => ["transfer", path, "--into", path, "--out", output, "--json"],
+        };
+        var (code, bytes, tail, stderr) = RunCappedTail(4 * (2 * header) + (64L << 20), args);
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        switch (command)
+        {
+            case "plan":
+                Assert.Contains($"plan for {Count} target tensors: {Count} copied", tail);
+                break;
+            case "plan-json":
+                // The JSON ends with what --strict would refuse: nothing.
+                Assert.Matches("\"strictViolations\": \\[\\]\\s*}\\s*$", tail);
+                Assert.True(bytes > 30 * Count, $"{bytes} characters of JSON for {Count} tensors");
+                break;
+            case "transfer":
+                Assert.Contains($"{Count} target tensors: {Count} copied", tail);
+                using (var json = JsonDocument.Parse(File.ReadAllBytes(report)))
+                {
+                    Assert.Equal(Count, json.RootElement.GetProperty("targets").GetArrayLength());
+                    var sources = json.RootElement.GetProperty("sources");
+                    Assert.Equal(Count, sources.GetArrayLength());
+                    Assert.Equal($"layer{Count - 1}.weight", sources[Count - 1].GetProperty("usedBy")[0].GetString());
+                }
+                break;
+            default:
+                Assert.Contains($"\"name\": \"layer{Count - 1}.weight\"", tail);
+                Assert.True(bytes > 50 * Count, $"{bytes} characters of JSON for {Count} tensors");
+                break;
+        }
+        if (command.StartsWith("transfer", StringComparison.Ordinal))
+        {
+            using var written = Graft.Checkpoints.CheckpointFile.Open(output);
+            Assert.Equal(Count, written.Tensors.Count);
+        }
+    }
 
     [Theory]
     [InlineData("inspect")]

@@ -193,6 +193,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
         var entries = new List<Entry>();
         var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
+        var shapes = new Dictionary<Shape, Shape>();
 
         var r = new Utf8JsonReader(header, Options);
         r.Read();
@@ -221,7 +222,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
             }
             else
             {
-                entries.Add(ReadEntry(path, key, ref r, bufferLength));
+                entries.Add(ReadEntry(path, key, ref r, bufferLength, shapes));
             }
         }
 
@@ -288,7 +289,12 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
         }
     }
 
-    private static Entry ReadEntry(string path, string name, ref Utf8JsonReader r, long bufferLength)
+    /// <summary>
+    /// Reads one tensor's entry. <paramref name="shapes"/> holds the shapes read so far: tensors of one shape share one
+    /// <see cref="Shape"/> (a model repeats a handful of shapes over thousands of tensors, and a shape object costs more
+    /// than the header's text of it).
+    /// </summary>
+    private static Entry ReadEntry(string path, string name, ref Utf8JsonReader r, long bufferLength, Dictionary<Shape, Shape> shapes)
     {
         if (r.TokenType != JsonTokenType.StartObject)
         {
@@ -299,7 +305,9 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
         long[]? offsets = null;
         while (r.Read() && r.TokenType == JsonTokenType.PropertyName)
         {
-            var field = r.GetString()!;
+            // Compared as UTF-8, not made into strings: three fields of every tensor of a header of any size.
+            var field = r.ValueTextEquals("dtype"u8) ? "dtype" : r.ValueTextEquals("shape"u8) ? "shape"
+                : r.ValueTextEquals("data_offsets"u8) ? "data_offsets" : r.GetString()!;
             r.Read();
             switch (field)
             {
@@ -312,7 +320,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
                     {
                         throw Fail(CheckpointErrorKind.InvalidHeader, path, name, $"'dtype' must be a string, found {Describe(r.TokenType)}.");
                     }
-                    dtypeName = r.GetString()!;
+                    dtypeName = DTypeName(ref r);
                     break;
                 case "shape":
                     if (dims is not null)
@@ -369,8 +377,29 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
             throw Fail(CheckpointErrorKind.LengthMismatch, path, name,
                 $"data_offsets [{begin}, {end}] span {end - begin} bytes, but shape {new Shape(dims)} of {dtype.SafetensorsName()} needs {byteLength}.");
         }
-        return new Entry(new TensorInfo(name, dtype, new Shape(dims), byteLength), begin);
+        var shape = new Shape(dims);
+        if (!shapes.TryAdd(shape, shape))
+        {
+            shape = shapes[shape];
+        }
+        return new Entry(new TensorInfo(name, dtype, shape, byteLength), begin);
     }
+
+    /// <summary>The dtype's name, without allocating when it is one of the names safetensors defines.</summary>
+    private static string DTypeName(ref Utf8JsonReader r)
+    {
+        foreach (var (utf8, known) in KnownDTypeNames)
+        {
+            if (r.ValueTextEquals(utf8))
+            {
+                return known;
+            }
+        }
+        return r.GetString()!;
+    }
+
+    private static readonly (byte[] Utf8, string Name)[] KnownDTypeNames = Enum.GetValues<DType>()
+        .Select(d => d.SafetensorsName()).Distinct().Select(n => (System.Text.Encoding.UTF8.GetBytes(n), n)).ToArray();
 
     private static long[] ReadShape(string path, string name, ref Utf8JsonReader r)
     {
@@ -436,22 +465,24 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
             return c != 0 ? c : a.End.CompareTo(b.End);
         });
         long expected = 0;
-        Entry? previous = null;
+        TensorInfo? previous = null;
+        long previousBegin = 0;
         foreach (var e in sorted)
         {
             if (e.Begin < expected)
             {
                 throw Fail(CheckpointErrorKind.OverlappingData, path, e.Info.Name,
-                    $"bytes [{e.Begin}, {e.End}] overlap tensor '{previous!.Info.Name}' at [{previous.Begin}, {previous.End}].");
+                    $"bytes [{e.Begin}, {e.End}] overlap tensor '{previous!.Name}' at [{previousBegin}, {previousBegin + previous.ByteLength}].");
             }
             if (e.Begin > expected)
             {
-                var after = previous is null ? "the start of the data buffer" : $"tensor '{previous.Info.Name}'";
+                var after = previous is null ? "the start of the data buffer" : $"tensor '{previous.Name}'";
                 throw Fail(CheckpointErrorKind.GapInData, path, e.Info.Name,
                     $"{e.Begin - expected} unused bytes between {after} (ending at {expected}) and this tensor (starting at {e.Begin}).");
             }
             expected = e.End;
-            previous = e;
+            previous = e.Info;
+            previousBegin = e.Begin;
         }
         if (expected != bufferLength)
         {
@@ -485,8 +516,11 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     private static CheckpointFormatException Fail(CheckpointErrorKind kind, string path, string? tensor, string detail) =>
         new(kind, path, tensor, detail);
 
-    /// <summary>A tensor's description and where its bytes start, relative to the data buffer.</summary>
-    internal sealed record Entry(TensorInfo Info, long Begin)
+    /// <summary>
+    /// A tensor's description and where its bytes start, relative to the data buffer. A value, not an object: the index
+    /// holds one per tensor, and a header can declare hundreds of thousands.
+    /// </summary>
+    internal readonly record struct Entry(TensorInfo Info, long Begin)
     {
         public long End => Begin + Info.ByteLength;
     }

@@ -87,11 +87,14 @@ internal static class CliJson
     /// Serialises <paramref name="value"/> onto <paramref name="output"/> in chunks, followed by a line break, without
     /// building the whole text first (a listing of 200,000 tensors is tens of megabytes of JSON).
     /// </summary>
-    public static void Write<T>(TextWriter output, T value)
+    public static void Write<T>(TextWriter output, T value) => Write(output, stream => JsonSerializer.Serialize(stream, value, Options));
+
+    /// <summary>Lets <paramref name="write"/> put UTF-8 JSON onto <paramref name="output"/> in chunks, then ends the line.</summary>
+    public static void Write(TextWriter output, Action<Stream> write)
     {
         using (var stream = new TextWriterStream(output))
         {
-            JsonSerializer.Serialize(stream, value, Options);
+            write(stream);
         }
         output.WriteLine();
     }

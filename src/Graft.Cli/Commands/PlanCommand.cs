@@ -29,7 +29,7 @@ internal static class PlanCommand
             var plan = Graft.Transfer.WeightTransfer.Plan(src, tpl, policy);
             if (parse.GetValue(json))
             {
-                ctx.Out.WriteLine(plan.ToJson());
+                CliJson.Write(ctx.Out, plan.WriteJson);
             }
             else
             {

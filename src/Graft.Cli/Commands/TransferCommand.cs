@@ -44,15 +44,11 @@ internal static class TransferCommand
                 refuse: policyOptions.PreserveFunction(parse) ? Graft.Growth.PreserveFunction.Problems : null, maxShardBytes: maxShard));
             if (reportPath is not null)
             {
-                AtomicFile.Write(reportPath, s =>
-                {
-                    using var w = new StreamWriter(s, leaveOpen: true);
-                    w.Write(result.ToJson());
-                });
+                AtomicFile.Write(reportPath, result.WriteJson);
             }
             if (parse.GetValue(json))
             {
-                ctx.Out.WriteLine(result.ToJson());
+                CliJson.Write(ctx.Out, result.WriteJson);
             }
             else
             {

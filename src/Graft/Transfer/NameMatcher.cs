@@ -74,72 +74,95 @@ public static class NameMatcher
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(template);
         ArgumentNullException.ThrowIfNull(policy);
-        var result = new Dictionary<string, NameMatch>(StringComparer.Ordinal);
+        // Every set and map here has an entry per tensor: built only when a step needs it, never as LINQ groupings
+        // (a header of 200,000 tensors made four of those at once).
+        var result = new Dictionary<string, NameMatch>(template.Count, StringComparer.Ordinal);
         var usedSources = new HashSet<string>(StringComparer.Ordinal);
-        var targetNames = new HashSet<string>(template.Select(t => t.Name), StringComparer.Ordinal);
-        var targetByStripped = template.GroupBy(t => Strip(t.Name, policy), StringComparer.Ordinal)
-            .Where(g => g.Count() == 1).ToDictionary(g => g.Key, g => g.First().Name, StringComparer.Ordinal);
 
         // 1. Renames first: an explicit rule states intent and beats a coincidental equal name.
         var rules = policy.Renames.Select(r => (Rule: r, Regex: r.Regex())).ToList();
-        var renamedFrom = new Dictionary<string, (string Source, RenameRule Rule)>(StringComparer.Ordinal);
-        foreach (var s in source)
+        if (rules.Count > 0)
         {
-            foreach (var (rule, regex) in rules)
+            var targetNames = new HashSet<string>(template.Select(t => t.Name), StringComparer.Ordinal);
+            var targetByStripped = UniqueByStripped(template, policy);
+            var renamedFrom = new Dictionary<string, (string Source, RenameRule Rule)>(StringComparer.Ordinal);
+            foreach (var s in source)
             {
-                string? candidate;
-                try
+                foreach (var (rule, regex) in rules)
                 {
-                    candidate = regex.IsMatch(s.Name) ? regex.Replace(s.Name, rule.Replacement)
-                        : regex.IsMatch(Strip(s.Name, policy)) ? regex.Replace(Strip(s.Name, policy), rule.Replacement)
-                        : null;
+                    string? candidate;
+                    try
+                    {
+                        candidate = regex.IsMatch(s.Name) ? regex.Replace(s.Name, rule.Replacement)
+                            : regex.IsMatch(Strip(s.Name, policy)) ? regex.Replace(Strip(s.Name, policy), rule.Replacement)
+                            : null;
+                    }
+                    catch (RegexMatchTimeoutException)
+                    {
+                        throw NamePatterns.TimedOut(RenameRule.What, rule.Pattern, s.Name);
+                    }
+                    if (candidate is null)
+                    {
+                        continue;
+                    }
+                    string? target = targetNames.Contains(candidate) ? candidate
+                        : targetByStripped.TryGetValue(Strip(candidate, policy), out var t) ? t : null;
+                    if (target is null)
+                    {
+                        throw new TransferPlanException($"Rename rule '{rule.Pattern}' → '{rule.Replacement}' turns source '{s.Name}' into '{candidate}', which the template does not have.");
+                    }
+                    if (renamedFrom.TryGetValue(target, out var earlier))
+                    {
+                        throw new TransferPlanException($"Rename rules conflict: source '{earlier.Source}' (rule '{earlier.Rule.Pattern}') and source '{s.Name}' (rule '{rule.Pattern}') both become target '{target}'.");
+                    }
+                    renamedFrom[target] = (s.Name, rule);
+                    break;
                 }
-                catch (RegexMatchTimeoutException)
-                {
-                    throw NamePatterns.TimedOut(RenameRule.What, rule.Pattern, s.Name);
-                }
-                if (candidate is null)
-                {
-                    continue;
-                }
-                string? target = targetNames.Contains(candidate) ? candidate
-                    : targetByStripped.TryGetValue(Strip(candidate, policy), out var t) ? t : null;
-                if (target is null)
-                {
-                    throw new TransferPlanException($"Rename rule '{rule.Pattern}' → '{rule.Replacement}' turns source '{s.Name}' into '{candidate}', which the template does not have.");
-                }
-                if (renamedFrom.TryGetValue(target, out var earlier))
-                {
-                    throw new TransferPlanException($"Rename rules conflict: source '{earlier.Source}' (rule '{earlier.Rule.Pattern}') and source '{s.Name}' (rule '{rule.Pattern}') both become target '{target}'.");
-                }
-                renamedFrom[target] = (s.Name, rule);
-                break;
             }
-        }
-        foreach (var (target, (src, rule)) in renamedFrom)
-        {
-            result[target] = new NameMatch(target, src, MatchKind.Rename, $"rename '{rule.Pattern}' → '{rule.Replacement}'");
-            usedSources.Add(src);
+            foreach (var (target, (src, rule)) in renamedFrom)
+            {
+                result[target] = new NameMatch(target, src, MatchKind.Rename, $"rename '{rule.Pattern}' → '{rule.Replacement}'");
+                usedSources.Add(src);
+            }
         }
 
-        // 2. Exact names, 3. stripped prefixes (unambiguous only).
-        var sourceNames = source.Where(s => !usedSources.Contains(s.Name)).ToDictionary(s => s.Name, StringComparer.Ordinal);
-        var sourceByStripped = source.Where(s => !usedSources.Contains(s.Name)).GroupBy(s => Strip(s.Name, policy), StringComparer.Ordinal)
-            .Where(g => g.Count() == 1).ToDictionary(g => g.Key, g => g.First().Name, StringComparer.Ordinal);
-        foreach (var t in template.Where(t => !result.ContainsKey(t.Name)))
+        // 2. Exact names (a name is unique in its checkpoint, so an exact pair never takes another target's source).
+        var sourceNames = new HashSet<string>(source.Count, StringComparer.Ordinal);
+        foreach (var s in source)
         {
-            if (sourceNames.ContainsKey(t.Name) && !usedSources.Contains(t.Name))
+            sourceNames.Add(s.Name);
+        }
+        int exact = 0;
+        foreach (var t in template)
+        {
+            if (!result.ContainsKey(t.Name) && sourceNames.Contains(t.Name) && !usedSources.Contains(t.Name))
             {
                 result[t.Name] = new NameMatch(t.Name, t.Name, MatchKind.Exact, "same name");
-                usedSources.Add(t.Name);
+                exact++;
             }
         }
-        foreach (var t in template.Where(t => !result.ContainsKey(t.Name)))
+
+        // 3. Stripped prefixes (unambiguous among the sources no rename took), when a target and a source are still
+        // unpaired.
+        Dictionary<string, string>? sourceByStripped = result.Count < template.Count && usedSources.Count + exact < source.Count
+            ? UniqueByStripped(source.Where(s => !usedSources.Contains(s.Name)), policy)
+            : null;
+        foreach (var m in result.Values)
         {
-            if (sourceByStripped.TryGetValue(Strip(t.Name, policy), out var s) && !usedSources.Contains(s))
+            if (m.Kind == MatchKind.Exact)
             {
-                result[t.Name] = new NameMatch(t.Name, s, MatchKind.Prefix, "same name without wrapper prefixes");
-                usedSources.Add(s);
+                usedSources.Add(m.Source);
+            }
+        }
+        if (sourceByStripped is not null)
+        {
+            foreach (var t in template)
+            {
+                if (!result.ContainsKey(t.Name) && sourceByStripped.TryGetValue(Strip(t.Name, policy), out var s) && !usedSources.Contains(s))
+                {
+                    result[t.Name] = new NameMatch(t.Name, s, MatchKind.Prefix, "same name without wrapper prefixes");
+                    usedSources.Add(s);
+                }
             }
         }
 
@@ -153,6 +176,26 @@ public static class NameMatcher
             }
         }
         return result;
+    }
+
+    /// <summary>
+    /// Each stripped name (<see cref="Strip"/>) that exactly one tensor has, mapped to that tensor's name; stripped
+    /// names two tensors share are ambiguous and absent.
+    /// </summary>
+    private static Dictionary<string, string> UniqueByStripped(IEnumerable<TensorInfo> tensors, TransferPolicy policy)
+    {
+        var unique = new Dictionary<string, string>(StringComparer.Ordinal);
+        var ambiguous = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var t in tensors)
+        {
+            var key = Strip(t.Name, policy);
+            if (!ambiguous.Contains(key) && !unique.TryAdd(key, t.Name))
+            {
+                unique.Remove(key);
+                ambiguous.Add(key);
+            }
+        }
+        return unique;
     }
 
     /// <summary>Removes the policy's wrapper prefixes, repeatedly (<c>module._orig_mod.x</c> → <c>x</c>).</summary>

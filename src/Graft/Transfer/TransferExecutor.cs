@@ -28,7 +28,8 @@ internal sealed class TransferExecutor
         _template = template;
     }
 
-    public IReadOnlyList<TensorPayload> Outputs() => _plan.Targets.Select(Output).ToList();
+    /// <summary>One payload per target, made when the writer reads it (a list of 200,000 held payloads is memory for nothing).</summary>
+    public IReadOnlyList<TensorPayload> Outputs() => ComputedList.Select(_plan.Targets, Output);
 
     /// <summary>The channel map measured for <paramref name="decision"/>, or null when no tensor applying it has been computed yet.</summary>
     public ChannelMap? Measured(OutDecision decision)

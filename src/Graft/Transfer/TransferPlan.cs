@@ -210,19 +210,49 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
     /// </summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
-    /// <summary>Problems <c>--strict</c> refuses, one line each (empty when the transfer is complete).</summary>
+    /// <summary>
+    /// Problems <c>--strict</c> refuses, one line each (empty when the transfer is complete). Computed on every read,
+    /// and each line only when it is read: a plan of 200,000 kept tensors must not hold 200,000 sentences.
+    /// </summary>
     public IReadOnlyList<string> StrictViolations
     {
         get
         {
-            var heads = Policy.StrictAllowsNewHead
-                ? Targets.Where(t => t.NewHead).ToList()
-                : [];
-            var headSources = new HashSet<string>(heads.Where(t => t.Match is not null).Select(t => t.Match!.Source), StringComparer.Ordinal);
-            return Targets.Where(t => (!t.Complete || t.Status == TargetStatus.Cast) && !heads.Contains(t))
-                .Select(t => $"{t.Target.Name}: {t.Status.ToString().ToLowerInvariant()} ({t.Reason})")
-                .Concat(UnusedSources.Where(s => !headSources.Contains(s.Name)).Select(s => $"{s.Name}: source tensor not used"))
-                .ToList();
+            bool allowHeads = Policy.StrictAllowsNewHead;
+            var targets = new List<int>();
+            var headSources = new HashSet<string>(StringComparer.Ordinal);
+            for (int i = 0; i < Targets.Count; i++)
+            {
+                var t = Targets[i];
+                if (allowHeads && t.NewHead)
+                {
+                    if (t.Match is not null)
+                    {
+                        headSources.Add(t.Match.Source);
+                    }
+                }
+                else if (!t.Complete || t.Status == TargetStatus.Cast)
+                {
+                    targets.Add(i);
+                }
+            }
+            var sources = new List<int>();
+            for (int i = 0; i < UnusedSources.Count; i++)
+            {
+                if (!headSources.Contains(UnusedSources[i].Name))
+                {
+                    sources.Add(i);
+                }
+            }
+            return new ComputedList<string>(targets.Count + sources.Count, k =>
+            {
+                if (k < targets.Count)
+                {
+                    var t = Targets[targets[k]];
+                    return $"{t.Target.Name}: {t.Status.ToString().ToLowerInvariant()} ({t.Reason})";
+                }
+                return $"{UnusedSources[sources[k - targets.Count]].Name}: source tensor not used";
+            });
         }
     }
 
@@ -231,12 +261,33 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
     {
         get
         {
-            int Count(TargetStatus s) => Targets.Count(t => t.Status == s);
-            return new ReportSummary(Targets.Count, Count(TargetStatus.Copied), Count(TargetStatus.Cast), Count(TargetStatus.Adapted),
-                Count(TargetStatus.Reinitialized), Count(TargetStatus.Kept), UnusedSources.Count, StrictViolations.Count == 0)
+            int copied = 0, cast = 0, adapted = 0, reinitialized = 0, kept = 0, newHead = 0, notCarriedOver = 0;
+            foreach (var t in Targets)
             {
-                NewHead = Targets.Count(t => t.NewHead && !t.Complete),
-                NotCarriedOver = Targets.Count(t => !t.NewHead && !t.Complete),
+                switch (t.Status)
+                {
+                    case TargetStatus.Copied: copied++; break;
+                    case TargetStatus.Cast: cast++; break;
+                    case TargetStatus.Adapted: adapted++; break;
+                    case TargetStatus.Reinitialized: reinitialized++; break;
+                    case TargetStatus.Kept: kept++; break;
+                }
+                if (!t.Complete)
+                {
+                    if (t.NewHead)
+                    {
+                        newHead++;
+                    }
+                    else
+                    {
+                        notCarriedOver++;
+                    }
+                }
+            }
+            return new ReportSummary(Targets.Count, copied, cast, adapted, reinitialized, kept, UnusedSources.Count, StrictViolations.Count == 0)
+            {
+                NewHead = newHead,
+                NotCarriedOver = notCarriedOver,
             };
         }
     }
@@ -246,24 +297,35 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
     /// before anything is written: source, template, policy, summary, one entry per target (status, shapes, reason,
     /// and the planned in-channel, kernel and out-channel steps), unused sources and what <c>--strict</c> would refuse.
     /// </summary>
-    public string ToJson() => JsonSerializer.Serialize(new PlanJson(
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        WriteJson(buffer);
+        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    /// <summary>
+    /// <see cref="ToJson"/> written to <paramref name="utf8Json"/> as it is made, entry by entry: memory stays that of
+    /// the plan, however long the text.
+    /// </summary>
+    public void WriteJson(Stream utf8Json) => JsonSerializer.Serialize(utf8Json, new PlanJson(
         SourcePath,
         TemplatePath,
         Policy,
         Summary,
-        Targets.Select(t => new PlanTargetJson(
-            t.Target.Name, t.Target.DType.SafetensorsName(), t.Target.Shape.ToArray(), t.Status, t.Source?.Name, t.Source?.DType.SafetensorsName(),
-            t.Source?.Shape.ToArray(), t.Layer, t.Layout.ToString(), t.Reason, t.Steps, t.Complete, t.In, t.Kernel, t.Out)).ToList(),
-        UnusedSources.Select(s => new PlanSourceJson(s.Name, s.DType.SafetensorsName(), s.Shape.ToArray())).ToList(),
+        ComputedList.Select(Targets, t => new PlanTargetJson(
+            t.Target.Name, t.Target.DType.SafetensorsName(), t.Target.Shape, t.Status, t.Source?.Name, t.Source?.DType.SafetensorsName(),
+            t.Source?.Shape, t.Layer, t.Layout.ToString(), t.Reason, t.Steps, t.Complete, t.In, t.Kernel, t.Out)),
+        ComputedList.Select(UnusedSources, s => new PlanSourceJson(s.Name, s.DType.SafetensorsName(), s.Shape)),
         StrictViolations), TransferReport.JsonOptions);
 
     private sealed record PlanJson(string Source, string Template, TransferPolicy Policy, ReportSummary Summary, IReadOnlyList<PlanTargetJson> Targets,
         IReadOnlyList<PlanSourceJson> UnusedSources, IReadOnlyList<string> StrictViolations);
 
-    private sealed record PlanTargetJson(string Name, string DType, long[] Shape, TargetStatus Status, string? Source, string? SourceDType, long[]? SourceShape,
+    private sealed record PlanTargetJson(string Name, string DType, IReadOnlyList<long> Shape, TargetStatus Status, string? Source, string? SourceDType, IReadOnlyList<long>? SourceShape,
         string Layer, string Layout, string Reason, IReadOnlyList<ReportStep> Steps, bool Complete, InStep? In, KernelStep? Kernel, OutDecision? Out);
 
-    private sealed record PlanSourceJson(string Name, string DType, long[] Shape);
+    private sealed record PlanSourceJson(string Name, string DType, IReadOnlyList<long> Shape);
 }
 
 /// <summary>A caller asked for something a plan cannot do (a rule that does not fit a tensor, say).</summary>

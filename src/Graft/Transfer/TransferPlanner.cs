@@ -59,7 +59,14 @@ public static class TransferPlanner
         ArgumentNullException.ThrowIfNull(policy);
         var planner = new State(source, template, policy, groups ?? ChannelGroups.None);
         var targets = planner.Run();
-        var used = new HashSet<string>(targets.Where(t => t.Source is not null).Select(t => t.Source!.Name), StringComparer.Ordinal);
+        var used = new HashSet<string>(targets.Length, StringComparer.Ordinal);
+        foreach (var t in targets)
+        {
+            if (t.Source is not null)
+            {
+                used.Add(t.Source.Name);
+            }
+        }
         var unused = source.Where(s => !used.Contains(s.Name)).ToList();
         return new TransferPlan(sourcePath, templatePath, targets, unused, policy) { Groups = planner.PlannedGroups(), Notes = planner.Notes };
     }
@@ -99,6 +106,7 @@ public static class TransferPlanner
             _template = template;
             _policy = policy;
             _head = NamePatterns.CompileRegex(policy.HeadPattern, HeadPatternWhat);
+            _sourceByName.EnsureCapacity(source.Count);
             foreach (var s in source)
             {
                 _sourceByName[s.Name] = s;
@@ -118,18 +126,57 @@ public static class TransferPlanner
                 && IsPatchEmbedding(TensorName.LayerOf(t.Name)) && t.Shape[2] == t.Shape[3])?.Shape[2];
         }
 
-        public List<TargetPlan> Run()
+        /// <summary>
+        /// Plans every layer (the template's tensors grouped by name prefix, in order of first appearance) and returns
+        /// the plans in template order. Layers are numbered and their members listed in two arrays, not LINQ groupings:
+        /// a header can declare hundreds of thousands of layers, and every tensor of a layer shares its name.
+        /// </summary>
+        public TargetPlan[] Run()
         {
-            var plans = new Dictionary<string, TargetPlan>(StringComparer.Ordinal);
-            var layers = _template.GroupBy(t => TensorName.LayerOf(t.Name), StringComparer.Ordinal);
-            foreach (var layer in layers)
+            var layerOf = new int[_template.Count];
+            var names = new List<string>();
+            var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+            for (int i = 0; i < layerOf.Length; i++)
             {
-                foreach (var p in PlanLayer(layer.Key, layer.ToList()))
+                var layer = TensorName.LayerOf(_template[i].Name);
+                if (!ids.TryGetValue(layer, out var id))
                 {
-                    plans[p.Target.Name] = p;
+                    ids.Add(layer, id = names.Count);
+                    names.Add(layer);
+                }
+                layerOf[i] = id;
+            }
+            var start = new int[names.Count + 1];
+            foreach (var id in layerOf)
+            {
+                start[id + 1]++;
+            }
+            for (int l = 0; l < names.Count; l++)
+            {
+                start[l + 1] += start[l];
+            }
+            var members = new int[layerOf.Length];
+            var next = start[..^1];
+            for (int i = 0; i < layerOf.Length; i++)
+            {
+                members[next[layerOf[i]]++] = i;
+            }
+            var plans = new TargetPlan[_template.Count];
+            for (int l = 0; l < names.Count; l++)
+            {
+                var indices = members.AsSpan(start[l], start[l + 1] - start[l]);
+                var tensors = new List<TensorInfo>(indices.Length);
+                foreach (var i in indices)
+                {
+                    tensors.Add(_template[i]);
+                }
+                var planned = PlanLayer(names[l], tensors);
+                for (int k = 0; k < indices.Length; k++)
+                {
+                    plans[indices[k]] = planned[k];
                 }
             }
-            return _template.Select(t => plans[t.Name]).ToList();
+            return plans;
         }
 
         private TensorInfo? FindSource(string targetName) =>
@@ -137,12 +184,19 @@ public static class TransferPlanner
 
         private NameMatch? MatchOf(string targetName) => _matches.TryGetValue(targetName, out var m) ? m : null;
 
+        /// <summary>The rules no tensor-specific rule changes: what every tensor of a policy without rules gets.</summary>
+        private static readonly TensorRule NoRule = new("*");
+
         private (TensorRule Merged, bool Any) RulesFor(string name)
         {
-            var merged = new TensorRule("*");
+            var merged = NoRule;
             bool any = false;
-            foreach (var r in _policy.Rules.Where(r => r.Matches(name)))
+            foreach (var r in _policy.Rules)
             {
+                if (!r.Matches(name))
+                {
+                    continue;
+                }
                 any = true;
                 merged = merged with
                 {
@@ -164,22 +218,26 @@ public static class TransferPlanner
             return (merged, any);
         }
 
-        private List<TargetPlan> PlanLayer(string layer, List<TensorInfo> members)
+        /// <summary>The plans of one layer's members, in the members' order (the weight is planned first: the others follow it).</summary>
+        private TargetPlan[] PlanLayer(string layer, List<TensorInfo> members)
         {
             // A layer's decision comes from a weight with channel axes; a rank-1 "weight" (BatchNorm, LayerNorm scale)
             // is one of the layer's vectors.
-            var weight = members.FirstOrDefault(m => TensorName.Parse(m.Name).IsLayerWeight && m.Shape.Rank >= 2);
+            int w = members.FindIndex(m => TensorName.Parse(m.Name).IsLayerWeight && m.Shape.Rank >= 2);
+            var weight = w >= 0 ? members[w] : null;
             var rules = RulesFor(weight?.Name ?? members[0].Name).Merged;
-            var result = new List<TargetPlan>();
+            var result = new TargetPlan[members.Count];
             TargetPlan? weightPlan = null;
             if (weight is not null)
             {
-                weightPlan = PlanWeight(layer, weight, rules);
-                result.Add(weightPlan);
+                weightPlan = result[w] = PlanWeight(layer, weight, rules);
             }
-            foreach (var m in members.Where(m => !ReferenceEquals(m, weight)))
+            for (int i = 0; i < members.Count; i++)
             {
-                result.Add(PlanMember(layer, m, weight, weightPlan));
+                if (i != w)
+                {
+                    result[i] = PlanMember(layer, members[i], weight, weightPlan);
+                }
             }
             return result;
         }

@@ -142,9 +142,12 @@ public sealed record TransferReport
     public required TransferPolicy Policy { get; init; }
     /// <summary>Counts.</summary>
     public required ReportSummary Summary { get; init; }
-    /// <summary>One entry per target tensor, in template order.</summary>
+    /// <summary>
+    /// One entry per target tensor, in template order. A transfer's report makes each entry from its plan when it is
+    /// read: equal in value every time, not the same object.
+    /// </summary>
     public required IReadOnlyList<ReportTarget> Targets { get; init; }
-    /// <summary>One entry per source tensor, in source order.</summary>
+    /// <summary>One entry per source tensor, in source order (made when read, like <see cref="Targets"/>).</summary>
     public required IReadOnlyList<ReportSource> Sources { get; init; }
     /// <summary>Channel dependency groups used (declared or traced).</summary>
     public IReadOnlyList<ReportGroup> Groups { get; init; } = [];
@@ -164,6 +167,12 @@ public sealed record TransferReport
 
     /// <summary>The report as JSON.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>
+    /// <see cref="ToJson"/> written to <paramref name="utf8Json"/> as it is made, entry by entry, never as one string (the
+    /// report of 200,000 tensors is over 100 MB of text).
+    /// </summary>
+    public void WriteJson(Stream utf8Json) => JsonSerializer.Serialize(utf8Json, this, JsonOptions);
 
     private sealed class LayoutJsonConverter : JsonConverter<Layout>
     {

@@ -37,46 +37,95 @@ public sealed class TransferRun
 
     /// <summary>
     /// The report: the plan (every target's status, source, reason and steps) plus what execution measured, the
-    /// indices of largest-norm selections, known once a tensor applying them has been written.
+    /// indices of largest-norm selections, known once a tensor applying them has been written. Its target and source
+    /// entries are made from the plan when read (<see cref="ComputedList{T}"/>), so a report of many tensors costs
+    /// little more than the plan.
     /// </summary>
     public TransferReport Report(ReportFile? output = null)
     {
-        var targets = Plan.Targets.Select(t => new ReportTarget
-        {
-            Name = t.Target.Name,
-            DType = t.Target.DType.SafetensorsName(),
-            Shape = t.Target.Shape.ToArray(),
-            Status = t.Status,
-            Source = t.Source?.Name,
-            SourceDType = t.Source?.DType.SafetensorsName(),
-            SourceShape = t.Source?.Shape.ToArray(),
-            Layer = t.Layer,
-            Layout = t.Layout.ToString(),
-            Reason = t.Reason,
-            Steps = t.Steps,
-            ChannelIndices = t.Out is { MapKind: ChannelMapKind.LargestL1 or ChannelMapKind.LargestL2 } d && t.Status == TargetStatus.Adapted
-                ? _executor.Measured(d)?.ToArray() : null,
-            Complete = t.Complete,
-            Match = t.Match?.Kind,
-            MatchReason = t.Match?.Why,
-            Group = t.Out?.Group ?? t.In?.Follows?.Group,
-        }).ToList();
-        var usedBy = Plan.Targets.Where(t => t.Source is not null).ToLookup(t => t.Source!.Name, t => t.Target.Name, StringComparer.Ordinal);
-        var sources = _source.Tensors.Select(s => new ReportSource(s.Name, s.DType.SafetensorsName(), s.Shape.ToArray(), usedBy[s.Name].ToList())).ToList();
-        var summary = Plan.Summary;
+        var plan = Plan;
+        var sourceTensors = _source.Tensors;
+        var usedBy = UsedBy(plan, sourceTensors);
+        var summary = plan.Summary;
         return new TransferReport
         {
-            Source = new ReportFile(_source.Path, _source.Format, _source.Tensors.Count),
+            Source = new ReportFile(_source.Path, _source.Format, sourceTensors.Count),
             Template = new ReportFile(_template.Path, _template.Format, _template.Tensors.Count),
             Output = output,
-            Policy = Plan.Policy,
+            Policy = plan.Policy,
             Summary = summary,
-            Targets = targets,
-            Sources = sources,
-            Groups = Plan.Groups.Select(g => new ReportGroup(g.Key, g.Producers, g.Consumers.Select(c => c.ToString()).ToList(), g.Origin,
+            Targets = ComputedList.Select(plan.Targets, t => new ReportTarget
+            {
+                Name = t.Target.Name,
+                DType = t.Target.DType.SafetensorsName(),
+                Shape = t.Target.Shape,
+                Status = t.Status,
+                Source = t.Source?.Name,
+                SourceDType = t.Source?.DType.SafetensorsName(),
+                SourceShape = t.Source?.Shape,
+                Layer = t.Layer,
+                Layout = t.Layout.ToString(),
+                Reason = t.Reason,
+                Steps = t.Steps,
+                ChannelIndices = t.Out is { MapKind: ChannelMapKind.LargestL1 or ChannelMapKind.LargestL2 } d && t.Status == TargetStatus.Adapted
+                    ? _executor.Measured(d)?.ToArray() : null,
+                Complete = t.Complete,
+                Match = t.Match?.Kind,
+                MatchReason = t.Match?.Why,
+                Group = t.Out?.Group ?? t.In?.Follows?.Group,
+            }),
+            Sources = new ComputedList<ReportSource>(sourceTensors.Count, i =>
+            {
+                var s = sourceTensors[i];
+                var users = new string[usedBy.Start[i + 1] - usedBy.Start[i]];
+                for (int k = 0; k < users.Length; k++)
+                {
+                    users[k] = plan.Targets[usedBy.Targets[usedBy.Start[i] + k]].Target.Name;
+                }
+                return new ReportSource(s.Name, s.DType.SafetensorsName(), s.Shape, users);
+            }),
+            Groups = plan.Groups.Select(g => new ReportGroup(g.Key, g.Producers, g.Consumers.Select(c => c.ToString()).ToList(), g.Origin,
                 g.Decision is null ? "unchanged" : $"{g.Decision.SourceCount}→{g.Decision.TargetCount}: {RuleSteps.Describe(g.Decision)}")).ToList(),
-            Notes = Plan.Notes,
+            Notes = plan.Notes,
         };
+    }
+
+    /// <summary>
+    /// Which targets each source tensor made, as two arrays (the targets of source <c>i</c> are
+    /// <c>Targets[Start[i]..Start[i+1]]</c>, in template order): eight bytes a pair, where a lookup of names cost a
+    /// hundred.
+    /// </summary>
+    private static (int[] Start, int[] Targets) UsedBy(TransferPlan plan, IReadOnlyList<TensorInfo> sources)
+    {
+        var index = new Dictionary<string, int>(sources.Count, StringComparer.Ordinal);
+        for (int i = 0; i < sources.Count; i++)
+        {
+            index.TryAdd(sources[i].Name, i);
+        }
+        var of = new int[plan.Targets.Count];
+        var start = new int[sources.Count + 1];
+        for (int t = 0; t < of.Length; t++)
+        {
+            of[t] = plan.Targets[t].Source is { } s && index.TryGetValue(s.Name, out var i) ? i : -1;
+            if (of[t] >= 0)
+            {
+                start[of[t] + 1]++;
+            }
+        }
+        for (int i = 0; i < sources.Count; i++)
+        {
+            start[i + 1] += start[i];
+        }
+        var targets = new int[start[sources.Count]];
+        var next = start[..^1];
+        for (int t = 0; t < of.Length; t++)
+        {
+            if (of[t] >= 0)
+            {
+                targets[next[of[t]]++] = t;
+            }
+        }
+        return (start, targets);
     }
 }
 
@@ -252,6 +301,6 @@ public static class WeightTransfer
         }
         progress.Report(new TransferProgress(0, outputs.Count, ""));
         int done = 0;
-        return outputs.Select(p => TensorPayload.Observed(p, w => progress.Report(new TransferProgress(++done, outputs.Count, w.Name)))).ToList();
+        return ComputedList.Select(outputs, p => TensorPayload.Observed(p, w => progress.Report(new TransferProgress(++done, outputs.Count, w.Name))));
     }
 }

@@ -27,6 +27,43 @@ public class NameMatchingTests
     }
 
     [Fact]
+    public void Plan_TwoSourcesStrippingToOneName_PairNeitherByPrefix()
+    {
+        // module.fc.weight and model.fc.weight both strip to fc.weight: a guess between them would be a coin toss.
+        TensorInfo[] source = [T("module.fc.weight", 2, 4), T("model.fc.weight", 2, 4)];
+        TensorInfo[] template = [T("fc.weight", 2, 4)];
+        var plan = TransferPlanner.Plan(source, template, TransferPolicy.Default);
+        Assert.Null(Get(plan, "fc.weight").Match);
+        Assert.Equal(TargetStatus.Kept, Get(plan, "fc.weight").Status);
+        Assert.Equal(2, plan.UnusedSources.Count);
+    }
+
+    [Fact]
+    public void Plan_ExactNameWins_AndTheAmbiguityItLeavesStillBlocksPrefixPairs()
+    {
+        // fc.weight pairs exactly. module.fc.weight also strips to fc.weight, so that stripped name is ambiguous among
+        // the sources: _orig_mod.fc.weight (stripping to fc.weight too) must not take module.fc.weight by prefix.
+        TensorInfo[] source = [T("fc.weight", 2, 4), T("module.fc.weight", 2, 4)];
+        TensorInfo[] template = [T("fc.weight", 2, 4), T("_orig_mod.fc.weight", 2, 4)];
+        var plan = TransferPlanner.Plan(source, template, TransferPolicy.Default);
+        Assert.Equal(MatchKind.Exact, Get(plan, "fc.weight").Match!.Kind);
+        Assert.Null(Get(plan, "_orig_mod.fc.weight").Match);
+        Assert.Equal(["module.fc.weight"], plan.UnusedSources.Select(s => s.Name));
+    }
+
+    [Fact]
+    public void Plan_RenamedSource_IsNotPairedAgainByNameOrPrefix()
+    {
+        // The rule sends features.0.weight to stem.weight; the template's own features.0.weight must not take it too.
+        TensorInfo[] source = [T("features.0.weight", 4, 3, 3, 3)];
+        TensorInfo[] template = [T("stem.weight", 4, 3, 3, 3), T("features.0.weight", 4, 3, 3, 3)];
+        var plan = TransferPlanner.Plan(source, template, TransferPolicy.Default with { Renames = [new RenameRule(@"^features\.0\.", "stem.")] });
+        Assert.Equal(MatchKind.Rename, Get(plan, "stem.weight").Match!.Kind);
+        Assert.Null(Get(plan, "features.0.weight").Match);
+        Assert.Equal(TargetStatus.Kept, Get(plan, "features.0.weight").Status);
+    }
+
+    [Fact]
     public void Plan_RenameRule_PairsRenamedLayers()
     {
         TensorInfo[] source = [T("features.0.weight", 4, 3, 3, 3), T("features.0.bias", 4)];

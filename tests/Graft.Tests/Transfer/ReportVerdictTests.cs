@@ -37,6 +37,26 @@ public class ReportVerdictTests
     }
 
     [Fact]
+    public void Report_AccountsForEverySource_AndWritesTheSameJsonItSerialises()
+    {
+        var report = Graft.Transfer.WeightTransfer.Modules(Net(8, 10), Net(8, 5));
+        // The new head keeps its init: the source's fc tensors made nothing; every other source made its namesake.
+        Assert.Equal(["conv1.weight", "conv1.bias", "fc.weight", "fc.bias"], report.Sources.Select(s => s.Name));
+        Assert.Equal(["conv1.weight"], report.Sources[0].UsedBy);
+        Assert.Equal(["conv1.bias"], report.Sources[1].UsedBy);
+        Assert.Empty(report.Sources[2].UsedBy);
+        Assert.Empty(report.Sources[3].UsedBy);
+        Assert.Equal([8L, 3, 3, 3], report.Sources[0].Shape);
+        // Entries are made when read: equal every time.
+        Assert.Equal(report.Targets[2].Name, report.Targets[2].Name);
+        Assert.Equal(report.Targets.Select(t => t.Status), report.Targets.Select(t => t.Status));
+        Assert.Throws<ArgumentOutOfRangeException>(() => report.Targets[4]);
+        using var stream = new MemoryStream();
+        report.WriteJson(stream);
+        Assert.Equal(report.ToJson(), System.Text.Encoding.UTF8.GetString(stream.ToArray()));
+    }
+
+    [Fact]
     public void Summary_WiderStemFilledFromTheTemplate_IsIncompleteAndCountsTheTensors()
     {
         // conv1 8→12 out channels: 4 new channels keep the template's init, so conv1.weight and conv1.bias are filled

@@ -22,12 +22,12 @@ public sealed class ManyTensorsTests : IDisposable
     public void Dispose() => _h.Dispose();
 
     /// <summary>A safetensors file of <paramref name="count"/> zero-element F32 tensors; returns its header length.</summary>
-    internal static long WriteZeroElementTensors(string path, int count)
+    internal static long WriteZeroElementTensors(string path, int count, string layer = "layer")
     {
         var json = new StringBuilder("{");
         for (int i = 0; i < count; i++)
         {
-            json.Append(i == 0 ? "" : ",").Append("\"layer").Append(i).Append(".weight\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}");
+            json.Append(i == 0 ? "" : ",").Append('"').Append(layer).Append(i).Append(".weight\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}");
         }
         json.Append('}');
         while (json.Length % 8 != 0)
@@ -126,6 +126,52 @@ public sealed class ManyTensorsTests : IDisposable
         {
             using var written = Graft.Checkpoints.CheckpointFile.Open(output);
             Assert.Equal(Count, written.Tensors.Count);
+        }
+    }
+
+    /// <summary>
+    /// Two files with no name in common: every tensor is its own difference, every target is kept and every source
+    /// unused, so each per-tensor list is as long as it gets (the diff once held an object per layer, and the
+    /// structural matcher a note and a sentence per guess).
+    /// </summary>
+    [Theory]
+    [InlineData("diff")]
+    [InlineData("diff-json")]
+    [InlineData("plan-strict")]
+    [InlineData("plan-structural")]
+    public void NothingInCommon_100kZeroElementTensorsEach_FitsInFourTimesBothHeadersPlus64MB(string command)
+    {
+        var a = _h.PathOf("a.safetensors");
+        var b = _h.PathOf("b.safetensors");
+        long headers = WriteZeroElementTensors(a, Count) + WriteZeroElementTensors(b, Count, layer: "block");
+        string[] args = command switch
+        {
+            "diff" => ["diff", a, b],
+            "diff-json" => ["diff", a, b, "--json"],
+            "plan-strict" => ["plan", a, "--into", b, "--strict"],
+            _ => ["plan", a, "--into", b, "--structural", "--json"],
+        };
+        var (code, _, tail, stderr) = RunCappedTail(4 * headers + (64L << 20), args);
+        switch (command)
+        {
+            case "diff":
+                Assert.True(code == 0, $"exit {code}: {stderr}");
+                Assert.Contains($"{Count} only in A, {Count} only in B", tail);
+                break;
+            case "diff-json":
+                Assert.True(code == 0, $"exit {code}: {stderr}");
+                Assert.Contains($"\"name\": \"block{Count - 1}.weight\"", tail);
+                break;
+            case "plan-strict":
+                Assert.True(code == 5, $"exit {code}: {stderr}");
+                Assert.Contains($"--strict: {2 * Count} tensor(s) not fully transferred", stderr);
+                break;
+            default:
+                Assert.True(code == 0, $"exit {code}: {stderr}");
+                // Every block is guessed from a layer: the 50 first guesses are noted one by one, the rest counted.
+                Assert.Contains($"structural guesses: {Count - 50} more", tail);
+                Assert.Contains("\"match\": \"structural\"", tail);
+                break;
         }
     }
 

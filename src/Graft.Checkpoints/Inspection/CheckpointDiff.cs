@@ -46,7 +46,10 @@ public sealed record CheckpointDiff
     /// <summary>The second checkpoint's path.</summary>
     public required string B { get; init; }
 
-    /// <summary>Layers in order of first appearance (the first checkpoint's order, then layers only the second has).</summary>
+    /// <summary>
+    /// Layers in order of first appearance (the first checkpoint's order, then layers only the second has). A diff made
+    /// by <see cref="Compare"/> makes each entry when it is read: equal in value every time.
+    /// </summary>
     public required IReadOnlyList<LayerDiff> Layers { get; init; }
 
     /// <summary>Every tensor, layer by layer.</summary>
@@ -68,8 +71,12 @@ public sealed record CheckpointDiff
         {
             inB.TryAdd(t.Name, t);
         }
-        var inA = new HashSet<string>(a.Tensors.Select(t => t.Name), StringComparer.Ordinal);
-        var diffs = new List<TensorDiff>();
+        var inA = new HashSet<string>(a.Tensors.Count, StringComparer.Ordinal);
+        foreach (var t in a.Tensors)
+        {
+            inA.Add(t.Name);
+        }
+        var diffs = new List<TensorDiff>(a.Tensors.Count);
         foreach (var ta in a.Tensors)
         {
             if (!inB.TryGetValue(ta.Name, out var tb))
@@ -80,10 +87,32 @@ public sealed record CheckpointDiff
             var kind = ta.Shape != tb.Shape ? DiffKind.ShapeDiffers : ta.DType != tb.DType ? DiffKind.DTypeDiffers : DiffKind.Same;
             diffs.Add(new TensorDiff(ta.Name, kind, ta, tb));
         }
-        diffs.AddRange(b.Tensors.Where(t => !inA.Contains(t.Name)).Select(t => new TensorDiff(t.Name, DiffKind.OnlyInB, null, t)));
-        // GroupBy keeps the order of first appearance, both of groups and within them.
-        var layers = diffs.GroupBy(d => TensorName.LayerOf(d.Name), StringComparer.Ordinal).Select(g => new LayerDiff(g.Key, g.ToList())).ToList();
-        return new CheckpointDiff { A = a.Path, B = b.Path, Layers = layers };
+        foreach (var tb in b.Tensors)
+        {
+            if (!inA.Contains(tb.Name))
+            {
+                diffs.Add(new TensorDiff(tb.Name, DiffKind.OnlyInB, null, tb));
+            }
+        }
+        // Layers in order of first appearance, tensors in order within them; each layer's entry is made when read
+        // (two files of 200,000 distinct names are 400,000 layers).
+        var layers = LayerGroups.Of(diffs.Count, i => diffs[i].Name);
+        var ordered = new TensorDiff[diffs.Count];
+        var order = layers.Order;
+        for (int i = 0; i < ordered.Length; i++)
+        {
+            ordered[i] = diffs[order[i]];
+        }
+        return new CheckpointDiff
+        {
+            A = a.Path,
+            B = b.Path,
+            Layers = new ComputedList<LayerDiff>(layers.Count, l =>
+            {
+                var (start, length) = layers.Range(l);
+                return new LayerDiff(TensorName.LayerOf(ordered[start].Name), new ArraySegment<TensorDiff>(ordered, start, length));
+            }),
+        };
     }
 
     private static readonly JsonSerializerOptions JsonOptions = new()
@@ -98,7 +127,15 @@ public sealed record CheckpointDiff
     /// The diff as JSON: both paths, counts per kind, <c>differs</c>, and the layers with their tensors (kind, and for each
     /// side present its dtype in safetensors spelling and its shape).
     /// </summary>
-    public string ToJson() => JsonSerializer.Serialize(new
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        WriteJson(buffer);
+        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
+    /// <summary><see cref="ToJson"/> written to <paramref name="utf8Json"/> as it is made, never held whole.</summary>
+    public void WriteJson(Stream utf8Json) => JsonSerializer.Serialize(utf8Json, new
     {
         a = A,
         b = B,
@@ -131,5 +168,5 @@ public sealed record CheckpointDiff
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
-    private static object? Side(TensorInfo? t) => t is null ? null : new { dtype = t.DType.SafetensorsName(), shape = t.Shape.ToArray() };
+    private static object? Side(TensorInfo? t) => t is null ? null : new { dtype = t.DType.SafetensorsName(), shape = (IReadOnlyList<long>)t.Shape };
 }

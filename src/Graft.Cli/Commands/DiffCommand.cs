@@ -28,7 +28,7 @@ internal static class DiffCommand
             var diff = CheckpointDiff.Compare(ra, rb);
             if (parse.GetValue(json))
             {
-                ctx.Out.WriteLine(diff.ToJson());
+                CliJson.Write(ctx.Out, diff.WriteJson);
             }
             else
             {

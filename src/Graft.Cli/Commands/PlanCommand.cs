@@ -68,6 +68,10 @@ internal static class PlanCommand
         {
             ctx.Out.WriteLine($"  unused source: {TerminalText.Escape(u.Name)} {u.Shape}");
         }
+        foreach (var n in plan.Notes)
+        {
+            ctx.Out.WriteLine($"  note: {TerminalText.Escape(n)}");
+        }
         ctx.Out.WriteLine(s.Complete ? "complete: --strict would accept this transfer." : $"not complete: --strict would refuse it ({plan.StrictViolations.Count} tensor(s)).");
         ctx.Out.WriteLine("nothing was written (plan only).");
     }

@@ -96,6 +96,10 @@ internal static class ReportView
         {
             ctx.Out.WriteLine($"  unused source: {TerminalText.Escape(u.Name)} {new Shape(u.Shape)}");
         }
+        foreach (var n in r.Notes)
+        {
+            ctx.Out.WriteLine($"  note: {TerminalText.Escape(n)}");
+        }
         if (r.Output is not null)
         {
             ctx.Out.WriteLine($"wrote {TerminalText.Escape(r.Output.Path)} ({r.Output.Format})");

@@ -224,44 +224,79 @@ public static class NameMatcher
     /// kind). The n-th unmatched target layer of a signature takes the n-th unmatched source layer of the same
     /// signature, so a bias is never paired with another layer's weight and roles never mix.
     /// </summary>
-    private static IEnumerable<NameMatch> Structural(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransferPolicy policy)
+    private static List<NameMatch> Structural(List<TensorInfo> source, List<TensorInfo> template, TransferPolicy policy)
     {
-        var queues = new Dictionary<string, Queue<List<TensorInfo>>>(StringComparer.Ordinal);
-        foreach (var layer in Layers(source))
+        var sourceLayers = LayerGroups.Of(source);
+        var queues = new Dictionary<string, Queue<int>>(StringComparer.Ordinal);
+        for (int l = 0; l < sourceLayers.Count; l++)
         {
-            var sig = Signature(layer);
+            var sig = Signature(source, sourceLayers.Members(l));
             if (!queues.TryGetValue(sig, out var q))
             {
-                queues[sig] = q = new Queue<List<TensorInfo>>();
+                queues[sig] = q = new Queue<int>();
             }
-            q.Enqueue(layer);
+            q.Enqueue(l);
         }
-        foreach (var layer in Layers(template))
+        var matches = new List<NameMatch>();
+        var whys = new Dictionary<string, string>(StringComparer.Ordinal);
+        var templateLayers = LayerGroups.Of(template);
+        for (int l = 0; l < templateLayers.Count; l++)
         {
-            var sig = Signature(layer);
+            var layer = templateLayers.Members(l);
+            var sig = Signature(template, layer);
             if (!queues.TryGetValue(sig, out var q) || q.Count == 0)
             {
                 continue;
             }
             // A refused layer still consumes its candidate: refusing one guess must not shift every later guess.
-            var candidate = q.Dequeue();
-            if (layer.Any(t => policy.Rules.Any(r => r.Structural == false && r.Matches(t.Name))))
+            var candidate = sourceLayers.Members(q.Dequeue());
+            if (policy.Rules.Any(r => r.Structural == false) && Any(layer, i => policy.Rules.Any(r => r.Structural == false && r.Matches(template[i].Name))))
             {
                 continue;
             }
-            foreach (var t in layer)
+            // Equal signatures: the same members, each once (names are unique, and a layer's share its prefix).
+            if (!whys.TryGetValue(sig, out var why))
             {
-                var s = candidate.First(c => TensorName.MemberOf(c.Name) == TensorName.MemberOf(t.Name));
-                yield return new NameMatch(t.Name, s.Name, MatchKind.Structural, $"guessed: same position among layers with members {sig}");
+                // One sentence per signature, shared by its guesses.
+                whys[sig] = why = $"guessed: same position among layers with members {sig}";
+            }
+            var byMember = new Dictionary<string, TensorInfo>(candidate.Length, StringComparer.Ordinal);
+            foreach (var c in candidate)
+            {
+                byMember[TensorName.MemberOf(source[c].Name)] = source[c];
+            }
+            foreach (var i in layer)
+            {
+                var t = template[i];
+                var s = byMember[TensorName.MemberOf(t.Name)];
+                matches.Add(new NameMatch(t.Name, s.Name, MatchKind.Structural, why));
             }
         }
+        return matches;
     }
 
-    private static IEnumerable<List<TensorInfo>> Layers(IReadOnlyList<TensorInfo> tensors) =>
-        tensors.GroupBy(t => TensorName.LayerOf(t.Name), StringComparer.Ordinal).Select(g => g.ToList());
+    private static bool Any(ReadOnlySpan<int> indices, Func<int, bool> test)
+    {
+        foreach (var i in indices)
+        {
+            if (test(i))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
-    private static string Signature(List<TensorInfo> layer) =>
-        string.Join(",", layer.Select(t => Role(t)).Order(StringComparer.Ordinal));
+    private static string Signature(List<TensorInfo> tensors, ReadOnlySpan<int> layer)
+    {
+        var roles = new string[layer.Length];
+        for (int k = 0; k < roles.Length; k++)
+        {
+            roles[k] = Role(tensors[layer[k]]);
+        }
+        Array.Sort(roles, StringComparer.Ordinal);
+        return string.Join(",", roles);
+    }
 
     private static string Role(TensorInfo t)
     {

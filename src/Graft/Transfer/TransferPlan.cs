@@ -295,7 +295,8 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
     /// <summary>
     /// The plan as JSON, in the report's spelling (camelCase, kebab-case enums), so a script can check a transfer
     /// before anything is written: source, template, policy, summary, one entry per target (status, shapes, reason,
-    /// and the planned in-channel, kernel and out-channel steps), unused sources and what <c>--strict</c> would refuse.
+    /// the planned in-channel, kernel and out-channel steps, and how its source was found), unused sources, the plan's
+    /// notes and what <c>--strict</c> would refuse.
     /// </summary>
     public string ToJson()
     {
@@ -315,15 +316,17 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
         Summary,
         ComputedList.Select(Targets, t => new PlanTargetJson(
             t.Target.Name, t.Target.DType.SafetensorsName(), t.Target.Shape, t.Status, t.Source?.Name, t.Source?.DType.SafetensorsName(),
-            t.Source?.Shape, t.Layer, t.Layout.ToString(), t.Reason, t.Steps, t.Complete, t.In, t.Kernel, t.Out)),
+            t.Source?.Shape, t.Layer, t.Layout.ToString(), t.Reason, t.Steps, t.Complete, t.In, t.Kernel, t.Out, t.Match?.Kind, t.Match?.Why)),
         ComputedList.Select(UnusedSources, s => new PlanSourceJson(s.Name, s.DType.SafetensorsName(), s.Shape)),
+        Notes,
         StrictViolations), TransferReport.JsonOptions);
 
     private sealed record PlanJson(string Source, string Template, TransferPolicy Policy, ReportSummary Summary, IReadOnlyList<PlanTargetJson> Targets,
-        IReadOnlyList<PlanSourceJson> UnusedSources, IReadOnlyList<string> StrictViolations);
+        IReadOnlyList<PlanSourceJson> UnusedSources, IReadOnlyList<string> Notes, IReadOnlyList<string> StrictViolations);
 
     private sealed record PlanTargetJson(string Name, string DType, IReadOnlyList<long> Shape, TargetStatus Status, string? Source, string? SourceDType, IReadOnlyList<long>? SourceShape,
-        string Layer, string Layout, string Reason, IReadOnlyList<ReportStep> Steps, bool Complete, InStep? In, KernelStep? Kernel, OutDecision? Out);
+        string Layer, string Layout, string Reason, IReadOnlyList<ReportStep> Steps, bool Complete, InStep? In, KernelStep? Kernel, OutDecision? Out,
+        MatchKind? Match, string? MatchReason);
 
     private sealed record PlanSourceJson(string Name, string DType, IReadOnlyList<long> Shape);
 }

@@ -87,6 +87,9 @@ public static class TransferPlanner
 
         public List<string> Notes { get; } = [];
 
+        /// <summary>Structural guesses noted one by one; more are counted in one note.</summary>
+        private const int MaxGuessNotes = 50;
+
         private const string HeadPatternWhat = "Head pattern (TransferPolicy.HeadPattern)";
 
         private bool IsHead(string name)
@@ -112,9 +115,19 @@ public static class TransferPlanner
                 _sourceByName[s.Name] = s;
             }
             _matches = NameMatcher.Match(source, template, policy);
+            // One note per guess, up to a screenful; past it one line counts the rest (every target's own entry still
+            // says how it was matched).
+            int guesses = 0;
             foreach (var m in _matches.Values.Where(m => m.Kind == MatchKind.Structural))
             {
-                Notes.Add($"structural guess: {m.Target} ← {m.Source} (refuse with a rule {{ Structural = false }} on the target)");
+                if (++guesses <= MaxGuessNotes)
+                {
+                    Notes.Add($"structural guess: {m.Target} ← {m.Source} (refuse with a rule {{ Structural = false }} on the target)");
+                }
+            }
+            if (guesses > MaxGuessNotes)
+            {
+                Notes.Add($"structural guesses: {guesses - MaxGuessNotes} more (each target's match says so)");
             }
             _lastLinear = template.LastOrDefault(t => t.Shape.Rank == 2 && TensorName.Parse(t.Name).IsLayerWeight)?.Name;
             _firstConv = template.FirstOrDefault(t => t.Shape.Rank >= 3 && TensorName.Parse(t.Name).IsLayerWeight)?.Name;
@@ -128,49 +141,21 @@ public static class TransferPlanner
 
         /// <summary>
         /// Plans every layer (the template's tensors grouped by name prefix, in order of first appearance) and returns
-        /// the plans in template order. Layers are numbered and their members listed in two arrays, not LINQ groupings:
-        /// a header can declare hundreds of thousands of layers, and every tensor of a layer shares its name.
+        /// the plans in template order.
         /// </summary>
         public TargetPlan[] Run()
         {
-            var layerOf = new int[_template.Count];
-            var names = new List<string>();
-            var ids = new Dictionary<string, int>(StringComparer.Ordinal);
-            for (int i = 0; i < layerOf.Length; i++)
-            {
-                var layer = TensorName.LayerOf(_template[i].Name);
-                if (!ids.TryGetValue(layer, out var id))
-                {
-                    ids.Add(layer, id = names.Count);
-                    names.Add(layer);
-                }
-                layerOf[i] = id;
-            }
-            var start = new int[names.Count + 1];
-            foreach (var id in layerOf)
-            {
-                start[id + 1]++;
-            }
-            for (int l = 0; l < names.Count; l++)
-            {
-                start[l + 1] += start[l];
-            }
-            var members = new int[layerOf.Length];
-            var next = start[..^1];
-            for (int i = 0; i < layerOf.Length; i++)
-            {
-                members[next[layerOf[i]]++] = i;
-            }
+            var layers = LayerGroups.Of(_template);
             var plans = new TargetPlan[_template.Count];
-            for (int l = 0; l < names.Count; l++)
+            for (int l = 0; l < layers.Count; l++)
             {
-                var indices = members.AsSpan(start[l], start[l + 1] - start[l]);
+                var indices = layers.Members(l);
                 var tensors = new List<TensorInfo>(indices.Length);
                 foreach (var i in indices)
                 {
                     tensors.Add(_template[i]);
                 }
-                var planned = PlanLayer(names[l], tensors);
+                var planned = PlanLayer(TensorName.LayerOf(tensors[0].Name), tensors);
                 for (int k = 0; k < indices.Length; k++)
                 {
                     plans[indices[k]] = planned[k];

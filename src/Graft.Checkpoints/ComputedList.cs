@@ -1,6 +1,6 @@
 using System.Collections;
 
-namespace Graft.Transfer;
+namespace Graft.Checkpoints;
 
 /// <summary>
 /// A read-only list whose items are made when read, from their index. Reports and plans of a checkpoint with hundreds

@@ -77,6 +77,21 @@ public sealed class SafetensorsReaderTests : IDisposable
     }
 
     [Fact]
+    public void Open_TensorsOfOneShape_ShareOneShape_AndFieldsInAnyOrderAndSpellingOfDTypeRead()
+    {
+        // A header of many tensors repeats a few shapes: one Shape object each, not one per tensor. Field names and
+        // dtypes are compared as UTF-8 (escaped spellings included), never made into strings.
+        var path = _dir.Write("shapes.safetensors", StBytes.Image(
+            "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"data_offsets\":[8,16],\"shape\":[2],\"\\u0064type\":\"\\u0046\\u0033\\u0032\"},\"c\":{\"shape\":[1,2],\"dtype\":\"BF16\",\"data_offsets\":[16,20]}}",
+            StBytes.Sequence(20)));
+        using var r = SafetensorsReader.Open(path);
+        Assert.Same(r.Tensors[0].Shape, r.Tensors[1].Shape);
+        Assert.Equal(DType.F32, r.Tensors[1].DType);
+        Assert.Equal(DType.BF16, r.Tensors[2].DType);
+        Assert.Equal(new Shape(1, 2), r.Tensors[2].Shape);
+    }
+
+    [Fact]
     public void Open_EmptyAndScalarTensors_AreLegal()
     {
         var data = StBytes.Sequence(8);

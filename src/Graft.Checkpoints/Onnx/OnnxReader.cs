@@ -27,16 +27,14 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     private const int CopyChunkSize = 1 << 20;
 
     private readonly SafeFileHandle _handle;
-    private readonly MappedFile _file;
     private readonly Dictionary<string, SafeFileHandle> _externalFiles;
     private readonly TensorIndex<Initializer> _index;
 
-    private OnnxReader(string path, SafeFileHandle handle, MappedFile file, Parsed parsed)
+    private OnnxReader(string path, SafeFileHandle handle, long length, Parsed parsed)
     {
         Path = path;
         _handle = handle;
-        _file = file;
-        FileLength = file.Length;
+        FileLength = length;
         _externalFiles = parsed.ExternalFiles;
         ModelFields = parsed.ModelFields;
         Graph = parsed.Graph;
@@ -93,9 +91,13 @@ public sealed unsafe class OnnxReader : ICheckpointReader
             {
                 throw new CheckpointFormatException(CheckpointErrorKind.TooShort, path, null, "file is empty; an ONNX model has at least a graph.");
             }
+            // Mapped while the structure is parsed, then unmapped: later reads go through the handle (FileRead), so a
+            // model truncated while it is open is a read error, never a SIGBUS.
             file = MappedFile.Map(handle);
-            parsed = new Parser(path, file.Pointer, file.Length).Parse();
-            return new OnnxReader(path, handle, file, parsed);
+            var length = file.Length;
+            parsed = new Parser(path, file.Pointer, length).Parse();
+            file.Dispose();
+            return new OnnxReader(path, handle, length, parsed);
         }
         catch
         {
@@ -123,7 +125,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         switch (init.Source)
         {
             case RawSource raw:
-                Bytes(raw.Offset, destination.Length).CopyTo(destination);
+                FileRead.Exactly(_handle, raw.Offset, destination, Path, init.Info.Name);
                 break;
             case TypedSource typed:
                 DecodeTyped(init.Info, typed, destination);
@@ -145,10 +147,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         switch (init.Source)
         {
             case RawSource raw:
-                for (long done = 0; done < init.Info.ByteLength; done += CopyChunkSize)
-                {
-                    destination.Write(Bytes(raw.Offset + done, (int)Math.Min(CopyChunkSize, init.Info.ByteLength - done)));
-                }
+                FileRead.CopyRange(_handle, raw.Offset, init.Info.ByteLength, destination, Path, init.Info.Name, CopyChunkSize);
                 break;
             case ExternalSource ext:
                 var buffer = new byte[(int)Math.Min(CopyChunkSize, Math.Max(1, init.Info.ByteLength))];
@@ -168,7 +167,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         }
     }
 
-    /// <summary>Releases the mapping and every external data file.</summary>
+    /// <summary>Releases the model file and every external data file.</summary>
     public void Dispose()
     {
         if (_handle.IsClosed)
@@ -179,23 +178,23 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         {
             h.Dispose();
         }
-        _file.Dispose();
         _handle.Dispose();
     }
 
-    /// <summary>A slice of the mapped model.</summary>
-    internal ReadOnlySpan<byte> Bytes(long offset, int length)
+    /// <summary>A range of the model's bytes (read with pread; the model is not mapped after opening).</summary>
+    internal byte[] Bytes(long offset, int length)
     {
-        return _file.Span(offset, length);
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        var bytes = new byte[length];
+        FileRead.Exactly(_handle, offset, bytes, Path, null);
+        return bytes;
     }
 
-    /// <summary>Copies a range of the mapped model to a stream in bounded chunks.</summary>
+    /// <summary>Copies a range of the model to a stream in bounded chunks.</summary>
     internal void CopyRange(long start, long end, Stream destination)
     {
-        for (var pos = start; pos < end; pos += CopyChunkSize)
-        {
-            destination.Write(Bytes(pos, (int)Math.Min(CopyChunkSize, end - pos)));
-        }
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        FileRead.CopyRange(_handle, start, end - start, destination, Path, null, CopyChunkSize);
     }
 
     internal Initializer Find(TensorInfo tensor) => _index.Find(tensor);
@@ -205,17 +204,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     private void ReadExternal(string tensor, ExternalSource ext, long offset, Span<byte> destination)
     {
         ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
-        var handle = _externalFiles[ext.RealPath];
-        while (destination.Length > 0)
-        {
-            var n = RandomAccess.Read(handle, destination, offset);
-            if (n == 0)
-            {
-                throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, ext.RealPath, tensor, "the external data file ended early; was it truncated after opening?");
-            }
-            destination = destination[n..];
-            offset += n;
-        }
+        FileRead.Exactly(_externalFiles[ext.RealPath], offset, destination, ext.RealPath, tensor);
     }
 
     private void DecodeTyped(TensorInfo info, TypedSource typed, Span<byte> destination)
@@ -224,7 +213,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         var index = 0;
         foreach (var seg in typed.Segments)
         {
-            var input = new CodedInputStream(new UnmanagedMemoryStream(_file.Pointer + seg.Start, seg.Length));
+            var input = new CodedInputStream(Bytes(seg.Start, checked((int)seg.Length)));
             var packed = seg.Packed;
             while (!input.IsAtEnd)
             {

@@ -35,7 +35,6 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     private static readonly BigInteger LegacyMagic = BigInteger.Parse("1950a86a20f9469cfc6c", NumberStyles.HexNumber);
 
     private readonly SafeFileHandle _file;
-    private readonly MappedFile _mapped;
     private readonly Dictionary<string, long> _storageOffsets;
     private readonly TensorIndex<TensorEntry> _index;
     private bool _disposed;
@@ -45,10 +44,6 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
     {
         Path = path;
         _file = file;
-        // Tensor bytes are copied out of a read-only mapping, as in the safetensors reader: one memcpy from the page
-        // cache instead of a read system call per tensor (measured 2-4x faster on a 100 MB checkpoint, see
-        // bench/compare/load-vs-torch.sh). Every range was validated against the file length while opening.
-        _mapped = MappedFile.Map(file);
         Container = container;
         _storageOffsets = storageOffsets;
         TensorDictionaries = dictionaries;
@@ -183,7 +178,7 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
                 for (long done = direct; done < total;)
                 {
                     var n = (int)Math.Min(chunk.Length, total - done);
-                    ReadFromFile(start + done, chunk.AsSpan(0, n), t.Info.Name);
+                    ReadExactly(start + done, chunk.AsSpan(0, n), t.Info.Name);
                     destination.Write(chunk, 0, n);
                     done += n;
                 }
@@ -232,7 +227,6 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
         if (!_disposed)
         {
             _disposed = true;
-            _mapped.Dispose();
             _file.Dispose();
         }
     }
@@ -249,30 +243,14 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
         ObjectDisposedException.ThrowIf(_disposed, this);
     }
 
+    /// <summary>
+    /// Reads with pread, never through a mapping: the pages stay in the page cache, outside this process, and a file
+    /// truncated after opening (<c>torch.save</c> over it) is an error, not a SIGBUS (see <see cref="FileRead"/>).
+    /// </summary>
     private void ReadExactly(long offset, Span<byte> destination, string tensor)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (offset >= 0 && offset <= _mapped.Length - destination.Length)
-        {
-            _mapped.Span(offset, destination.Length).CopyTo(destination);
-            return;
-        }
-        ReadFromFile(offset, destination, tensor);
-    }
-
-    /// <summary>Reads with pread, not through the mapping: the pages stay in the page cache, outside this process.</summary>
-    private void ReadFromFile(long offset, Span<byte> destination, string tensor)
-    {
-        var done = 0;
-        while (done < destination.Length)
-        {
-            var n = RandomAccess.Read(_file, destination[done..], offset + done);
-            if (n == 0)
-            {
-                throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, Path, tensor, "the file ends before the tensor's data (was it truncated after opening?)");
-            }
-            done += n;
-        }
+        FileRead.Exactly(_file, offset, destination, Path, tensor);
     }
 
     // Copies rows [firstRow, firstRow + rowCount) of a strided view, in row-major order, into destination.

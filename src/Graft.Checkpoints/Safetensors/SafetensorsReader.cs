@@ -32,17 +32,16 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
 
     private const string MetadataKey = "__metadata__";
 
-    private readonly MappedFile _file;
     private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
     private readonly TensorIndex<Entry> _index;
 
-    private SafetensorsReader(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle, MappedFile file, Parsed parsed)
+    private SafetensorsReader(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle, Parsed parsed)
     {
         Path = path;
-        // ReadBytes copies out of the mapping; CopyTo reads with pread through the handle instead, so streamed tensors
-        // pass through the page cache without becoming part of this process's resident memory.
+        // Every read goes through the handle (pread, or copy_file_range for CopyTo): streamed tensors pass through the
+        // page cache without becoming part of this process's resident memory, and a file truncated meanwhile is an
+        // error rather than a SIGBUS.
         _handle = handle;
-        _file = file;
         DataOffset = parsed.DataOffset;
         _index = new TensorIndex<Entry>(path, parsed.Entries, static e => e.Info);
         Metadata = new ReadOnlyDictionary<string, string>(parsed.Metadata);
@@ -67,7 +66,8 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     public long DataOffset { get; }
 
     /// <summary>
-    /// Opens, maps and validates a safetensors file. The file is opened read-only and shared for reading only.
+    /// Opens and validates a safetensors file. The file is opened read-only and shared for reading only; its header is
+    /// read into memory and its tensors are read with <c>pread</c> when asked for.
     /// </summary>
     /// <exception cref="CheckpointFormatException">The file breaks a rule of the format; <see cref="CheckpointFormatException.Kind"/> says which.</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
@@ -75,22 +75,32 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         var handle = FileIdentity.OpenInput(path);
-        MappedFile? file = null;
         try
         {
             var length = RandomAccess.GetLength(handle);
-            if (length < 8)
+            // The prefix and header are read into memory (at most MaxHeaderLength): nothing of the file is mapped, so a
+            // file truncated while it is open is a read error, never a SIGBUS (FileRead).
+            Span<byte> prefix = stackalloc byte[8];
+            var got = length < 8 ? 0 : RandomAccess.Read(handle, prefix, 0);
+            if (got < 8)
             {
-                // An empty file cannot be mapped; the validation routine refuses a short file before touching memory.
-                Validate(path, null, length);
+                Validate(path, null, Math.Min(length, got));
             }
-            file = MappedFile.Map(handle);
-            var parsed = Validate(path, file.Pointer, length);
-            return new SafetensorsReader(path, handle, file, parsed);
+            var declared = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
+            var headerLength = declared <= MaxHeaderLength && 8 + (long)declared <= length ? (int)declared : 0;
+            var image = new byte[8 + headerLength];
+            prefix.CopyTo(image);
+            FileRead.Exactly(handle, 8, image.AsSpan(8), path, null);
+            Parsed parsed;
+            fixed (byte* p = image)
+            {
+                // Validate sees the file's length, so a header too long for the file is refused as before.
+                parsed = Validate(path, p, length);
+            }
+            return new SafetensorsReader(path, handle, parsed);
         }
         catch
         {
-            file?.Dispose();
             handle.Dispose();
             throw;
         }
@@ -111,7 +121,8 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
         var e = _index.FindForRead(tensor, destination);
-        _file.Span(DataOffset + e.Begin, destination.Length).CopyTo(destination);
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        FileRead.Exactly(_handle, DataOffset + e.Begin, destination, Path, e.Info.Name);
     }
 
     /// <inheritdoc/>
@@ -130,32 +141,12 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
         {
             return;
         }
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Min(Math.Max(remaining, 1), CopyChunkSize));
-        try
-        {
-            while (remaining > 0)
-            {
-                var want = (int)Math.Min(remaining, buffer.Length);
-                var n = RandomAccess.Read(_handle, buffer.AsSpan(0, want), position);
-                if (n <= 0)
-                {
-                    throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, Path, e.Info.Name, "the file became shorter while it was being read.");
-                }
-                destination.Write(buffer, 0, n);
-                position += n;
-                remaining -= n;
-            }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
+        FileRead.CopyRange(_handle, position, remaining, destination, Path, e.Info.Name, CopyChunkSize);
     }
 
-    /// <summary>Releases the mapping and the file. Tensors cannot be read afterwards.</summary>
+    /// <summary>Releases the file. Tensors cannot be read afterwards.</summary>
     public void Dispose()
     {
-        _file.Dispose();
         _handle.Dispose();
     }
 

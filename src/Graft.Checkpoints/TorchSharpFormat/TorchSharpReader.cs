@@ -92,16 +92,8 @@ public sealed class TorchSharpReader : ICheckpointReader
     {
         ArgumentNullException.ThrowIfNull(destination);
         var (info, offset) = _index.Find(tensor);
-        var buffer = new byte[(int)Math.Min(CopyChunkSize, Math.Max(info.ByteLength, 1))];
-        var remaining = info.ByteLength;
-        while (remaining > 0)
-        {
-            var n = (int)Math.Min(remaining, buffer.Length);
-            ReadExactly(offset, buffer.AsSpan(0, n), info.Name);
-            destination.Write(buffer, 0, n);
-            offset += n;
-            remaining -= n;
-        }
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        FileRead.CopyRange(_file, offset, info.ByteLength, destination, Path, info.Name, CopyChunkSize);
     }
 
     /// <summary>Closes the file. Tensors cannot be read afterwards.</summary>
@@ -114,17 +106,8 @@ public sealed class TorchSharpReader : ICheckpointReader
     private void ReadExactly(long offset, Span<byte> destination, string tensor)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        while (destination.Length > 0)
-        {
-            var n = RandomAccess.Read(_file, destination, offset);
-            if (n == 0)
-            {
-                // Validated at open: only a file truncated since then ends early.
-                throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, Path, tensor, "the file ended early; was it truncated after opening?");
-            }
-            destination = destination[n..];
-            offset += n;
-        }
+        // Validated at open: only a file truncated since then ends early.
+        FileRead.Exactly(_file, offset, destination, Path, tensor);
     }
 
     /// <summary>

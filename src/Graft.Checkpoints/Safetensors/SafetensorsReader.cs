@@ -84,7 +84,8 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
             var got = length < 8 ? 0 : RandomAccess.Read(handle, prefix, 0);
             if (got < 8)
             {
-                Validate(path, null, Math.Min(length, got));
+                // Too short to hold the prefix (or cut below it since): refused before anything is parsed.
+                Validate(path, null, length < 8 ? length : got);
             }
             var declared = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
             var headerLength = declared <= MaxHeaderLength && 8 + (long)declared <= length ? (int)declared : 0;

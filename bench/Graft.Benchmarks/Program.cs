@@ -30,6 +30,15 @@ internal static class Program
             int reps = args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 7;
             return LoadBenchmark.Run(args[0], args[1], reps);
         }
+        // `numerics-cold [processes]`: the numerics self-check's cost in fresh processes (NumericsColdRun).
+        if (args.Length >= 1 && args[0] == "numerics-cold")
+        {
+            return NumericsColdRun.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 9);
+        }
+        if (args.Length >= 2 && args[0] == "numerics-cold-child")
+        {
+            return NumericsColdRun.Child(args[1]);
+        }
         if (args.Length >= 1 && args[0] == "linked-ab")
         {
             return LinkedAbRun.Run(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 40);

@@ -37,6 +37,26 @@ public sealed class PlanCommandTests : IDisposable
     }
 
     [Fact]
+    public void Plan_Table_CountsPlainCopiesOnOneLine_AndAllListsThem()
+    {
+        // Same stem, new head: conv.weight and conv.bias are plain copies, the head is kept.
+        manual_seed(4);
+        var src = _h.Save(nn.Sequential(("conv", nn.Conv2d(3, 8, 3)), ("fc", nn.Linear(8, 10))), "src.safetensors");
+        var tpl = _h.Save(nn.Sequential(("conv", nn.Conv2d(3, 8, 3)), ("fc", nn.Linear(8, 4))), "tpl.safetensors");
+        var (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl);
+        Assert.True(code == 0, stderr);
+        Assert.DoesNotContain(" conv.weight ", stdout);
+        Assert.Contains("fc.weight", stdout);
+        Assert.Contains("2 tensors copied unchanged, matched by name (--all lists them).", stdout);
+        Assert.Contains("plan for 4 target tensors: 2 copied", stdout);
+
+        (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl, "--all");
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"conv\.weight\s+copied", stdout);
+        Assert.DoesNotContain("copied unchanged", stdout);
+    }
+
+    [Fact]
     public void Plan_Json_IsParseableAndMatchesWhatTransferReports()
     {
         var (src, tpl) = SeedCase();

@@ -15,9 +15,10 @@ internal static class PlanCommand
         var source = new Argument<FileInfo>("source") { Description = "Pretrained checkpoint to take weights from." };
         var into = new Option<FileInfo>("--into") { Description = "Checkpoint of the target architecture.", Required = true };
         var json = new Option<bool>("--json") { Description = "Print the plan as JSON on standard output instead of a table." };
+        var all = new Option<bool>("--all") { Description = "List every tensor in the table, also those copied unchanged (the JSON always has every tensor)." };
         var cmd = new Command("plan", "Show what 'graft transfer' would do to every tensor, without reading tensor data or writing anything. With --strict, exit 5 when the transfer would be refused.")
         {
-            source, into, json,
+            source, into, json, all,
         };
         var policyOptions = new PolicyOptions();
         policyOptions.AddTo(cmd);
@@ -33,7 +34,7 @@ internal static class PlanCommand
             }
             else
             {
-                Render(ctx, plan);
+                Render(ctx, plan, parse.GetValue(all));
             }
             if (policy.Strict && plan.StrictViolations.Count > 0)
             {
@@ -51,9 +52,14 @@ internal static class PlanCommand
     private static readonly TextTableColumn[] Columns =
         [new("target"), new("status", Colour: ReportView.StatusColour), new("source → target"), new("reason")];
 
-    private static void Render(CliContext ctx, TransferPlan plan)
+    /// <summary>
+    /// Like the transfer's table: what needs a decision is listed, tensors copied unchanged under their own name are
+    /// counted on one line unless <paramref name="all"/> asks for every row.
+    /// </summary>
+    private static void Render(CliContext ctx, TransferPlan plan, bool all)
     {
-        TextTable.Write(ctx, Columns, () => plan.Targets.Select(t =>
+        static bool Plain(TargetPlan t) => ReportView.IsPlainCopy(t.Status, t.Match?.Kind);
+        TextTable.Write(ctx, Columns, () => plan.Targets.Where(t => all || !Plain(t)).Select(t =>
         {
             string shape = t.Source is null ? $"— → {t.Target.Shape}"
                 : t.Source.Shape == t.Target.Shape && t.Source.DType == t.Target.DType ? t.Target.Shape.ToString()
@@ -62,6 +68,11 @@ internal static class PlanCommand
             string from = t.Source is null || t.Source.Name == t.Target.Name ? "" : $" (from {t.Source.Name})";
             return new[] { t.Target.Name + from, ReportView.Word(t.Status), shape, t.Reason };
         }));
+        int plain = all ? 0 : plan.Targets.Count(Plain);
+        if (plain > 0)
+        {
+            ctx.Out.WriteLine($"{plain} tensors copied unchanged, matched by name (--all lists them).");
+        }
         var s = plan.Summary;
         ctx.Out.WriteLine($"plan for {s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
         foreach (var u in plan.UnusedSources)

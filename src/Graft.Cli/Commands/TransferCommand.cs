@@ -110,7 +110,13 @@ internal static class ReportView
         [new("target"), new("status", Colour: StatusColour), new("shape"), new("how")];
 
     /// <summary>Copied as is, found by its own name (or that name under a common prefix such as <c>module.</c>).</summary>
-    private static bool IsPlainCopy(ReportTarget t) => t.Status == TargetStatus.Copied && t.Match is MatchKind.Exact or MatchKind.Prefix;
+    private static bool IsPlainCopy(ReportTarget t) => IsPlainCopy(t.Status, t.Match);
+
+    /// <summary>
+    /// What the transfer and plan tables count on one line instead of listing (unless <c>--all</c>): a tensor copied as
+    /// is under its own name or that name under a wrapper prefix.
+    /// </summary>
+    internal static bool IsPlainCopy(TargetStatus status, MatchKind? match) => status == TargetStatus.Copied && match is MatchKind.Exact or MatchKind.Prefix;
 
     /// <summary>A status as the tables (and the JSON) spell it.</summary>
     internal static string Word(TargetStatus status) => status.ToString().ToLowerInvariant();

@@ -139,7 +139,8 @@ public sealed class PlanAgreesWithTransferTests : IDisposable
         int n = 0;
         GenCase.Sample(c =>
         {
-            var dir = Path.Combine(_dir, (n++).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            // CsCheck samples on several threads: each case needs its own folder.
+            var dir = Path.Combine(_dir, Interlocked.Increment(ref n).ToString(System.Globalization.CultureInfo.InvariantCulture));
             Directory.CreateDirectory(dir);
             var (source, template, policy) = Build(c);
             string src = Path.Combine(dir, "src.safetensors"), tpl = Path.Combine(dir, "tpl.safetensors"), output = Path.Combine(dir, "out.safetensors");

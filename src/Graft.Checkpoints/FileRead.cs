@@ -32,7 +32,11 @@ internal static class FileRead
     /// <exception cref="CheckpointFormatException">The file ends early (see <see cref="Exactly"/>).</exception>
     public static void CopyRange(SafeFileHandle file, long offset, long length, Stream destination, string path, string? tensor, int chunkSize)
     {
-        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Min(Math.Max(length, 1), chunkSize));
+        if (length <= 0)
+        {
+            return;
+        }
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Min(length, chunkSize));
         try
         {
             while (length > 0)

@@ -150,13 +150,8 @@ public sealed unsafe class OnnxReader : ICheckpointReader
                 FileRead.CopyRange(_handle, raw.Offset, init.Info.ByteLength, destination, Path, init.Info.Name, CopyChunkSize);
                 break;
             case ExternalSource ext:
-                var buffer = new byte[(int)Math.Min(CopyChunkSize, Math.Max(1, init.Info.ByteLength))];
-                for (long done = 0; done < init.Info.ByteLength; done += buffer.Length)
-                {
-                    var n = (int)Math.Min(buffer.Length, init.Info.ByteLength - done);
-                    ReadExternal(init.Info.Name, ext, ext.Offset + done, buffer.AsSpan(0, n));
-                    destination.Write(buffer, 0, n);
-                }
+                ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+                FileRead.CopyRange(_externalFiles[ext.RealPath], ext.Offset, init.Info.ByteLength, destination, ext.RealPath, init.Info.Name, CopyChunkSize);
                 break;
             default:
                 // Typed fields hold small tensors (ONNX writers switch to raw_data for anything large).

@@ -157,33 +157,19 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
         }
         var es = t.Storage.DType.ElementSize();
         var storageStart = _storageOffsets[t.Storage.Key];
-        long direct = 0;
         if (t.Contiguous)
         {
             // A stored tensor is a byte range of the zip: copied inside the kernel where it can be, as the safetensors
             // reader does, so the bytes never enter this process and its resident set stays flat however large the
-            // file (the mapping is for reads into tensors; copying through it kept the whole file resident).
-            direct = FileCopy.TryCopy(_file, storageStart + t.Offset * es, total, destination);
-            if (direct == total)
-            {
-                return;
-            }
+            // file; the rest through a bounded buffer.
+            var start = storageStart + t.Offset * es;
+            var direct = FileCopy.TryCopy(_file, start, total, destination);
+            FileRead.CopyRange(_file, start + direct, total - direct, destination, Path, t.Info.Name, 1 << 20);
+            return;
         }
-        var chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(total - direct, 1 << 20));
+        var chunk = ArrayPool<byte>.Shared.Rent((int)Math.Min(total, 1 << 20));
         try
         {
-            if (t.Contiguous)
-            {
-                var start = storageStart + t.Offset * es;
-                for (long done = direct; done < total;)
-                {
-                    var n = (int)Math.Min(chunk.Length, total - done);
-                    ReadExactly(start + done, chunk.AsSpan(0, n), t.Info.Name);
-                    destination.Write(chunk, 0, n);
-                    done += n;
-                }
-                return;
-            }
             var rowLength = t.Size[^1];
             var rowBytes = rowLength * es;
             var rows = t.Info.ElementCount / rowLength;

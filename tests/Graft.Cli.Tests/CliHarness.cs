@@ -34,7 +34,10 @@ public sealed class CliHarness : IDisposable
     public static Process StartProcess(IReadOnlyDictionary<string, string>? env, params string[] args) =>
         StartDll(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"), env, args);
 
-    /// <summary>Starts <c>dotnet <paramref name="dll"/> args…</c> with redirected streams (the samples run this way).</summary>
+    /// <summary>
+    /// Starts <c>dotnet <paramref name="dll"/> args…</c> with redirected streams (the samples run this way), in this
+    /// process's environment plus <paramref name="env"/>; an empty value there removes the variable.
+    /// </summary>
     public static Process StartDll(string dll, IReadOnlyDictionary<string, string>? env, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -45,7 +48,14 @@ public sealed class CliHarness : IDisposable
         }
         foreach (var (k, v) in env ?? new Dictionary<string, string>())
         {
-            psi.Environment[k] = v;
+            if (v.Length == 0)
+            {
+                psi.Environment.Remove(k); // an empty value unsets a variable the test process has
+            }
+            else
+            {
+                psi.Environment[k] = v;
+            }
         }
         return Process.Start(psi)!;
     }

@@ -349,10 +349,17 @@ public sealed class PolicyOptionTests : IDisposable
         var tpl = _h.Save(nn.Sequential(("c1", nn.Conv2d(3, 6, 3)), ("c2", nn.Conv2d(6, 2, 3))), "t.safetensors");
         var outPath = _h.PathOf("o.safetensors");
         var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", outPath, "--preserve-function");
-        // c1 shrinks 8→6, so c2 would have to drop inputs: refused, naming the tensor that cannot keep the function.
-        Assert.True(code is 2 or 5, stderr);
-        Assert.Contains("c2.weight", stderr);
+        // c1 shrinks 8→6, so c2 would have to drop inputs: refused (exit 5, as the README's table says for
+        // --preserve-function; not 2, which is for a rule the user typed), naming the tensor that cannot keep the function.
+        Assert.True(code == 5, $"exit {code}: {stderr}");
+        Assert.Contains("c2.weight: inputs 8→6", stderr);
+        Assert.Contains("Nothing was written", stderr);
         Assert.False(File.Exists(outPath));
+        Assert.Equal(["s.safetensors", "t.safetensors"], _h.Files());
+        // plan says the same before anything is read but headers.
+        (code, _, stderr) = _h.Run("plan", src, "--into", tpl, "--preserve-function");
+        Assert.True(code == 5, $"plan exit {code}: {stderr}");
+        Assert.Contains("c2.weight: inputs 8→6", stderr);
     }
 
     [Fact]

@@ -101,4 +101,25 @@ public sealed class ExitCodeTests : IDisposable
         torch.manual_seed(3);
         return (_h.Save(torch.nn.Linear(4, 2), "src.safetensors"), _h.Save(torch.nn.Linear(4, 2), "tpl.safetensors"));
     }
+
+    [Fact]
+    public void Demo_AVerificationFails_Exit7OneLineNamingThePromiseAndTheDifference()
+    {
+        // No lever makes libtorch compute wrong numbers on purpose (that is exit 6's job, tested in NumericsCommandTests):
+        // the growth checks' own wording for a 3-D inflation off by 3e-3 goes through the demo's conclusion.
+        var ok = new Graft.Growth.OutputDifference(0, 0, 3);
+        var growth = new Graft.Demo.GrowthDemoResult(ok, ok, InflatedMaxAbsolute: 3e-3);
+        Assert.False(growth.Verified);
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var code = Commands.DemoCommand.Conclude(new CliContext(stdout, stderr), growth.Failures.Select(f => "growth: " + f).ToList());
+        Assert.Equal(7, code);
+        var line = Assert.Single(stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("graft: demo verification failed: growth: 3-D: max |difference| 3e-3 ≥ 1e-4", line, StringComparison.Ordinal);
+        Assert.Empty(stdout.ToString());
+
+        using var quiet = new StringWriter();
+        Assert.Equal(0, Commands.DemoCommand.Conclude(new CliContext(stdout, quiet), new Graft.Demo.GrowthDemoResult(ok, ok, 0).Failures));
+        Assert.Empty(quiet.ToString());
+    }
 }

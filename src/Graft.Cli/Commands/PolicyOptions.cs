@@ -47,7 +47,10 @@ internal sealed class PolicyOptions
         {
             throw new InvalidInputException("--preserve-function is a preset of its own; drop --preset.");
         }
-        var preset = parse.GetValue(_preserveFunction) ? Graft.Growth.PreserveFunction.Policy
+        // --preserve-function plans with the keep-function preset and refuses, through PreserveFunction.Problems (exit 5),
+        // whatever cannot keep the function. Not PreserveFunction.Policy: its explicit zero-extend in-channel rule makes
+        // the planner throw on inputs that shrink, which reads as a rule the user typed that does not fit (exit 2).
+        var preset = parse.GetValue(_preserveFunction) ? TransferPresets.KeepFunction
             : presetName is null ? TransferPolicy.Default : OptionText.Parse("--preset", presetName, TransferPresets.Get);
         return preset with
         {

@@ -220,7 +220,7 @@ print(json.dumps({i.name: hashlib.sha256(numpy_helper.to_array(i).tobytes()).hex
             Assert.NotEmpty(payloads);
             OnnxWriter.ReplaceInitializers(source, output, payloads);
 
-            var (code, stdout, stderr) = PythonTorch.Run(PythonTorch.InterpreterWith("onnx")!,
+            var (code, stdout, stderr) = PythonTorch.Run(PythonTorch.Required("onnx"),
                 "import sys; sys.argv = ['x', " + JsonSerializer.Serialize(output) + "]; exec(" + JsonSerializer.Serialize(OnnxCheckScript) + ")", TimeSpan.FromMinutes(2));
             Assert.True(code == 0, $"{file}: onnx rejected Graft's output: {stderr}");
             var hashes = JsonSerializer.Deserialize<Dictionary<string, string>>(stdout.Trim().Split('\n')[^1])!;

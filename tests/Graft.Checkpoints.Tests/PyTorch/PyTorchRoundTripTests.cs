@@ -135,7 +135,7 @@ public sealed class PyTorchRoundTripTests : IDisposable
                 out.append([k, str(v.dtype), list(v.shape), hashlib.sha256(b).hexdigest()])
             print(json.dumps(out))
             """;
-        var (code, stdout, stderr) = PythonTorch.Run(PythonTorch.Interpreter!, "import sys; sys.argv = ['x', " + JsonSerializer.Serialize(path) + "]; exec(" + JsonSerializer.Serialize(Script) + ")", TimeSpan.FromMinutes(3));
+        var (code, stdout, stderr) = PythonTorch.Run(PythonTorch.Required("torch"), "import sys; sys.argv = ['x', " + JsonSerializer.Serialize(path) + "]; exec(" + JsonSerializer.Serialize(Script) + ")", TimeSpan.FromMinutes(3));
         Assert.True(code == 0, "torch.load failed: " + stderr);
         var rows = JsonDocument.Parse(stdout).RootElement.EnumerateArray().ToList();
         Assert.Equal(payloads.Count, rows.Count);

@@ -121,32 +121,23 @@ internal static class Pickle
     }
 }
 
-/// <summary>Skips the test (saying why) unless a Python that can <c>import torch</c> is available.</summary>
+/// <summary>
+/// A test checked by the reference implementation (Debian's python3-torch): outside CI it is skipped, saying why, when
+/// no Python imports torch; in CI (<c>CI=true</c>, as <c>.ci/run</c> runs) it runs and fails, since CI installs torch.
+/// </summary>
 [AttributeUsage(AttributeTargets.Method)]
 public sealed class PythonTorchFactAttribute : FactAttribute
 {
-    /// <summary>Sets <see cref="FactAttribute.Skip"/> when no interpreter imports torch.</summary>
-    public PythonTorchFactAttribute()
-    {
-        if (PythonTorch.Interpreter is null)
-        {
-            Skip = "No Python with torch: tried $GRAFT_PYTHON, python3 and /usr/bin/python3 (`import torch` failed). Run tests/fixtures/install-python-torch.sh to enable.";
-        }
-    }
+    /// <summary>Sets <see cref="FactAttribute.Skip"/> when no interpreter imports torch and this is not CI.</summary>
+    public PythonTorchFactAttribute() => Skip = PythonTorch.SkipReason("torch");
 }
 
-/// <summary>Skips the test (saying why) unless a Python that can <c>import onnx</c> is available.</summary>
+/// <summary>As <see cref="PythonTorchFactAttribute"/>, for Debian's python3-onnx.</summary>
 [AttributeUsage(AttributeTargets.Method)]
 public sealed class PythonOnnxFactAttribute : FactAttribute
 {
-    /// <summary>Sets <see cref="FactAttribute.Skip"/> when no interpreter imports onnx.</summary>
-    public PythonOnnxFactAttribute()
-    {
-        if (PythonTorch.InterpreterWith("onnx") is null)
-        {
-            Skip = "No Python with onnx: tried $GRAFT_PYTHON, python3 and /usr/bin/python3 (`import onnx` failed). Run tests/fixtures/install-python-torch.sh to enable.";
-        }
-    }
+    /// <summary>Sets <see cref="FactAttribute.Skip"/> when no interpreter imports onnx and this is not CI.</summary>
+    public PythonOnnxFactAttribute() => Skip = PythonTorch.SkipReason("onnx");
 }
 
 /// <summary>Finds and runs a Python interpreter that has torch (or another module the tests check against).</summary>
@@ -158,6 +149,21 @@ internal static class PythonTorch
 
     /// <summary>The first of $GRAFT_PYTHON, python3 and /usr/bin/python3 that can import <paramref name="module"/>, or null.</summary>
     public static string? InterpreterWith(string module) => Found.GetOrAdd(module, m => new Lazy<string?>(() => Probe(m))).Value;
+
+    /// <summary>CI runs with <c>CI=true</c> (<c>.ci/run</c> sets it): there a missing reference implementation is a failure.</summary>
+    public static bool InCI => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
+
+    private static string Missing(string module) =>
+        $"No Python with {module}: tried $GRAFT_PYTHON, python3 and /usr/bin/python3 (`import {module}` failed). " +
+        "Run tests/fixtures/install-python-torch.sh (as root) to install Debian's python3-torch, python3-torchvision and python3-onnx";
+
+    /// <summary>The skip reason of a test that needs <paramref name="module"/>: null when it is there, or in CI (where the test then fails).</summary>
+    public static string? SkipReason(string module) =>
+        InCI || InterpreterWith(module) is not null ? null : Missing(module) + ". Skipped only outside CI (CI is not \"true\"); in CI this test fails instead.";
+
+    /// <summary>The interpreter that imports <paramref name="module"/>; fails the test (in CI, where it is not skipped) when there is none.</summary>
+    public static string Required(string module) =>
+        InterpreterWith(module) ?? throw new Xunit.Sdk.XunitException(Missing(module) + ". CI (CI=true) must run this check against the reference implementation, so it fails instead of skipping.");
 
     public static (int ExitCode, string Stdout, string Stderr) Run(string interpreter, string script, TimeSpan timeout)
     {

@@ -1,5 +1,6 @@
 using Graft.Checkpoints;
 using Graft.Checkpoints.Safetensors;
+using Graft.TestSupport;
 
 namespace Graft.Checkpoints.Tests.Safetensors;
 
@@ -75,6 +76,74 @@ public sealed class SafetensorsCopyTests : IDisposable
         using var a = CheckpointFile.Open(src);
         using var b = CheckpointFile.Open(dst);
         AssertSameBytes(a, b);
+    }
+
+    /// <summary>A file stream that counts the bytes handed to it: bytes the kernel copies file to file never pass through it.</summary>
+    private sealed class CountingFileStream(string path) : FileStream(path, FileMode.Create, FileAccess.ReadWrite)
+    {
+        private int _depth; // FileStream's Write overloads call one another: count at the outermost call only
+
+        public long Written { get; private set; }
+
+        private void Counted(long count, Action write)
+        {
+            if (_depth++ == 0)
+            {
+                Written += count;
+            }
+            try
+            {
+                write();
+            }
+            finally
+            {
+                _depth--;
+            }
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Counted(count, () => base.Write(buffer, offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            var copy = buffer.ToArray(); // a span cannot enter the lambda
+            Counted(copy.Length, () => base.Write(copy));
+        }
+
+        public override void WriteByte(byte value) => Counted(1, () => base.WriteByte(value));
+    }
+
+    [LinuxOnlyFact("the kernel copy is Linux's copy_file_range")]
+    public void WriteTo_FileStream_LargeTensorsGoThroughTheKernelSmallOnesThroughTheStream()
+    {
+        // Which path a copy took, seen from outside: the large tensors' bytes must reach the file without one of them
+        // passing through the stream's Write, and everything else (header, small tensors) must pass through it.
+        var src = MakeSource();
+        var dst = Path.Combine(_dir, "dst.safetensors");
+        using var reader = CheckpointFile.Open(src);
+        long large = reader.Tensors.Where(t => t.ByteLength >= FileCopy.MinimumBytes).Sum(t => t.ByteLength);
+        Assert.Equal(2, reader.Tensors.Count(t => t.ByteLength >= FileCopy.MinimumBytes));
+        long written;
+        using (var file = new CountingFileStream(dst))
+        {
+            SafetensorsWriter.WriteTo(file, reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t)).ToList());
+            file.Flush();
+            written = file.Written;
+        }
+        Assert.Equal(new FileInfo(dst).Length - large, written);
+        using var copy = CheckpointFile.Open(dst);
+        AssertSameBytes(reader, copy);
+    }
+
+    [Fact]
+    public void WriteTo_MemoryStream_EveryByteGoesThroughTheStream()
+    {
+        // The buffered path: no file to copy into, so the large tensors are read and written like the small ones.
+        var src = MakeSource();
+        using var reader = CheckpointFile.Open(src);
+        using var memory = new MemoryStream();
+        SafetensorsWriter.WriteTo(memory, reader.Tensors.Select(t => TensorPayload.FromCheckpoint(reader, t)).ToList());
+        Assert.Equal(new FileInfo(src).Length, memory.Length);
+        Assert.Equal(File.ReadAllBytes(src), memory.ToArray());
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using Graft.Growth;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -59,6 +60,33 @@ internal static class GrowthModels
             m.running_mean!.copy_(randn(new[] { n }, dtype: dtype, generator: g) * 0.2);
             m.running_var!.copy_(rand(new[] { n }, dtype: dtype, generator: g) + 0.5);
         }
+    }
+
+    /// <summary>
+    /// The bound a float64 growth whose math is exact must meet, relative to the output's largest magnitude: a few
+    /// hundred float64 roundings (measured ≤ 5e-16), and five orders below what a float32 round trip anywhere in the
+    /// growth leaves (about 1e-7).
+    /// </summary>
+    public const double Float64Exact = 1e-13;
+
+    /// <summary>
+    /// Asserts that <paramref name="d"/> is finite (NaN and infinity fail) and that the largest relative difference is at
+    /// most <paramref name="bound"/>; logs both numbers.
+    /// </summary>
+    public static void AssertWithin(OutputDifference d, double bound, Xunit.Abstractions.ITestOutputHelper? output = null)
+    {
+        output?.WriteLine($"max |diff| = {d.MaxAbsolute:g3}, max relative = {d.MaxRelative:g3} (bound {bound:g3})");
+        Assert.True(d.Inputs > 0, "nothing was compared");
+        Assert.True(double.IsFinite(d.MaxAbsolute) && double.IsFinite(d.MaxRelative), $"the difference is not finite: {d}");
+        Assert.True(d.MaxRelative <= bound, $"max relative difference {d.MaxRelative:g6} exceeds {bound:g3} (max |diff| {d.MaxAbsolute:g6})");
+    }
+
+    /// <summary>Asserts that the outputs are equal bit for bit (and finite).</summary>
+    public static void AssertBitExact(OutputDifference d, Xunit.Abstractions.ITestOutputHelper? output = null)
+    {
+        output?.WriteLine($"max |diff| = {d.MaxAbsolute:g3}, max relative = {d.MaxRelative:g3} (bit-exact asked)");
+        Assert.True(d.Inputs > 0, "nothing was compared");
+        Assert.True(d.MaxAbsolute == 0, $"outputs differ: max |diff| = {d.MaxAbsolute:g6} (NaN if not finite)");
     }
 
     public static Func<int, Tensor> Inputs(long seed, params long[] shape)

@@ -15,7 +15,7 @@ namespace Graft.Tests.Platform;
 /// and bfloat16 models on the CPU (where libtorch has the ops; see <see cref="CpuOpsFactAttribute"/>), and a model on
 /// CUDA where there is one.
 /// </summary>
-public sealed class DeviceDTypeTests : IDisposable
+public sealed class DeviceDTypeTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("graft-dtype-").FullName;
 
@@ -32,41 +32,75 @@ public sealed class DeviceDTypeTests : IDisposable
         return path;
     }
 
-    private static double Tolerance(ScalarType dtype) => dtype switch
+    /// <summary>
+    /// The unit roundoff u of <paramref name="dtype"/> (2^-p for p bits of significand, the implicit one included):
+    /// rounding a value to the nearest representable one moves it by at most u times its magnitude. bfloat16 has 8
+    /// bits (u = 2^-8 ≈ 3.9e-3), float16 11 (2^-11 ≈ 4.9e-4), float32 24, float64 53.
+    /// </summary>
+    private static double UnitRoundoff(ScalarType dtype) => dtype switch
     {
-        ScalarType.Float16 => 2e-3,
-        ScalarType.BFloat16 => 2e-2,
-        _ => 1e-6,
+        ScalarType.BFloat16 => Math.Pow(2, -8),
+        ScalarType.Float16 => Math.Pow(2, -11),
+        ScalarType.Float64 => Math.Pow(2, -53),
+        _ => Math.Pow(2, -24),
     };
+
+    /// <summary>An absolute floor for values that round into float16's subnormal range (spacing 2^-24 below 2^-14).</summary>
+    private static double SubnormalFloor(ScalarType dtype) => dtype == ScalarType.Float16 ? Math.Pow(2, -25) : 0;
+
+    /// <summary>
+    /// Asserts that <paramref name="actual"/> is <paramref name="expected"/> (float64) rounded once to
+    /// <paramref name="dtype"/>: within u of each value (plus float32's 2^-24 when the value was made in float32 first,
+    /// and the subnormal floor).
+    /// </summary>
+    private static void RoundedOnce(Tensor expected, Tensor actual, ScalarType dtype, double extraAbsolute = 0) =>
+        TensorAssert.Close(expected.detach().cpu().to(ScalarType.Float64), actual.detach().cpu().to(ScalarType.Float64),
+            SubnormalFloor(dtype) + extraAbsolute, UnitRoundoff(dtype) + (dtype == ScalarType.Float64 ? 0 : Math.Pow(2, -24)));
+
+    private static readonly string[] BatchNormVectors = ["weight", "bias", "running_mean", "running_var"];
 
     /// <summary>A float32 file into a model of <paramref name="dtype"/> on <paramref name="device"/>: stem summed, head new.</summary>
     private void IntoModule_StemAndHead(ScalarType dtype, Device device, IReadOnlyList<long>? inputShape = null)
     {
         manual_seed(1);
         var source = Net(3, 10);
+        GrowthModels.RandomiseNorms(source, 11);   // BatchNorm's four vectors random, running_var positive
         var path = SaveFloat32(source);
-        var target = Net(1, 4).to(dtype).to(device);
+        var target = Net(1, 4);
+        GrowthModels.RandomiseNorms(target, 12);   // the template's differ: a copy that skips BatchNorm fails
+        target = target.to(dtype).to(device);
+        var template = target.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         var report = Graft.Transfer.WeightTransfer.IntoModule(path, target, inputShape: inputShape);
 
         Assert.Equal(TransferVerdict.CompleteApartFromNewHead, report.Summary.Verdict);
         var sd = target.state_dict();
+        var src = source.state_dict();
         Assert.All(sd.Values, t => Assert.Equal(device.type, t.device.type));
         Assert.All(sd.Values.Where(t => t.is_floating_point()), t => Assert.Equal(dtype, t.dtype));
-        using var expected = source.state_dict()["conv1.weight"].detach().sum(1, keepdim: true);
-        using var actual = sd["conv1.weight"].detach().cpu().to(ScalarType.Float32);
-        TensorAssert.Close(expected, actual, Tolerance(dtype), Tolerance(dtype));
-        using var bnExpected = source.state_dict()["bn1.running_var"].detach();
-        TensorAssert.Close(bnExpected, sd["bn1.running_var"].detach().cpu().to(ScalarType.Float32), Tolerance(dtype), Tolerance(dtype));
+        // The stem's sum is made in float32 (error ≤ 2·2^-24·Σ|w| ≤ 1e-7 here), then rounded once to the model's dtype.
+        using var expected = src["conv1.weight"].detach().to(ScalarType.Float64).sum(1, keepdim: true);
+        RoundedOnce(expected, sd["conv1.weight"], dtype, extraAbsolute: 1e-7);
+        foreach (var v in BatchNormVectors)
+        {
+            using var tpl = template[$"bn1.{v}"].cpu().to(ScalarType.Float64);
+            Assert.False(tpl.allclose(src[$"bn1.{v}"].to(ScalarType.Float64), rtol: 0.05, atol: 0), $"bn1.{v}: source and template agree, the check would mean nothing");
+            RoundedOnce(src[$"bn1.{v}"], sd[$"bn1.{v}"], dtype);
+        }
     }
 
     /// <summary>Module to module, both in <paramref name="dtype"/> on <paramref name="device"/>, the target wider.</summary>
     private static void Modules_Wider(ScalarType dtype, Device device)
     {
         manual_seed(2);
-        var source = Net(3, 10).to(dtype).to(device);
+        var source = Net(3, 10);
+        GrowthModels.RandomiseNorms(source, 21);
+        source = source.to(dtype).to(device);
         var target = nn.Sequential(
             ("conv1", nn.Conv2d(3, 12, 3, padding: 1)), ("bn1", nn.BatchNorm2d(12)), ("relu", nn.ReLU()),
-            ("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("fc", nn.Linear(12, 10))).to(dtype).to(device);
+            ("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("fc", nn.Linear(12, 10)));
+        GrowthModels.RandomiseNorms(target, 22);
+        target = target.to(dtype).to(device);
+        var template = target.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         var report = Graft.Transfer.WeightTransfer.Modules(source, target);
         Assert.DoesNotContain(report.Targets, t => t.Status == TargetStatus.Cast);
         var s = source.state_dict();
@@ -77,10 +111,19 @@ public sealed class DeviceDTypeTests : IDisposable
         Assert.True(s["conv1.weight"].equal(t["conv1.weight"].narrow(0, 0, 8)).all().item<bool>());
         Assert.True(s["fc.weight"].equal(t["fc.weight"].narrow(1, 0, 8)).all().item<bool>());
         Assert.True(t["fc.weight"].narrow(1, 8, 4).eq(0).all().item<bool>());   // new inputs of fc start at zero
+        // BatchNorm follows conv1: its first 8 channels are the source's (random, unlike the template's), the 4 new keep
+        // the template's own (random) values, as the default new-channel rule says.
+        foreach (var v in BatchNormVectors)
+        {
+            var name = $"bn1.{v}";
+            Assert.False(s[name].equal(template[name].narrow(0, 0, 8)).all().item<bool>(), $"{name}: source and template agree, the check would mean nothing");
+            Assert.True(s[name].equal(t[name].narrow(0, 0, 8)).all().item<bool>(), $"{name}: the first 8 channels are not the source's");
+            Assert.True(template[name].narrow(0, 8, 4).equal(t[name].narrow(0, 8, 4)).all().item<bool>(), $"{name}: the new channels are not the template's");
+        }
     }
 
     /// <summary>Net2Wider into a model of <paramref name="dtype"/>, checked by Verify with float32 CPU inputs (moved to each model).</summary>
-    private static void Growth_Widen(ScalarType dtype, Device device)
+    private void Growth_Widen(ScalarType dtype, Device device, double bound)
     {
         manual_seed(3);
         var source = GrowthModels.PlainChain(4, 6, dtype).to(device);
@@ -91,7 +134,8 @@ public sealed class DeviceDTypeTests : IDisposable
         Assert.All(target.parameters(), p => Assert.Equal(dtype, p.dtype));
         var g = new Generator(4);
         var d = Verify.Compare(source, target, _ => randn([2, 3, 6, 6], generator: g), 2);
-        Assert.True(d.MaxRelative < Tolerance(dtype) * 10, $"max relative difference {d.MaxRelative}");
+        output.WriteLine($"{dtype}: u = {UnitRoundoff(dtype):g3}, max relative = {d.MaxRelative:g3} = {d.MaxRelative / UnitRoundoff(dtype):f2} u");
+        GrowthModels.AssertWithin(d, bound, output);
     }
 
     /// <summary>The forum network's link in <paramref name="dtype"/> on <paramref name="device"/>: the derived weight keeps both.</summary>
@@ -110,7 +154,8 @@ public sealed class DeviceDTypeTests : IDisposable
         // Reference in float64: repeat the inputs twice, halve, copy the outputs, square.
         using var src = conv1.weight!.detach().cpu().to(ScalarType.Float64);
         using var expected = cat([src, src], 1).div(2).repeat(2, 1, 1, 1).square();
-        TensorAssert.Close(expected, w.detach().cpu().to(ScalarType.Float64), Tolerance(dtype), Tolerance(dtype) * 4);
+        // The halving is exact and the model's weights are already in its dtype: only the square rounds, once.
+        RoundedOnce(expected, w, dtype);
         using var x = randn([1, 16, 5, 5], dtype: dtype, device: device);
         var y = conv2.forward(conv1.forward(x));
         y.sum().backward();
@@ -124,12 +169,12 @@ public sealed class DeviceDTypeTests : IDisposable
         var payload = TensorBridge.ToPayload("w", values);
         using var contiguous = zeros(3, 4, dtype: ScalarType.Float64);
         TensorBridge.CopyInto(payload, contiguous);          // written in place
-        Assert.True(values.equal(contiguous).all().item<bool>());
+        Assert.True(values.equal(contiguous).all().all().item<bool>());
         using var backing = zeros(4, 3, dtype: ScalarType.Float64);
         using var view = backing.t();                         // (3, 4), not contiguous: staged, then copy_
         TensorBridge.CopyInto(payload, view);
-        Assert.True(values.equal(view).all().item<bool>());
-        Assert.True(values.t().equal(backing).all().item<bool>());
+        Assert.True(values.equal(view).all().all().item<bool>());
+        Assert.True(values.t().equal(backing).all().all().item<bool>());
     }
 
     [Fact] public void IntoModule_Float64Model_KeepsItsDType() => IntoModule_StemAndHead(ScalarType.Float64, CPU);
@@ -142,9 +187,14 @@ public sealed class DeviceDTypeTests : IDisposable
     [CpuOpsFact(ScalarType.Float16)] public void Modules_Float16_CopiesWithoutCasts() => Modules_Wider(ScalarType.Float16, CPU);
     [CpuOpsFact(ScalarType.BFloat16)] public void Modules_BFloat16_CopiesWithoutCasts() => Modules_Wider(ScalarType.BFloat16, CPU);
 
-    [Fact] public void Growth_Float64_VerifyMovesFloat32InputsToTheModel() => Growth_Widen(ScalarType.Float64, CPU);
-    [CpuOpsFact(ScalarType.Float16)] public void Growth_Float16_KeepsOutputs() => Growth_Widen(ScalarType.Float16, CPU);
-    [CpuOpsFact(ScalarType.BFloat16)] public void Growth_BFloat16_KeepsOutputs() => Growth_Widen(ScalarType.BFloat16, CPU);
+    // float64: exact growth, float32 inputs moved to the model exactly.
+    [Fact] public void Growth_Float64_VerifyMovesFloat32InputsToTheModel() => Growth_Widen(ScalarType.Float64, CPU, GrowthModels.Float64Exact);
+    // float16 and bfloat16: exact growth, but each network rounds on its own. Along the path from input to output
+    // about four roundings do not cancel between the two networks (c2's divided replica weights, c2's and fc's outputs,
+    // the pool); first order, 2 networks × 4 roundings × u = 8u of the largest output. Measured 0.3u (float16) and
+    // 1.1u (bfloat16); before, tests named KeepsOutputs accepted 41u (float16, 2 %) and 51u (bfloat16, 20 %).
+    [CpuOpsFact(ScalarType.Float16)] public void Growth_Float16_KeepsOutputsToEightUnitRoundoffs() => Growth_Widen(ScalarType.Float16, CPU, 8 * UnitRoundoff(ScalarType.Float16));
+    [CpuOpsFact(ScalarType.BFloat16)] public void Growth_BFloat16_KeepsOutputsToEightUnitRoundoffs() => Growth_Widen(ScalarType.BFloat16, CPU, 8 * UnitRoundoff(ScalarType.BFloat16));
 
     [Fact] public void Link_Float64_DerivedWeightKeepsTheDType() => Link_SquaredConv(ScalarType.Float64, CPU);
     [CpuOpsFact(ScalarType.Float16)] public void Link_Float16_DerivedWeightKeepsTheDType() => Link_SquaredConv(ScalarType.Float16, CPU);
@@ -154,7 +204,7 @@ public sealed class DeviceDTypeTests : IDisposable
     [CudaFact] public void IntoModule_CudaModel_Traced_StaysOnCuda() => IntoModule_StemAndHead(ScalarType.Float32, CUDA, [1, 1, 6, 6]);
     [CudaFact] public void Modules_Cuda_StaysOnCuda() => Modules_Wider(ScalarType.Float32, CUDA);
     [CudaFact] public void Modules_CudaFloat16_StaysOnCuda() => Modules_Wider(ScalarType.Float16, CUDA);
-    [CudaFact] public void Growth_Cuda_VerifyMovesCpuInputsToTheModel() => Growth_Widen(ScalarType.Float32, CUDA);
+    [CudaFact] public void Growth_Cuda_VerifyMovesCpuInputsToTheModel() => Growth_Widen(ScalarType.Float32, CUDA, 1e-5);
     [CudaFact] public void Link_Cuda_DerivedWeightStaysOnCuda() => Link_SquaredConv(ScalarType.Float32, CUDA);
 }
 

@@ -47,9 +47,13 @@ public class ReportVerdictTests
         Assert.Empty(report.Sources[2].UsedBy);
         Assert.Empty(report.Sources[3].UsedBy);
         Assert.Equal([8L, 3, 3, 3], report.Sources[0].Shape);
-        // Entries are made when read: equal every time.
-        Assert.Equal(report.Targets[2].Name, report.Targets[2].Name);
-        Assert.Equal(report.Targets.Select(t => t.Status), report.Targets.Select(t => t.Status));
+        // Entries are made when read: each read gives the expected entries (conv1 copied, the new head kept), and the
+        // second read the same as the first.
+        (string, TargetStatus)[] expected =
+            [("conv1.weight", TargetStatus.Copied), ("conv1.bias", TargetStatus.Copied), ("fc.weight", TargetStatus.Kept), ("fc.bias", TargetStatus.Kept)];
+        Assert.Equal(expected, report.Targets.Select(t => (t.Name, t.Status)));
+        Assert.Equal(expected, report.Targets.Select(t => (t.Name, t.Status)));
+        Assert.Equal("fc.weight", report.Targets[2].Name);
         Assert.Throws<ArgumentOutOfRangeException>(() => report.Targets[4]);
         using var stream = new MemoryStream();
         report.WriteJson(stream);

@@ -68,10 +68,21 @@ public class TransferModulesTests
     {
         // Widen the middle of conv → BN → ReLU → conv with zeros for new out channels: new channels are silent after
         // BN only if BN's new channels are zero too, which the Zeros rule does (scale and shift zero, variance 1).
+        // Both BatchNorms are random (running_var positive) and differ, so a copy that skipped BatchNorm, or filled its
+        // new channels from the template, would fail.
         manual_seed(13);
         var source = nn.Sequential(("c1", nn.Conv2d(2, 4, 3, padding: 1)), ("bn", nn.BatchNorm2d(4)), ("r", nn.ReLU()), ("c2", nn.Conv2d(4, 3, 3, padding: 1)));
         var target = nn.Sequential(("c1", nn.Conv2d(2, 7, 3, padding: 1)), ("bn", nn.BatchNorm2d(7)), ("r", nn.ReLU()), ("c2", nn.Conv2d(7, 3, 3, padding: 1)));
+        Growth.GrowthModels.RandomiseNorms(source, 14);
+        Growth.GrowthModels.RandomiseNorms(target, 15);
         var report = Graft.Transfer.WeightTransfer.Modules(source, target, TransferPolicy.Default with { NewChannels = NewChannelRule.Zeros });
+        var s = source.state_dict();
+        var t = target.state_dict();
+        foreach (var (member, fresh) in new[] { ("weight", 0.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0) })
+        {
+            TensorAssert.Close(s[$"bn.{member}"], t[$"bn.{member}"].narrow(0, 0, 4), 0, 0);
+            TensorAssert.Close(full(3, fresh), t[$"bn.{member}"].narrow(0, 4, 3), 0, 0);
+        }
         source.eval();
         target.eval();
         using var x = randn(2, 2, 6, 6);

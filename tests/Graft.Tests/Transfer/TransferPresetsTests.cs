@@ -45,8 +45,22 @@ public class TransferPresetsTests
             ("conv2", nn.Conv2d(4, 4, 3, padding: 1)), ("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("fc", nn.Linear(4, 3)));
         var target = nn.Sequential(("conv1", nn.Conv2d(4, 7, 3, padding: 1)), ("bn", nn.BatchNorm2d(7)), ("r", nn.ReLU()),
             ("conv2", nn.Conv2d(7, 4, 5, padding: 2)), ("pool", nn.AdaptiveAvgPool2d(1)), ("flat", nn.Flatten()), ("fc", nn.Linear(4, 5)));
+        // Random BatchNorms on both sides (running_var positive), different: the copy and the new channels' values count.
+        Growth.GrowthModels.RandomiseNorms(source, 32);
+        Growth.GrowthModels.RandomiseNorms(target, 33);
         using var templateFc = ((Linear)target[6]).weight!.detach().clone();
+        var templateBn = target.state_dict().Where(kv => kv.Key.StartsWith("bn.", StringComparison.Ordinal)).ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
         Graft.Transfer.WeightTransfer.Modules(source, target, TransferPresets.KeepFunction);
+        var s = source.state_dict();
+        var t = target.state_dict();
+        foreach (var member in new[] { "weight", "bias", "running_mean", "running_var" })
+        {
+            var name = $"bn.{member}";
+            TensorAssert.Close(s[name], t[name].narrow(0, 0, 4), 0, 0);
+            // New channels keep the target's own init (trainable); they stay invisible because conv2's new inputs are zero.
+            TensorAssert.Close(templateBn[name].narrow(0, 4, 3), t[name].narrow(0, 4, 3), 0, 0);
+        }
+        Assert.True(t["conv2.weight"].narrow(1, 4, 3).eq(0).all().item<bool>());
         source.eval();
         target.eval();
         using var x = randn(2, 3, 6, 6);

@@ -283,6 +283,70 @@ public class KernelTests
         TensorAssert.Close(full(new long[] { 2, 3, 7, 7 }, 0.5f), y, 1e-6);
         using var yc = Kernel.Resize(Layout.Conv(2), [5, 5], KernelResize.Bicubic).Apply(w);
         Assert.Equal(new long[] { 2, 3, 5, 5 }, yc.shape);
+        TensorAssert.Close(full(new long[] { 2, 3, 5, 5 }, 0.5f), yc, 1e-6);   // cubic weights sum to 1
+    }
+
+    /// <summary>
+    /// An independent bicubic resize (Keys' cubic convolution, a = −0.75, corners not aligned, border taps clamped: what
+    /// PyTorch's upsample_bicubic2d computes), one axis at a time, in float64.
+    /// </summary>
+    private static double[,] BicubicReference(double[,] x, int rows, int cols)
+    {
+        static double W(double d)
+        {
+            const double a = -0.75;
+            d = Math.Abs(d);
+            return d <= 1 ? ((a + 2) * d - (a + 3)) * d * d + 1 : d < 2 ? ((a * d - 5 * a) * d + 8 * a) * d - 4 * a : 0;
+        }
+        static double[] Resize1d(double[] v, int n)
+        {
+            var r = new double[n];
+            for (int j = 0; j < n; j++)
+            {
+                double src = (j + 0.5) * v.Length / n - 0.5;
+                int i0 = (int)Math.Floor(src);
+                for (int k = -1; k <= 2; k++)
+                {
+                    r[j] += W(src - (i0 + k)) * v[Math.Clamp(i0 + k, 0, v.Length - 1)];
+                }
+            }
+            return r;
+        }
+        int h = x.GetLength(0), w = x.GetLength(1);
+        var tmp = new double[h, cols];
+        for (int i = 0; i < h; i++)
+        {
+            var row = Resize1d(Enumerable.Range(0, w).Select(j => x[i, j]).ToArray(), cols);
+            for (int j = 0; j < cols; j++) { tmp[i, j] = row[j]; }
+        }
+        var y = new double[rows, cols];
+        for (int j = 0; j < cols; j++)
+        {
+            var col = Resize1d(Enumerable.Range(0, h).Select(i => tmp[i, j]).ToArray(), rows);
+            for (int i = 0; i < rows; i++) { y[i, j] = col[i]; }
+        }
+        return y;
+    }
+
+    [Theory]
+    [InlineData(3, 5, 7)]
+    [InlineData(5, 3, 4)]
+    public void Resize_Bicubic_EqualsAnIndependentBicubic(int size, int rows, int cols)
+    {
+        using var g = new Generator(12);
+        using var w = randn(new long[] { 2, 3, size, size }, dtype: ScalarType.Float64, generator: g);
+        using var y = Kernel.Resize(Layout.Conv(2), [rows, cols], KernelResize.Bicubic).Apply(w);
+        var values = w.contiguous().data<double>().ToArray();
+        var expected = new double[2 * 3 * rows * cols];
+        for (int f = 0; f < 6; f++)
+        {
+            var x = new double[size, size];
+            for (int i = 0; i < size; i++) { for (int j = 0; j < size; j++) { x[i, j] = values[(f * size + i) * size + j]; } }
+            var r = BicubicReference(x, rows, cols);
+            for (int i = 0; i < rows; i++) { for (int j = 0; j < cols; j++) { expected[(f * rows + i) * cols + j] = r[i, j]; } }
+        }
+        using var e = tensor(expected, dtype: ScalarType.Float64).reshape(2, 3, rows, cols);
+        TensorAssert.Close(e, y, 1e-12, 1e-12);
     }
 
     [Fact]

@@ -136,14 +136,40 @@ public sealed class TransferRun
 public static class WeightTransfer
 {
     /// <summary>
-    /// Plans a transfer without reading any tensor data. <paramref name="groups"/> adds dependency information known
+    /// Plans a transfer without reading any tensor data. A transfer that would carry nothing from the source (or only a
+    /// classifier head) is refused with <see cref="TransferRefusedException"/>, naming the likely cause and the fix. <paramref name="groups"/> adds dependency information known
     /// otherwise (for example <see cref="ChannelTracer.Trace"/> on the target module) to the policy's declared groups.
     /// </summary>
     public static TransferPlan Plan(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy = null, ChannelGroups? groups = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(template);
-        return TransferPlanner.Plan(source.Tensors, template.Tensors, policy ?? TransferPolicy.Default, source.Path, template.Path, groups);
+        return PlanWithSource(source, template, policy, groups).Plan;
+    }
+
+    /// <summary>
+    /// The plan and the source it reads: the checkpoint itself, or, when its layers were paired by the computation
+    /// graph, the checkpoint plus the tensors computed for the pairs (folded or identity BatchNorms, transposed weights).
+    /// </summary>
+    private static (TransferPlan Plan, ICheckpointReader Source) PlanWithSource(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy, ChannelGroups? groups)
+    {
+        policy ??= TransferPolicy.Default;
+        var matches = NameMatcher.Match(source.Tensors, template.Tensors, policy);
+        var effective = source;
+        List<string> notes = [];
+        if (GraphMatch.TryMatch(source, SourceGraph.Of(source), template.Tensors, policy, matches) is { } byGraph)
+        {
+            (effective, matches, notes) = (byGraph.Source, byGraph.Matches, byGraph.Notes);
+        }
+        var plan = TransferPlanner.Plan(effective.Tensors, template.Tensors, policy, source.Path, template.Path, groups, matches);
+        // Nothing carried over is never a success: refused with the likely cause and the fix.
+        EmptyTransfer.Check(plan, source.Tensors, template.Tensors);
+        var warnings = EmptyTransfer.Warnings(policy, source.Tensors, template.Tensors);
+        if (warnings.Count > 0 || notes.Count > 0)
+        {
+            plan = plan with { Notes = [.. warnings, .. notes, .. plan.Notes] };
+        }
+        return (plan, effective);
     }
 
     /// <summary>
@@ -157,7 +183,7 @@ public static class WeightTransfer
     public static TransferRun Start(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy = null, ChannelGroups? groups = null,
         Func<TransferPlan, IReadOnlyList<string>>? refuse = null)
     {
-        var plan = Plan(source, template, policy, groups);
+        var (plan, effective) = PlanWithSource(source, template, policy, groups);
         if (plan.Policy.Strict && plan.StrictViolations.Count > 0)
         {
             throw new TransferStrictException(plan.StrictViolations);
@@ -166,7 +192,7 @@ public static class WeightTransfer
         {
             throw new TransferStrictException(problems);
         }
-        return new TransferRun(plan, source, template);
+        return new TransferRun(plan, effective, template);
     }
 
     /// <summary>

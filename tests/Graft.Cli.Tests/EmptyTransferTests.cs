@@ -1,0 +1,78 @@
+using Graft.Checkpoints;
+using static TorchSharp.torch;
+
+namespace Graft.Cli.Tests;
+
+/// <summary>
+/// Issue 19, item 5: a transfer that would carry nothing over is refused (exit 5, nothing written) with the likely cause
+/// and the fix; options that match nothing are warnings.
+/// </summary>
+public sealed class EmptyTransferTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    private static nn.Module<Tensor, Tensor> Net() => nn.Sequential(("conv1", nn.Conv2d(3, 8, 3)), ("bn1", nn.BatchNorm2d(8)), ("conv2", nn.Conv2d(8, 8, 3)));
+
+    private (string Plain, string Wrapped) PlainAndWrapped()
+    {
+        manual_seed(19);
+        var plain = _h.Save(Net(), "plain.safetensors");
+        var wrapped = _h.Save(nn.Sequential(("backbone", Net()), ("fc", nn.Linear(8, 4))), "wrapped.safetensors");
+        return (plain, wrapped);
+    }
+
+    [Fact]
+    public void Transfer_IntoBackbonePrefixedTemplate_RefusedWithTheRenameThatMatches()
+    {
+        var (plain, wrapped) = PlainAndWrapped();
+        var outPath = _h.PathOf("out.safetensors");
+        var (code, stdout, stderr) = _h.Run("transfer", plain, "--into", wrapped, "--out", outPath);
+        Assert.Equal(5, code);
+        Assert.Contains("'backbone.'", stderr);
+        Assert.Contains("--rename '^=backbone.'", stderr);
+        Assert.Contains("Nothing was written", stderr);
+        Assert.DoesNotContain("wrote", stdout);
+        Assert.False(File.Exists(outPath));
+
+        // The fix it names works: everything but the head is copied.
+        (code, stdout, stderr) = _h.Run("transfer", plain, "--into", wrapped, "--out", outPath, "--rename", "^=backbone.", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        Assert.Equal(9, doc.RootElement.GetProperty("targets").EnumerateArray().Count(t => t.GetProperty("status").GetString() == "copied"));
+    }
+
+    [Fact]
+    public void Plan_FromWrappedSourceIntoPlainTemplate_RefusedWithTheStrippingRename()
+    {
+        var (plain, wrapped) = PlainAndWrapped();
+        var (code, _, stderr) = _h.Run("plan", wrapped, "--into", plain);
+        Assert.Equal(5, code);
+        Assert.Contains(@"--rename '^backbone\.='", stderr);
+    }
+
+    [Fact]
+    public void Transfer_OnlyTheHeadMatches_Refused()
+    {
+        manual_seed(19);
+        var src = _h.Save(nn.Sequential(("features", nn.Conv2d(3, 8, 3)), ("fc", nn.Linear(8, 4))), "src.safetensors");
+        var tpl = _h.Save(nn.Sequential(("stem", nn.Conv2d(3, 8, 3)), ("fc", nn.Linear(8, 4))), "tpl.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", _h.PathOf("o.safetensors"));
+        Assert.Equal(5, code);
+        Assert.Contains("only the classifier head", stderr);
+        Assert.DoesNotContain(_h.Files(), f => f.StartsWith("o.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Transfer_RuleRenameAndImageSizeMatchingNothing_AreWarnings()
+    {
+        var (plain, _) = PlainAndWrapped();
+        var (code, stdout, stderr) = _h.Run("transfer", plain, "--into", plain, "--out", _h.PathOf("o.safetensors"),
+            "--skip", "decoder.*", "--rename", "^nothing_here\\.(.*)=$1", "--image-size", "384");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("warning: rule 'decoder.*' matches no template tensor", stdout);
+        Assert.Contains("warning: rename '^nothing_here\\.(.*)' matches no source tensor", stdout);
+        Assert.Contains("warning: --image-size", stdout);
+    }
+}

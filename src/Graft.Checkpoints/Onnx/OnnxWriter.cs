@@ -58,6 +58,13 @@ public static class OnnxWriter
             {
                 throw new ArgumentException($"Tensor '{p.Name}' is given more than once.", nameof(payloads));
             }
+            var entry = reader.Find(info);
+            if (entry.Storage.ConstantNode >= 0 || entry.Info.Name != entry.Storage.Info.Name
+                || reader.Entries.Count(e => ReferenceEquals(e.Storage, entry.Storage)) > 1)
+            {
+                throw new InvalidInputException(
+                    $"{modelPath}: tensor '{p.Name}' is stored in a Constant node or shared with other nodes (initializer '{entry.Storage.Info.Name}'); writing it is not supported yet.");
+            }
         }
 
         var outFolder = Path.GetDirectoryName(outFull)!;
@@ -112,14 +119,14 @@ public static class OnnxWriter
         }
 
         // New graph length: the old one, less each replaced initializer's value, plus its new value and length prefix.
-        long graphLength = reader.Graph.ValueLength;
+        long graphLength = reader.GraphField.ValueLength;
         foreach (var init in reader.Initializers.Where(i => heads.ContainsKey(i.Info.Name)))
         {
             var (head, payloadBytes) = heads[init.Info.Name];
             var value = head.Length + payloadBytes;
             graphLength += VarintSize(value) + value - (init.GraphField.End - init.GraphField.TagEnd);
         }
-        var total = reader.FileLength + VarintSize(graphLength) + graphLength - (reader.Graph.End - reader.Graph.TagEnd);
+        var total = reader.FileLength + VarintSize(graphLength) + graphLength - (reader.GraphField.End - reader.GraphField.TagEnd);
         if (total > int.MaxValue)
         {
             throw new InvalidOperationException($"{outputPath}: the model would be {total} bytes, over protobuf's 2 GB limit; keep large weights in external data.");
@@ -140,7 +147,7 @@ public static class OnnxWriter
         {
             foreach (var f in reader.ModelFields)
             {
-                if (f != reader.Graph)
+                if (f != reader.GraphField)
                 {
                     reader.CopyRange(f.TagStart, f.End, s);
                     continue;

@@ -227,13 +227,14 @@ public sealed record NetStructure(IReadOnlyList<LayerUnit> Units, string Origin)
             var node = nodes[n];
             LayerUnit? unit = null;
             string? output = node.Outputs.Count > 0 ? node.Outputs[0] : null;
-            if (node.OpType == "Conv" && node.Inputs.Count >= 2 && graph.WeightOf(node.Inputs[1]) is { } w && graph.Shape(w) is { Rank: >= 3 } shape)
+            if (node.OpType == "Conv" && graph.WeightAt(n, 1) is { } w && graph.Shape(w) is { Rank: >= 3 } shape)
             {
-                var bias = node.Inputs.Count > 2 && node.Inputs[2].Length > 0 ? graph.WeightOf(node.Inputs[2]) : null;
+                var bias = graph.WeightAt(n, 2);
                 unit = new LayerUnit(UnitKind.Conv, node.Name, w, shape, bias) { Evidence = $"Conv node '{node.Name}' (input W '{w}'{(bias is null ? "" : $", B '{bias}'")})" };
                 var consumers = output is null ? [] : graph.Consumers(output);
                 if (consumers.Count == 1 && nodes[consumers[0]] is { OpType: "BatchNormalization" } bn && bn.Inputs.Count >= 5
-                    && graph.WeightOf(bn.Inputs[1]) is { } s && graph.WeightOf(bn.Inputs[2]) is { } b && graph.WeightOf(bn.Inputs[3]) is { } m && graph.WeightOf(bn.Inputs[4]) is { } v)
+                    && graph.WeightAt(consumers[0], 1) is { } s && graph.WeightAt(consumers[0], 2) is { } b
+                    && graph.WeightAt(consumers[0], 3) is { } m && graph.WeightAt(consumers[0], 4) is { } v)
                 {
                     double eps = bn.Epsilon ?? 1e-5;
                     unit = unit with
@@ -245,23 +246,22 @@ public sealed record NetStructure(IReadOnlyList<LayerUnit> Units, string Origin)
                     output = bn.Outputs[0];
                 }
             }
-            else if (node.OpType == "Gemm" && node.Inputs.Count >= 2 && graph.WeightOf(node.Inputs[1]) is { } gw && graph.Shape(gw) is { Rank: 2 } gshape && node.TransA != true)
+            else if (node.OpType == "Gemm" && graph.WeightAt(n, 1) is { } gw && graph.Shape(gw) is { Rank: 2 } gshape && node.TransA != true)
             {
-                var bias = node.Inputs.Count > 2 && node.Inputs[2].Length > 0 ? graph.WeightOf(node.Inputs[2]) : null;
+                var bias = graph.WeightAt(n, 2);
                 unit = new LayerUnit(UnitKind.Linear, node.Name, gw, gshape, bias)
                 {
                     TransposedWeight = node.TransB != true,
                     Evidence = $"Gemm node '{node.Name}' (input B '{gw}', transB {(node.TransB == true ? 1 : 0)})",
                 };
             }
-            else if (node.OpType == "MatMul" && node.Inputs.Count == 2 && graph.WeightOf(node.Inputs[1]) is { } mw && graph.Shape(mw) is { Rank: 2 } mshape)
+            else if (node.OpType == "MatMul" && node.Inputs.Count == 2 && graph.WeightAt(n, 1) is { } mw && graph.Shape(mw) is { Rank: 2 } mshape)
             {
                 string? bias = null;
                 var consumers = output is null ? [] : graph.Consumers(output);
                 if (consumers.Count == 1 && nodes[consumers[0]] is { OpType: "Add" } add && add.Inputs.Count == 2)
                 {
-                    var other = add.Inputs[0] == output ? add.Inputs[1] : add.Inputs[0];
-                    if (graph.WeightOf(other) is { } ab && graph.Shape(ab) is { Rank: 1 })
+                    if (graph.WeightAt(consumers[0], add.Inputs[0] == output ? 1 : 0) is { } ab && graph.Shape(ab) is { Rank: 1 })
                     {
                         bias = ab;
                         absorbed.Add(consumers[0]);
@@ -290,7 +290,7 @@ public sealed record NetStructure(IReadOnlyList<LayerUnit> Units, string Origin)
         {
             var node = nodes[n];
             if (node.OpType != "Add" || absorbed.Contains(n) || node.Inputs.Count != 2
-                || graph.WeightOf(node.Inputs[0]) is not null || graph.WeightOf(node.Inputs[1]) is not null)
+                || graph.WeightAt(n, 0) is not null || graph.WeightAt(n, 1) is not null)
             {
                 continue;
             }
@@ -436,22 +436,25 @@ public sealed record FlowNode(string Name, string OpType, IReadOnlyList<string> 
 /// </summary>
 public sealed class FlowGraph
 {
-    private readonly Func<string, string?> _weightOf;
+    private readonly Func<int, int, string?> _weightAt;
     private readonly Dictionary<string, TensorInfo> _tensors;
     private readonly Dictionary<string, int> _producer = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<int>> _consumers = new(StringComparer.Ordinal);
 
-    /// <summary>Makes a graph of <paramref name="nodes"/>; <paramref name="weightOf"/> names the weight behind a value (null when computed).</summary>
-    public FlowGraph(IReadOnlyList<FlowNode> nodes, Func<string, string?> weightOf, IReadOnlyList<TensorInfo> tensors)
+    /// <summary>
+    /// Makes a graph of <paramref name="nodes"/>; <paramref name="weightAt"/> names the weight tensor a node reads at an
+    /// input slot (null when the input is computed), as the checkpoint lists it among <paramref name="tensors"/>.
+    /// </summary>
+    public FlowGraph(IReadOnlyList<FlowNode> nodes, Func<int, int, string?> weightAt, IReadOnlyList<TensorInfo> tensors)
     {
         Nodes = nodes ?? throw new ArgumentNullException(nameof(nodes));
-        _weightOf = weightOf ?? throw new ArgumentNullException(nameof(weightOf));
-        var byName = new Dictionary<string, TensorInfo>(tensors.Count, StringComparer.Ordinal);
+        _weightAt = weightAt ?? throw new ArgumentNullException(nameof(weightAt));
+        ArgumentNullException.ThrowIfNull(tensors);
+        _tensors = new Dictionary<string, TensorInfo>(tensors.Count, StringComparer.Ordinal);
         foreach (var t in tensors)
         {
-            byName.TryAdd(t.Name, t);
+            _tensors.TryAdd(t.Name, t);
         }
-        _tensors = byName;
         for (int n = 0; n < nodes.Count; n++)
         {
             foreach (var o in nodes[n].Outputs)
@@ -476,11 +479,20 @@ public sealed class FlowGraph
         }
     }
 
+    /// <summary>A graph whose weights are named by the values that read them (hand-made graphs, tests).</summary>
+    public static FlowGraph ByValueNames(IReadOnlyList<FlowNode> nodes, IReadOnlyList<TensorInfo> tensors)
+    {
+        ArgumentNullException.ThrowIfNull(nodes);
+        var names = new HashSet<string>(tensors.Select(t => t.Name), StringComparer.Ordinal);
+        return new FlowGraph(nodes, (n, slot) => slot < nodes[n].Inputs.Count && names.Contains(nodes[n].Inputs[slot]) ? nodes[n].Inputs[slot] : null, tensors);
+    }
+
     /// <summary>The nodes, in topological (file) order.</summary>
     public IReadOnlyList<FlowNode> Nodes { get; }
 
-    /// <summary>The weight tensor behind <paramref name="value"/>, or null when it is computed.</summary>
-    public string? WeightOf(string value) => _weightOf(value) is { } w && _tensors.ContainsKey(w) ? w : null;
+    /// <summary>The weight tensor node <paramref name="node"/> reads at input <paramref name="slot"/>, or null when that input is computed or absent.</summary>
+    public string? WeightAt(int node, int slot) =>
+        slot < Nodes[node].Inputs.Count && Nodes[node].Inputs[slot].Length > 0 && _weightAt(node, slot) is { } w && _tensors.ContainsKey(w) ? w : null;
 
     /// <summary>A weight tensor's shape, or null when the checkpoint does not hold it.</summary>
     public Shape? Shape(string tensor) => _tensors.TryGetValue(tensor, out var t) ? t.Shape : null;

@@ -54,8 +54,7 @@ public class StructureMatchTests
         // One more identity block than the target has.
         m = ConvBn(Relu(ConvBn(x, 16, 16, 3)), 16, 16, 3);
         Add(m, x, "Join3");
-        var byName = tensors.Select(t => t.Name).ToHashSet();
-        return (new FlowGraph(nodes, v => byName.Contains(v) ? v : null, tensors), tensors);
+        return (FlowGraph.ByValueNames(nodes, tensors), tensors);
     }
 
     private static List<TensorInfo> TorchvisionLike()

@@ -12,7 +12,9 @@ namespace Graft.Checkpoints.Onnx;
 /// <para>Only the main graph is indexed: nodes inside subgraphs (<c>If</c>/<c>Loop</c>/<c>Scan</c> attributes) are not
 /// listed, and <see cref="HasSubgraphs"/> says when there are any (their implicit uses of outer values are not seen).</para>
 /// <para>Names: a value is what an ONNX node input or output names. A <em>weight</em> is a stored tensor: an
-/// initializer (by its name) or a <c>Constant</c> node's <c>value</c> (by the node's output name). The reader's
+/// initializer (by its name) or a <c>Constant</c> node's <c>value</c> (by the node's output name) when it is a
+/// floating-point tensor of rank 1 or more (scalar and integer Constants, such as Clip bounds or Reshape shapes, are
+/// ordinary nodes). The reader's
 /// <see cref="OnnxReader.Tensors"/> are the weights as their consumers see them, one per consumer, so that every
 /// consumer can be given its own value (see <see cref="TensorOf"/> and <see cref="ConsumerOf"/>).</para>
 /// </remarks>

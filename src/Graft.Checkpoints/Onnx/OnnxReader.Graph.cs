@@ -27,8 +27,8 @@ public sealed unsafe partial class OnnxReader
         private static readonly UTF8Encoding LenientUtf8 = new(false, false);
 
         /// <summary>
-        /// Parses the main graph's nodes (field 1), inputs (11) and outputs (12), lists each <c>Constant</c> node's tensor
-        /// as a weight, and refuses sparse initializers (15). Subgraphs inside attributes are flagged, not descended into,
+        /// Parses the main graph's nodes (field 1), inputs (11) and outputs (12), lists each <c>Constant</c> node's
+        /// floating-point tensor of rank 1 or more as a weight, and refuses sparse initializers (15). Subgraphs inside attributes are flagged, not descended into,
         /// so nesting costs nothing and hostile depth cannot recurse.
         /// </summary>
         private ParsedGraph ParseGraph(List<Field> graphFields, List<Initializer> inits)
@@ -152,8 +152,14 @@ public sealed unsafe partial class OnnxReader
                 {
                     throw Corrupt(null, $"{label} has {outputs.Count} outputs; a Constant has one.");
                 }
-                // Listed under its output's name, whatever name (often none) the tensor carries inside.
-                constant = ParseTensor(valueTensor, outputs[0]) with { GraphField = f, ConstantNode = index };
+                // Listed under its output's name, whatever name (often none) the tensor carries inside. Only floating
+                // tensors of rank 1 or more are weights: scalars (Clip bounds, Pow exponents) and integer tensors
+                // (Reshape shapes, Slice starts) are part of the computation, and stay plain nodes.
+                var tensor = ParseTensor(valueTensor, outputs[0]);
+                if (tensor.Info.DType is DType.F32 or DType.F16 or DType.BF16 or DType.F64 && tensor.Info.Shape.Rank > 0)
+                {
+                    constant = tensor with { GraphField = f, ConstantNode = index };
+                }
             }
             return (node, fields, constant);
         }

@@ -76,3 +76,40 @@ public sealed class EmptyTransferTests : IDisposable
         Assert.Contains("warning: --image-size", stdout);
     }
 }
+
+/// <summary>Issue 19: an ONNX source whose names share nothing with the template is matched by its graph, with no option.</summary>
+public sealed class GraphMatchCommandTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    [MlNetAndExportsFact]
+    public void Transfer_MlNetResNet18IntoTorchvisionResNet18_MatchedByStructureWithNoOption()
+    {
+        var onnx = Graft.TestSupport.TestPackages.MlNetResNet18!;
+        var tpl = Graft.TestSupport.OnnxExports.File("resnet18_fresh.pt");
+        var outPath = _h.PathOf("out.pt");
+        var (code, stdout, stderr) = _h.Run("transfer", onnx, "--into", tpl, "--out", outPath);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("note: matched by structure: 0 of the template's 20 layer weights matched by name", stdout);
+        Assert.Contains("pair: layer2.0.downsample.0 ← Convolution", stdout);
+        Assert.Contains("stage 4 block 3", stdout);
+        Assert.Contains("120 copied", stdout);
+        using var written = CheckpointFile.Open(outPath);
+        Assert.Equal(122, written.Tensors.Count);
+    }
+}
+
+/// <summary>Needs ML.NET's ResNet-18 package and the ONNX exports' torchvision state dicts.</summary>
+[AttributeUsage(AttributeTargets.Method)]
+internal sealed class MlNetAndExportsFactAttribute : FactAttribute
+{
+    public MlNetAndExportsFactAttribute()
+    {
+        if ((Graft.TestSupport.TestPackages.MlNetResNet18SkipReason ?? Graft.TestSupport.OnnxExports.SkipReason) is { } reason)
+        {
+            Skip = reason;
+        }
+    }
+}

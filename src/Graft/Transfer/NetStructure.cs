@@ -294,19 +294,11 @@ public sealed record NetStructure(IReadOnlyList<LayerUnit> Units, string Origin)
             {
                 continue;
             }
-            var a = Chain(graph, node.Inputs[0]);
-            var b = Chain(graph, node.Inputs[1]);
-            var indexA = new Dictionary<string, int>(StringComparer.Ordinal);
-            for (int i = 0; i < a.Count; i++)
-            {
-                indexA.TryAdd(a[i], i);
-            }
-            int forkB = b.FindIndex(indexA.ContainsKey);
-            if (forkB < 0)
+            if (Fork(graph, node.Inputs[0], node.Inputs[1]) is not { } fork)
             {
                 continue;
             }
-            int forkA = indexA[b[forkB]];
+            var (a, forkA, b, forkB) = fork;
             var unitsA = UnitsOn(a, forkA, unitOutput);
             var unitsB = UnitsOn(b, forkB, unitOutput);
             if (unitsA.Count == unitsB.Count)
@@ -386,17 +378,58 @@ public sealed record NetStructure(IReadOnlyList<LayerUnit> Units, string Origin)
         return result with { Before = before, Stages = stages, After = after };
     }
 
-    /// <summary>The values met walking back from <paramref name="value"/> along each producer's first input (bounded).</summary>
-    private static List<string> Chain(FlowGraph graph, string value)
+    /// <summary>
+    /// Walks back from both inputs of a join at once, along each producer's first input, until one walk meets a value
+    /// the other has passed: the fork. Returns both walks and where the fork lies on each (the walks stop there, so a
+    /// join costs what its block holds, not the depth of the network). Null when the inputs share no ancestor.
+    /// </summary>
+    private static (List<string> A, int ForkA, List<string> B, int ForkB)? Fork(FlowGraph graph, string first, string second)
     {
-        var chain = new List<string>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        for (string? v = value; v is not null && chain.Count < 100_000 && seen.Add(v); v = graph.Producer(v) is { } p && graph.Nodes[p].Inputs.Count > 0 ? graph.Nodes[p].Inputs[0] : null)
+        var a = new List<string>();
+        var b = new List<string>();
+        var seenA = new Dictionary<string, int>(StringComparer.Ordinal);
+        var seenB = new Dictionary<string, int>(StringComparer.Ordinal);
+        string? va = first, vb = second;
+        for (int steps = 0; steps < 1_000_000 && (va is not null || vb is not null); steps++)
         {
-            chain.Add(v);
+            if (va is not null)
+            {
+                if (seenB.TryGetValue(va, out var j))
+                {
+                    return (a, a.Count, b, j);
+                }
+                if (!seenA.TryAdd(va, a.Count))
+                {
+                    va = null;
+                }
+                else
+                {
+                    a.Add(va);
+                    va = Previous(graph, va);
+                }
+            }
+            if (vb is not null)
+            {
+                if (seenA.TryGetValue(vb, out var k))
+                {
+                    return (a, k, b, b.Count);
+                }
+                if (!seenB.TryAdd(vb, b.Count))
+                {
+                    vb = null;
+                }
+                else
+                {
+                    b.Add(vb);
+                    vb = Previous(graph, vb);
+                }
+            }
         }
-        return chain;
+        return null;
     }
+
+    private static string? Previous(FlowGraph graph, string value) =>
+        graph.Producer(value) is { } p && graph.Nodes[p].Inputs.Count > 0 ? graph.Nodes[p].Inputs[0] : null;
 
     /// <summary>The units whose output value lies on <paramref name="chain"/> before index <paramref name="fork"/>, in data-flow order.</summary>
     private static List<int> UnitsOn(List<string> chain, int fork, Dictionary<string, int> unitOutput)

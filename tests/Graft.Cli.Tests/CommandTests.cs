@@ -306,6 +306,52 @@ public sealed class TransferFormatsTests : IDisposable
         Assert.True(new FileInfo(outPath).Length >= new FileInfo(model).Length - 16);
     }
 
+    /// <summary>
+    /// Issue 20's report: a PRESERVE export of a fresh ResNet-18 (1-channel stem, 10 classes) shares its 30
+    /// initializers among 102 weight inputs through 72 Identity nodes; a transfer from a random ResNet-18 into it gave
+    /// 40 of the 80 BatchNorm inputs another layer's values. Now every BatchNorm input holds the source's tensor of the
+    /// layer it belongs to, and onnx.checker accepts the output.
+    /// </summary>
+    [Graft.TestSupport.OnnxExportsFact]
+    public void Transfer_IntoIdentitySharedPreserveTemplate_EveryBatchNormInputHoldsItsLayersSourceValue()
+    {
+        var source = Graft.TestSupport.OnnxExports.File("resnet18.pt");
+        var template = Graft.TestSupport.OnnxExports.File("resnet18_gray10_fresh_preserve.onnx");
+        var outPath = _h.PathOf("r18_gray10.onnx");
+        var (code, stdout, stderr) = _h.Run("transfer", source, "--into", template, "--out", outPath);
+        Assert.True(code == 0, stdout + stderr);
+
+        using var src = CheckpointFile.Open(source);
+        using var o = Graft.Checkpoints.Onnx.OnnxReader.Open(outPath);
+        byte[] Bytes(ICheckpointReader r, string name)
+        {
+            Assert.True(r.TryGetTensor(name, out var t), name);
+            var b = new byte[t.ByteLength];
+            r.ReadBytes(t, b);
+            return b;
+        }
+        var bns = o.Graph.Nodes.Where(n => n.OpType == "BatchNormalization").ToList();
+        Assert.Equal(20, bns.Count);
+        string[] members = ["weight", "bias", "running_mean", "running_var"];
+        foreach (var bn in bns)
+        {
+            var layer = bn.Inputs[1][..bn.Inputs[1].LastIndexOf('.')];
+            for (var slot = 1; slot <= 4; slot++)
+            {
+                // The input is this layer's own tensor (named for it), stored once for it alone, equal to the source's.
+                Assert.Equal($"{layer}.{members[slot - 1]}", bn.Inputs[slot]);
+                Assert.Equal(bn.Inputs[slot], o.Graph.WeightOf(bn.Inputs[slot]));
+                Assert.Single(o.Graph.UsesOf(bn.Inputs[slot]));
+                Assert.Equal(Bytes(src, bn.Inputs[slot]), Bytes(o, bn.Inputs[slot]));
+            }
+        }
+        Assert.DoesNotContain(o.Graph.Nodes, n => n.OpType == "Identity");
+
+        var (check, _, err) = Graft.TestSupport.OnnxExports.Run(Graft.TestSupport.OnnxExports.Python,
+            ["-c", "import sys, onnx; onnx.checker.check_model(sys.argv[1], full_check=True)", outPath], TimeSpan.FromMinutes(3));
+        Assert.True(check == 0, "onnx rejected the output: " + err);
+    }
+
     [Fact]
     public void Transfer_OnnxOutputWithoutOnnxTemplate_Exit2()
     {

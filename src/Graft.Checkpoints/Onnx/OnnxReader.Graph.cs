@@ -19,6 +19,9 @@ public sealed unsafe partial class OnnxReader
     /// </summary>
     internal sealed record Entry(TensorInfo Info, Initializer Storage, WeightUse? Use);
 
+    /// <summary>The model's <c>ir_version</c> (0 when absent).</summary>
+    internal long IrVersion => (long)(ModelFields.LastOrDefault(f => f.Number == 1 && f.WireType == 0)?.Varint ?? 0);
+
     private sealed record ParsedGraph(OnnxGraph Graph, List<Initializer> Constants, List<NodeRecord> Nodes, List<ValueRecord> Inputs,
         List<ValueRecord> Outputs);
 

@@ -220,6 +220,13 @@ public static class WeightTransfer
             : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
         CheckpointFile.EnsureOutputSparesInputs(outputPath, format, (source, "source"), (template, "template"));
         var run = Start(source, template, policy, refuse: refuse);
+        if (format is Graft.Checkpoints.Onnx.OnnxFormat && template is Graft.Checkpoints.Onnx.OnnxReader onnxTemplate
+            && Graft.Checkpoints.Onnx.OnnxWriter.Problems(onnxTemplate, run.Outputs.Select(o => o.Name)) is { Count: > 0 } problems)
+        {
+            // A weight the template shares between layers gets one value per layer in the output (un-shared); where the
+            // graph does not allow that, refuse before anything is written rather than give a layer another's values.
+            throw new TransferStrictException(problems);
+        }
         if (run.Plan.Targets.Any(t => t.Engine == TargetEngine.LibTorch))
         {
             // libtorch loads while the copied tensors stream (writers put computed tensors last where they can). A

@@ -154,6 +154,89 @@ public sealed class OnnxExportTests
         }
     }
 
+    private const string CheckAndDumpScript = """
+import json, sys
+import numpy as np
+import onnx
+from onnx import numpy_helper
+onnx.checker.check_model(sys.argv[1], full_check=True)
+g = onnx.load(sys.argv[1]).graph
+values = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+out = {}
+for n in g.node:
+    if n.op_type in ("BatchNormalization", "Conv", "Gemm"):
+        for slot, name in enumerate(n.input[1:], 1):
+            out[f"{n.name}:{slot}"] = [name, float(values[name].astype(np.float64).sum()), float(np.abs(values[name]).astype(np.float64).sum())]
+print(json.dumps(out))
+""";
+
+    /// <summary>
+    /// Issue 20: a PRESERVE export of a fresh ResNet-18 shares 30 initializers among 102 weight inputs through 72
+    /// Identity nodes. Writing the random model's state dict into it must give every layer its own values: onnx reads
+    /// back, for every Conv, BatchNormalization and Gemm input, the PyTorch tensor of the name that input carries, and
+    /// ONNX Runtime computes PyTorch's logits.
+    /// </summary>
+    [OnnxExportsFact]
+    public void ReplaceInitializers_FreshPreserveResNet18_EveryLayerGetsItsOwnValuesAndComputesPyTorchLogits()
+    {
+        var dir = Directory.CreateTempSubdirectory("graft-unshare-").FullName;
+        try
+        {
+            var output = Path.Combine(dir, "out.onnx");
+            var state = StateDict("resnet18.pt");
+            using (var template = OnnxReader.Open(OnnxExports.File("resnet18_fresh_preserve.onnx")))
+            {
+                OnnxWriter.ReplaceInitializers(template.Path, output,
+                    template.Tensors.Select(t => TensorPayload.FromBytes(t.Name, t.DType, t.Shape, state[t.Name])));
+            }
+            using (var o = OnnxReader.Open(output))
+            {
+                Assert.DoesNotContain(o.Graph.Nodes, n => n.OpType == "Identity");
+                Assert.Equal(state.Count, o.Initializers.Count);
+                foreach (var (name, bytes) in state)
+                {
+                    Assert.Equal(bytes, Read(o, name));
+                }
+            }
+
+            var (code, stdout, stderr) = OnnxExports.Run(OnnxExports.Python, ["-c", CheckAndDumpScript, output], TimeSpan.FromMinutes(3));
+            Assert.True(code == 0, "onnx rejected the output: " + stderr);
+            var inputs = JsonSerializer.Deserialize<Dictionary<string, JsonElement[]>>(stdout.Trim().Split('\n')[^1])!;
+            Assert.Equal(80 + 20 + 2, inputs.Count);
+            foreach (var (_, v) in inputs)
+            {
+                var name = v[0].GetString()!;
+                var expected = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(state[name]).ToArray();
+                Assert.Equal(expected.Sum(x => (double)x), v[1].GetDouble(), 1e-3);
+                Assert.Equal(expected.Sum(x => Math.Abs((double)x)), v[2].GetDouble(), 1e-3);
+            }
+
+            using var reference = CheckpointFile.Open(OnnxExports.File("resnet18.ref.pt"));
+            float[] Ref(string name)
+            {
+                Assert.True(reference.TryGetTensor(name, out var t));
+                var b = new byte[t.ByteLength];
+                reference.ReadBytes(t, b);
+                return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(b).ToArray();
+            }
+            using var session = new InferenceSession(output);
+            var x = new DenseTensor<float>(Ref("input"), [1, 3, 64, 64]);
+            using var results = session.Run([NamedOnnxValue.CreateFromTensor("input", x)]);
+            var logits = results.Single().AsTensor<float>().ToArray();
+            var want = Ref("logits");
+            Assert.Equal(want.Length, logits.Length);
+            var scale = want.Max(Math.Abs);
+            for (var i = 0; i < want.Length; i++)
+            {
+                Assert.True(Math.Abs(logits[i] - want[i]) <= 1e-4 * scale, $"logit {i}: ONNX Runtime {logits[i]}, PyTorch {want[i]}");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [MlNetResNet18Fact]
     public void MlNetResNet18_ConvBatchNormRolesEpsilonAndResidualAdds()
     {

@@ -147,7 +147,7 @@ public sealed class OnnxGraphTests(ITestOutputHelper output) : IDisposable
             OnnxGraphBytes.F32("W", 1f, 2f), OnnxGraphBytes.F32("B", 3f), OnnxGraphBytes.F32("s", 1f), OnnxGraphBytes.F32("b", 0f),
             OnnxGraphBytes.F32("m", 0.5f), OnnxGraphBytes.F32("W2", 9f),
         ],
-        ["x", "W", "B"], ["y"]);
+        ["x", "B"], ["y"]);
 
     [Fact]
     public void Read_HandBuilt_NodesEdgesAttributesAndRoles()
@@ -275,6 +275,79 @@ public sealed class OnnxGraphTests(ITestOutputHelper output) : IDisposable
             [OnnxGraphBytes.Node("c", "Constant", [], ["W"], OnnxGraphBytes.TensorAttr("value", OnnxGraphBytes.F32("", 1f)))],
             [OnnxGraphBytes.F32("W", 1f)], [], ["W"]))));
         Assert.Equal(CheckpointErrorKind.DuplicateName, ex.Kind);
+    }
+
+    private static TensorPayload Fill(TensorInfo t, float value) =>
+        TensorPayload.FromBytes(t.Name, t.DType, t.Shape, Enumerable.Repeat(value, (int)t.ElementCount).SelectMany(BitConverter.GetBytes).ToArray());
+
+    [Fact]
+    public void ReplaceInitializers_SharedAndConstantWeights_EveryConsumerGetsItsOwnValue()
+    {
+        var path = Write(Sample());
+        var output = _dir.File("out.onnx");
+        Dictionary<string, float> values;
+        using (var r = OnnxReader.Open(path))
+        {
+            values = r.Tensors.Select((t, i) => (t.Name, Value: 10f + i)).ToDictionary(x => x.Name, x => x.Value);
+            OnnxWriter.ReplaceInitializers(path, output, r.Tensors.Select(t => Fill(t, values[t.Name])));
+        }
+        using var o = OnnxReader.Open(output);
+        // Same names, each with its own value; nothing shared, no Identity or Constant left to share through.
+        Assert.Equal(values.Keys.Order(StringComparer.Ordinal), o.Tensors.Select(t => t.Name).Order(StringComparer.Ordinal));
+        foreach (var t in o.Tensors)
+        {
+            var b = new byte[t.ByteLength];
+            o.ReadBytes(t, b);
+            Assert.All(MemoryMarshalFloats(b), v => Assert.Equal(values[t.Name], v));
+            Assert.Equal(t.Name == "W2" ? 0 : 1, o.Graph.UsesOf(t.Name).Count);
+        }
+        Assert.DoesNotContain(o.Graph.Nodes, n => n.OpType is "Identity" or "Constant");
+        // The second Conv now reads its own copy of W, the BatchNorm its own variance; the roles are unchanged.
+        var conv2 = o.Graph.Nodes.Single(n => n.Name == "conv2");
+        Assert.Equal(["a", "W@conv2", "k"], conv2.Inputs);
+        Assert.Equal(["c", "s", "b", "m", "bn.running_var"], o.Graph.Nodes.Single(n => n.Name == "bn").Inputs);
+    }
+
+    [Fact]
+    public void ReplaceInitializers_OneConsumerOfASharedWeight_OthersKeepTheTemplateValue()
+    {
+        var path = Write(Sample());
+        var output = _dir.File("out.onnx");
+        using (var r = OnnxReader.Open(path))
+        {
+            Assert.True(r.TryGetTensor("bn.running_var", out var v));
+            OnnxWriter.ReplaceInitializers(path, output, [Fill(v, 4f)]);
+        }
+        using var o = OnnxReader.Open(output);
+        float Value(string name)
+        {
+            Assert.True(o.TryGetTensor(name, out var t));
+            var b = new byte[t.ByteLength];
+            o.ReadBytes(t, b);
+            return MemoryMarshalFloats(b)[0];
+        }
+        Assert.Equal(4f, Value("bn.running_var"));
+        Assert.Equal(1f, Value("s"));
+        Assert.Equal(7f, Value("k"));
+        Assert.Equal(2, o.Graph.Nodes.Count(n => n.OpType == "Conv"));
+    }
+
+    [Fact]
+    public void ReplaceInitializers_SharedWeightThatIsAGraphOutput_RefusedNamingIt()
+    {
+        var model = OnnxGraphBytes.Model(
+            [
+                OnnxGraphBytes.Node("id", "Identity", ["W"], ["V"]),
+                OnnxGraphBytes.Node("c1", "Conv", ["x", "W"], ["y1"]),
+                OnnxGraphBytes.Node("c2", "Conv", ["x", "V"], ["y2"]),
+            ],
+            [OnnxGraphBytes.F32("W", 1f)], ["x"], ["y1", "y2", "V"]);
+        var path = Write(model);
+        using var r = OnnxReader.Open(path);
+        Assert.True(r.TryGetTensor("V", out var v));
+        var ex = Assert.Throws<InvalidInputException>(() => OnnxWriter.ReplaceInitializers(path, _dir.File("out.onnx"), [Fill(v, 2f)]));
+        Assert.Contains("'V'", ex.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(_dir.File("out.onnx")));
     }
 
     /// <summary>

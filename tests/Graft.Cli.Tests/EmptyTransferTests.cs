@@ -101,6 +101,41 @@ public sealed class GraphMatchCommandTests : IDisposable
     }
 }
 
+/// <summary>Issue 19: a backbone.-prefixed template is matched by the graph too (its stages read through the prefix).</summary>
+public sealed class BackboneTemplateTests : IDisposable
+{
+    private readonly CliHarness _h = new();
+
+    public void Dispose() => _h.Dispose();
+
+    [MlNetAndExportsFact]
+    public void Transfer_MlNetResNet18IntoBackbonePrefixedTemplate_MatchedLikeThePlainOne()
+    {
+        var onnx = Graft.TestSupport.TestPackages.MlNetResNet18!;
+        var plain = Graft.TestSupport.OnnxExports.File("resnet18_fresh.pt");
+        var wrapped = _h.PathOf("wrapped.safetensors");
+        using (var r = CheckpointFile.Open(plain))
+        {
+            CheckpointFile.Write(wrapped, r.Tensors.Select(t =>
+            {
+                var bytes = new byte[t.ByteLength];
+                r.ReadBytes(t, bytes);
+                return TensorPayload.FromBytes("backbone." + t.Name, t.DType, t.Shape, bytes);
+            }).ToList());
+        }
+        var (code, plainOut, stderr) = _h.Run("plan", onnx, "--into", plain, "--json");
+        Assert.True(code == 0, stderr);
+        var (wcode, wrappedOut, werr) = _h.Run("plan", onnx, "--into", wrapped, "--json");
+        Assert.True(wcode == 0, werr);
+        using var p = System.Text.Json.JsonDocument.Parse(plainOut);
+        using var w = System.Text.Json.JsonDocument.Parse(wrappedOut);
+        static List<string> Pairs(System.Text.Json.JsonDocument d) => d.RootElement.GetProperty("targets").EnumerateArray()
+            .Select(t => $"{t.GetProperty("name").GetString()!.Replace("backbone.", "", StringComparison.Ordinal)}←{(t.TryGetProperty("source", out var s) ? s.GetString() : null)}").ToList();
+        Assert.Equal(Pairs(p), Pairs(w));
+        Assert.Equal(120, w.RootElement.GetProperty("targets").EnumerateArray().Count(t => t.GetProperty("status").GetString() == "copied"));
+    }
+}
+
 /// <summary>Needs ML.NET's ResNet-18 package and the ONNX exports' torchvision state dicts.</summary>
 [AttributeUsage(AttributeTargets.Method)]
 internal sealed class MlNetAndExportsFactAttribute : FactAttribute

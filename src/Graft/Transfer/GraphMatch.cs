@@ -323,7 +323,11 @@ internal static class GraphMatch
     /// <summary>PyTorch's and TorchSharp's BatchNorm ε: a state dict does not store it.</summary>
     internal const double TargetEpsilon = 1e-5;
 
-    internal sealed record Result(ICheckpointReader Source, Dictionary<string, NameMatch> Matches, List<string> Notes);
+    internal sealed record Result(ICheckpointReader Source, Dictionary<string, NameMatch> Matches, List<string> Notes)
+    {
+        /// <summary>The source graph ends without a linear layer (a feature extractor, like ML.NET's ResNet-18): the template's head is new.</summary>
+        public bool SourceHasNoHead { get; init; }
+    }
 
     /// <summary>
     /// The graph-matched source and matches when <paramref name="graph"/> is given and names matched (almost) none of
@@ -393,7 +397,7 @@ internal static class GraphMatch
             result.Add($"pair: {t.Name} ← {s.Name}: {pair.Evidence}{(how is null ? "" : "; " + how)}");
         }
         result.AddRange(notes);
-        return new Result(matched, matches, result);
+        return new Result(matched, matches, result) { SourceHasNoHead = src.Units.Count > 0 && src.Units[^1].Kind != UnitKind.Linear };
     }
 
     /// <summary>Pairs one unit's tensors by role; returns what was computed rather than copied, for the plan.</summary>

@@ -157,11 +157,22 @@ public static class WeightTransfer
         var matches = NameMatcher.Match(source.Tensors, template.Tensors, policy);
         var effective = source;
         List<string> notes = [];
+        bool sourceHasNoHead = false;
         if (GraphMatch.TryMatch(source, SourceGraph.Of(source), template.Tensors, policy, matches) is { } byGraph)
         {
-            (effective, matches, notes) = (byGraph.Source, byGraph.Matches, byGraph.Notes);
+            (effective, matches, notes, sourceHasNoHead) = (byGraph.Source, byGraph.Matches, byGraph.Notes, byGraph.SourceHasNoHead);
         }
         var plan = TransferPlanner.Plan(effective.Tensors, template.Tensors, policy, source.Path, template.Path, groups, matches);
+        if (sourceHasNoHead && EmptyTransfer.HeadLayer(template.Tensors) is { } head)
+        {
+            // A feature extractor (no classifier in the graph): the template's head is new, as one with another class count.
+            plan = plan with
+            {
+                Targets = plan.Targets.Select(t => t.Layer == head && t.Source is null && t.Cause == TargetCause.NoSource
+                    ? t with { NewHead = true, Cause = TargetCause.NewHead, Reason = "classifier head: the source graph has none; the target's own init is kept" }
+                    : t).ToList(),
+            };
+        }
         // Nothing carried over is never a success: refused with the likely cause and the fix.
         EmptyTransfer.Check(plan, source.Tensors, template.Tensors);
         var warnings = EmptyTransfer.Warnings(policy, source.Tensors, template.Tensors);

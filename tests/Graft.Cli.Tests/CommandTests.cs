@@ -352,6 +352,76 @@ public sealed class TransferFormatsTests : IDisposable
         Assert.True(check == 0, "onnx rejected the output: " + err);
     }
 
+    /// <summary>A template whose shared weight is also a graph output cannot be un-shared: refused, nothing written.</summary>
+    [Fact]
+    public void Transfer_IntoTemplateWhoseSharedWeightIsAGraphOutput_Exit5NothingWritten()
+    {
+        static byte[] Message(Action<Google.Protobuf.CodedOutputStream> write)
+        {
+            var ms = new MemoryStream();
+            var c = new Google.Protobuf.CodedOutputStream(ms);
+            write(c);
+            c.Flush();
+            return ms.ToArray();
+        }
+        static void Str(Google.Protobuf.CodedOutputStream c, int field, string v)
+        {
+            c.WriteTag(field, Google.Protobuf.WireFormat.WireType.LengthDelimited);
+            c.WriteString(v);
+        }
+        static void Sub(Google.Protobuf.CodedOutputStream c, int field, byte[] v)
+        {
+            c.WriteTag(field, Google.Protobuf.WireFormat.WireType.LengthDelimited);
+            c.WriteBytes(Google.Protobuf.ByteString.CopyFrom(v));
+        }
+        static byte[] Node(string op, string[] inputs, string output) => Message(c =>
+        {
+            foreach (var i in inputs)
+            {
+                Str(c, 1, i);
+            }
+            Str(c, 2, output);
+            Str(c, 4, op);
+        });
+        var model = Message(c =>
+        {
+            c.WriteTag(1, Google.Protobuf.WireFormat.WireType.Varint);
+            c.WriteInt64(8);
+            Sub(c, 7, Message(g =>
+            {
+                Sub(g, 1, Node("Identity", ["W"], "V"));
+                Sub(g, 1, Node("Conv", ["x", "W"], "y1"));
+                Sub(g, 1, Node("Conv", ["x", "V"], "y2"));
+                Sub(g, 5, Message(t =>
+                {
+                    t.WriteTag(1, Google.Protobuf.WireFormat.WireType.Varint);
+                    t.WriteInt64(2);
+                    t.WriteTag(2, Google.Protobuf.WireFormat.WireType.Varint);
+                    t.WriteInt32(1);
+                    Str(t, 8, "W");
+                    Sub(t, 9, new byte[8]);
+                }));
+                foreach (var o in new[] { "y1", "y2", "V" })
+                {
+                    Sub(g, 12, Message(v => Str(v, 1, o)));
+                }
+            }));
+        });
+        var template = _h.PathOf("shared.onnx");
+        File.WriteAllBytes(template, model);
+        var source = _h.PathOf("src.safetensors");
+        CheckpointFile.Write(source, [
+            TensorPayload.FromBytes("W", DType.F32, new Shape([2]), BitConverter.GetBytes(1f).Concat(BitConverter.GetBytes(2f)).ToArray()),
+            TensorPayload.FromBytes("V", DType.F32, new Shape([2]), BitConverter.GetBytes(3f).Concat(BitConverter.GetBytes(4f)).ToArray()),
+        ]);
+        var outPath = _h.PathOf("out.onnx");
+        var (code, _, stderr) = _h.Run("transfer", source, "--into", template, "--out", outPath);
+        Assert.Equal(5, code);
+        Assert.Contains("'V'", stderr);
+        Assert.Contains("graph input or output", stderr);
+        Assert.False(File.Exists(outPath));
+    }
+
     [Fact]
     public void Transfer_OnnxOutputWithoutOnnxTemplate_Exit2()
     {

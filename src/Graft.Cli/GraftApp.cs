@@ -148,6 +148,7 @@ internal static class GraftApp
         CheckpointFormatException e => (ExitCodes.BadCheckpoint, e.Message),
         NumericsException e => (ExitCodes.Numerics, $"{e.Message}. Refusing to compute; nothing was written (`graft doctor` shows the details; {NumericsGuard.ModeVariable}=off overrides at your own risk)."),
         TransferStrictException e => (ExitCodes.NotStrict, e.Message + ". Nothing was written."),
+        TransferRefusedException e => (ExitCodes.NotStrict, e.Message + (e.Message.EndsWith('.') ? "" : ".") + " Nothing was written."),
         TransferPlanException e => (ExitCodes.InvalidArgument, e.Message),
         InvalidInputException e => (ExitCodes.InvalidArgument, e.Message),
         FileNotFoundException e => (ExitCodes.FileError, e.Message),

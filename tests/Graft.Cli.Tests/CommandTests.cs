@@ -306,6 +306,122 @@ public sealed class TransferFormatsTests : IDisposable
         Assert.True(new FileInfo(outPath).Length >= new FileInfo(model).Length - 16);
     }
 
+    /// <summary>
+    /// Issue 20's report: a PRESERVE export of a fresh ResNet-18 (1-channel stem, 10 classes) shares its 30
+    /// initializers among 102 weight inputs through 72 Identity nodes; a transfer from a random ResNet-18 into it gave
+    /// 40 of the 80 BatchNorm inputs another layer's values. Now every BatchNorm input holds the source's tensor of the
+    /// layer it belongs to, and onnx.checker accepts the output.
+    /// </summary>
+    [Graft.TestSupport.OnnxExportsFact]
+    public void Transfer_IntoIdentitySharedPreserveTemplate_EveryBatchNormInputHoldsItsLayersSourceValue()
+    {
+        var source = Graft.TestSupport.OnnxExports.File("resnet18.pt");
+        var template = Graft.TestSupport.OnnxExports.File("resnet18_gray10_fresh_preserve.onnx");
+        var outPath = _h.PathOf("r18_gray10.onnx");
+        var (code, stdout, stderr) = _h.Run("transfer", source, "--into", template, "--out", outPath);
+        Assert.True(code == 0, stdout + stderr);
+
+        using var src = CheckpointFile.Open(source);
+        using var o = Graft.Checkpoints.Onnx.OnnxReader.Open(outPath);
+        byte[] Bytes(ICheckpointReader r, string name)
+        {
+            Assert.True(r.TryGetTensor(name, out var t), name);
+            var b = new byte[t.ByteLength];
+            r.ReadBytes(t, b);
+            return b;
+        }
+        var bns = o.Graph.Nodes.Where(n => n.OpType == "BatchNormalization").ToList();
+        Assert.Equal(20, bns.Count);
+        string[] members = ["weight", "bias", "running_mean", "running_var"];
+        foreach (var bn in bns)
+        {
+            var layer = bn.Inputs[1][..bn.Inputs[1].LastIndexOf('.')];
+            for (var slot = 1; slot <= 4; slot++)
+            {
+                // The input is this layer's own tensor (named for it), stored once for it alone, equal to the source's.
+                Assert.Equal($"{layer}.{members[slot - 1]}", bn.Inputs[slot]);
+                Assert.Equal(bn.Inputs[slot], o.Graph.WeightOf(bn.Inputs[slot]));
+                Assert.Single(o.Graph.UsesOf(bn.Inputs[slot]));
+                Assert.Equal(Bytes(src, bn.Inputs[slot]), Bytes(o, bn.Inputs[slot]));
+            }
+        }
+        Assert.DoesNotContain(o.Graph.Nodes, n => n.OpType == "Identity");
+
+        var (check, _, err) = Graft.TestSupport.OnnxExports.Run(Graft.TestSupport.OnnxExports.Python,
+            ["-c", "import sys, onnx; onnx.checker.check_model(sys.argv[1], full_check=True)", outPath], TimeSpan.FromMinutes(3));
+        Assert.True(check == 0, "onnx rejected the output: " + err);
+    }
+
+    /// <summary>A template whose shared weight is also a graph output cannot be un-shared: refused, nothing written.</summary>
+    [Fact]
+    public void Transfer_IntoTemplateWhoseSharedWeightIsAGraphOutput_Exit5NothingWritten()
+    {
+        static byte[] Message(Action<Google.Protobuf.CodedOutputStream> write)
+        {
+            var ms = new MemoryStream();
+            var c = new Google.Protobuf.CodedOutputStream(ms);
+            write(c);
+            c.Flush();
+            return ms.ToArray();
+        }
+        static void Str(Google.Protobuf.CodedOutputStream c, int field, string v)
+        {
+            c.WriteTag(field, Google.Protobuf.WireFormat.WireType.LengthDelimited);
+            c.WriteString(v);
+        }
+        static void Sub(Google.Protobuf.CodedOutputStream c, int field, byte[] v)
+        {
+            c.WriteTag(field, Google.Protobuf.WireFormat.WireType.LengthDelimited);
+            c.WriteBytes(Google.Protobuf.ByteString.CopyFrom(v));
+        }
+        static byte[] Node(string op, string[] inputs, string output) => Message(c =>
+        {
+            foreach (var i in inputs)
+            {
+                Str(c, 1, i);
+            }
+            Str(c, 2, output);
+            Str(c, 4, op);
+        });
+        var model = Message(c =>
+        {
+            c.WriteTag(1, Google.Protobuf.WireFormat.WireType.Varint);
+            c.WriteInt64(8);
+            Sub(c, 7, Message(g =>
+            {
+                Sub(g, 1, Node("Identity", ["W"], "V"));
+                Sub(g, 1, Node("Conv", ["x", "W"], "y1"));
+                Sub(g, 1, Node("Conv", ["x", "V"], "y2"));
+                Sub(g, 5, Message(t =>
+                {
+                    t.WriteTag(1, Google.Protobuf.WireFormat.WireType.Varint);
+                    t.WriteInt64(2);
+                    t.WriteTag(2, Google.Protobuf.WireFormat.WireType.Varint);
+                    t.WriteInt32(1);
+                    Str(t, 8, "W");
+                    Sub(t, 9, new byte[8]);
+                }));
+                foreach (var o in new[] { "y1", "y2", "V" })
+                {
+                    Sub(g, 12, Message(v => Str(v, 1, o)));
+                }
+            }));
+        });
+        var template = _h.PathOf("shared.onnx");
+        File.WriteAllBytes(template, model);
+        var source = _h.PathOf("src.safetensors");
+        CheckpointFile.Write(source, [
+            TensorPayload.FromBytes("W", DType.F32, new Shape([2]), BitConverter.GetBytes(1f).Concat(BitConverter.GetBytes(2f)).ToArray()),
+            TensorPayload.FromBytes("V", DType.F32, new Shape([2]), BitConverter.GetBytes(3f).Concat(BitConverter.GetBytes(4f)).ToArray()),
+        ]);
+        var outPath = _h.PathOf("out.onnx");
+        var (code, _, stderr) = _h.Run("transfer", source, "--into", template, "--out", outPath);
+        Assert.Equal(5, code);
+        Assert.Contains("'V'", stderr);
+        Assert.Contains("graph input or output", stderr);
+        Assert.False(File.Exists(outPath));
+    }
+
     [Fact]
     public void Transfer_OnnxOutputWithoutOnnxTemplate_Exit2()
     {

@@ -39,4 +39,15 @@ public class SamplesTests
         Assert.Contains("verdict: complete apart from a new head", stdout);
         Assert.Matches(@"test accuracy [\d.]+ % before, [\d.]+ % after", stdout);
     }
+
+    [Graft.TestSupport.MlNetResNet18Fact]
+    public void OnnxResNet18_Quick_MatchesMlNetsGraphIntoTorchVisionAndTrains()
+    {
+        var (code, stdout, stderr) = CliHarness.RunDll(SampleDll("OnnxResNet18"), Timeout, null, "--quick");
+        Assert.True(code == 0, stdout + stderr);
+        Assert.Contains("134 tensors: 131 copied, 1 adapted, 2 kept; 0 source tensors unused; verdict: complete apart from a new head", stdout);
+        Assert.Contains("matched by structure", stdout);
+        Assert.Contains("pair: conv1 ← Convolution249", stdout);
+        Assert.Matches(@"loss [\d.]+ → [\d.]+ after 3 steps", stdout);
+    }
 }

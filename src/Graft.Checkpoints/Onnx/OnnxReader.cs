@@ -14,12 +14,14 @@ namespace Graft.Checkpoints.Onnx;
 /// repeated field (converted to little-endian bytes on read), or an external data file beside the model.
 /// </summary>
 /// <remarks>
-/// Only the main graph's dense initializers are read: sparse initializers and initializers of subgraphs (inside
-/// <c>If</c>/<c>Loop</c> attributes) are not listed. External data locations must stay inside the model's folder
+/// The main graph is read as a graph too (<see cref="Graph"/>): its nodes, and the weights held in <c>Constant</c> nodes,
+/// which are listed beside the initializers. <see cref="Tensors"/> lists each weight once per consumer, under the value
+/// name that consumer reads (see <see cref="OnnxGraph"/>). Sparse initializers are refused; initializers of subgraphs
+/// (inside <c>If</c>/<c>Loop</c> attributes) are not listed. External data locations must stay inside the model's folder
 /// (absolute paths, <c>..</c> and links leading out are refused); external files are opened once at open time, and
 /// reads go to those handles, so a link swapped afterwards is not followed.
 /// </remarks>
-public sealed unsafe class OnnxReader : ICheckpointReader
+public sealed unsafe partial class OnnxReader : ICheckpointReader
 {
     /// <summary>Largest rank accepted.</summary>
     internal const int MaxRank = 1024;
@@ -28,7 +30,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
 
     private readonly SafeFileHandle _handle;
     private readonly Dictionary<string, SafeFileHandle> _externalFiles;
-    private readonly TensorIndex<Initializer> _index;
+    private readonly TensorIndex<Entry> _index;
 
     private OnnxReader(string path, SafeFileHandle handle, long length, Parsed parsed)
     {
@@ -37,10 +39,16 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         FileLength = length;
         _externalFiles = parsed.ExternalFiles;
         ModelFields = parsed.ModelFields;
-        Graph = parsed.Graph;
+        GraphField = parsed.Graph;
         GraphFields = parsed.GraphFields;
         Initializers = parsed.Initializers;
-        _index = new TensorIndex<Initializer>(path, parsed.Initializers, static i => i.Info, "initializer");
+        Graph = parsed.Nodes.Graph;
+        Constants = parsed.Nodes.Constants;
+        NodeRecords = parsed.Nodes.Nodes;
+        InputRecords = parsed.Nodes.Inputs;
+        OutputRecords = parsed.Nodes.Outputs;
+        Entries = ListEntries(Graph, Initializers, Constants);
+        _index = new TensorIndex<Entry>(path, Entries, static e => e.Info, "initializer");
         Metadata = new ReadOnlyDictionary<string, string>(parsed.Metadata);
     }
 
@@ -50,8 +58,16 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     /// <inheritdoc/>
     public string Format => OnnxFormat.FormatName;
 
-    /// <summary>The initializers, in graph order.</summary>
+    /// <summary>
+    /// The weights (initializers and <c>Constant</c> nodes' tensors), one per consumer under the value name that
+    /// consumer reads, so a weight shared by several nodes (directly or through <c>Identity</c>) is listed once per
+    /// node; a weight no node reads is listed under its own name. For a model without sharing these are the
+    /// initializers in file order, then the Constants.
+    /// </summary>
     public IReadOnlyList<TensorInfo> Tensors => _index.Tensors;
+
+    /// <summary>The main graph: nodes, data flow, and which node and slot each weight feeds.</summary>
+    public OnnxGraph Graph { get; }
 
     /// <summary>
     /// The model's <c>metadata_props</c>, plus <c>ir_version</c>, <c>producer_name</c> and <c>producer_version</c> when
@@ -66,15 +82,26 @@ public sealed unsafe class OnnxReader : ICheckpointReader
 
     internal List<Field> ModelFields { get; }
 
-    internal Field Graph { get; }
+    internal Field GraphField { get; }
 
     internal List<Field> GraphFields { get; }
 
     internal List<Initializer> Initializers { get; }
 
+    /// <summary>The weights held in Constant nodes (their <see cref="Initializer.GraphField"/> is the node's field).</summary>
+    internal List<Initializer> Constants { get; }
+
+    internal List<NodeRecord> NodeRecords { get; }
+
+    internal List<ValueRecord> InputRecords { get; }
+
+    internal List<ValueRecord> OutputRecords { get; }
+
+    internal List<Entry> Entries { get; }
+
     /// <summary>True when the tensor's bytes live in an external data file rather than in the model.</summary>
     /// <exception cref="ArgumentException">The tensor is not an initializer of this model.</exception>
-    public bool IsExternal(TensorInfo tensor) => Find(tensor).Source is ExternalSource;
+    public bool IsExternal(TensorInfo tensor) => Find(tensor).Storage.Source is ExternalSource;
 
     /// <summary>Maps and validates a model and its external data references.</summary>
     /// <exception cref="CheckpointFormatException">The model is malformed or hostile; <see cref="CheckpointFormatException.Kind"/> says how.</exception>
@@ -121,17 +148,17 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     /// <exception cref="ArgumentException">The tensor is not an initializer of this model, or the destination has the wrong length.</exception>
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
-        var init = _index.FindForRead(tensor, destination);
+        var init = _index.FindForRead(tensor, destination).Storage;
         switch (init.Source)
         {
             case RawSource raw:
-                FileRead.Exactly(_handle, raw.Offset, destination, Path, init.Info.Name);
+                FileRead.Exactly(_handle, raw.Offset, destination, Path, tensor.Name);
                 break;
             case TypedSource typed:
                 DecodeTyped(init.Info, typed, destination);
                 break;
             case ExternalSource ext:
-                ReadExternal(init.Info.Name, ext, ext.Offset, destination);
+                ReadExternal(tensor.Name, ext, ext.Offset, destination);
                 break;
             default:
                 break;
@@ -143,15 +170,15 @@ public sealed unsafe class OnnxReader : ICheckpointReader
     public void CopyTo(TensorInfo tensor, Stream destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        var init = Find(tensor);
+        var init = Find(tensor).Storage;
         switch (init.Source)
         {
             case RawSource raw:
-                FileRead.CopyRange(_handle, raw.Offset, init.Info.ByteLength, destination, Path, init.Info.Name, CopyChunkSize);
+                FileRead.CopyRange(_handle, raw.Offset, init.Info.ByteLength, destination, Path, tensor.Name, CopyChunkSize);
                 break;
             case ExternalSource ext:
                 ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
-                FileRead.CopyRange(_externalFiles[ext.RealPath], ext.Offset, init.Info.ByteLength, destination, ext.RealPath, init.Info.Name, CopyChunkSize);
+                FileRead.CopyRange(_externalFiles[ext.RealPath], ext.Offset, init.Info.ByteLength, destination, ext.RealPath, tensor.Name, CopyChunkSize);
                 break;
             default:
                 // Typed fields hold small tensors (ONNX writers switch to raw_data for anything large).
@@ -192,7 +219,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
         FileRead.CopyRange(_handle, start, end - start, destination, Path, null, CopyChunkSize);
     }
 
-    internal Initializer Find(TensorInfo tensor) => _index.Find(tensor);
+    internal Entry Find(TensorInfo tensor) => _index.Find(tensor);
 
     internal IEnumerable<string> ExternalFilePaths => _externalFiles.Keys;
 
@@ -272,14 +299,21 @@ public sealed unsafe class OnnxReader : ICheckpointReader
 
     internal sealed record Segment(long Start, long Length, bool Packed);
 
-    /// <summary>An initializer: its description, its field in the graph, its own fields, and its data source.</summary>
-    internal sealed record Initializer(TensorInfo Info, Field GraphField, List<Field> Fields, Source Source);
+    /// <summary>
+    /// A stored weight (an initializer, or a Constant node's tensor when <see cref="ConstantNode"/> is set): its
+    /// description, its field in the graph (the node's, for a Constant), its TensorProto's fields, and its data source.
+    /// </summary>
+    internal sealed record Initializer(TensorInfo Info, Field GraphField, List<Field> Fields, Source Source)
+    {
+        /// <summary>The index of the Constant node holding this tensor; -1 for an initializer.</summary>
+        public int ConstantNode { get; init; } = -1;
+    }
 
     private sealed record Parsed(List<Field> ModelFields, Field Graph, List<Field> GraphFields, List<Initializer> Initializers,
-        Dictionary<string, string> Metadata, Dictionary<string, SafeFileHandle> ExternalFiles);
+        Dictionary<string, string> Metadata, Dictionary<string, SafeFileHandle> ExternalFiles, ParsedGraph Nodes);
 
     /// <summary>The one validation routine: model fields, the graph, then each initializer in order.</summary>
-    private sealed class Parser(string path, byte* file, long length)
+    private sealed partial class Parser(string path, byte* file, long length)
     {
         private static readonly UTF8Encoding StrictUtf8 = new(false, true);
         private readonly Dictionary<string, SafeFileHandle> _external = new(StringComparer.Ordinal);
@@ -327,7 +361,7 @@ public sealed unsafe class OnnxReader : ICheckpointReader
                 }
                 inits.Add(init);
             }
-            return new Parsed(model, graph, graphFields, inits, Metadata(model), _external);
+            return new Parsed(model, graph, graphFields, inits, Metadata(model), _external, ParseGraph(graphFields, inits));
         }
 
         private Dictionary<string, string> Metadata(List<Field> model)
@@ -352,15 +386,16 @@ public sealed unsafe class OnnxReader : ICheckpointReader
             return m;
         }
 
-        private Initializer ParseTensor(Field field)
+        /// <summary>Parses a TensorProto; <paramref name="listedName"/> (a Constant's output) replaces the name it carries.</summary>
+        private Initializer ParseTensor(Field field, string? listedName = null)
         {
-            var fields = Fields(field.ValueStart, field.End, null, $"initializer at offset {field.TagStart}");
+            var fields = Fields(field.ValueStart, field.End, listedName, $"initializer at offset {field.TagStart}");
             var nameField = fields.LastOrDefault(f => f.Number == 8 && f.WireType == 2);
-            if (nameField is null)
+            if (nameField is null && listedName is null)
             {
                 throw new CheckpointFormatException(CheckpointErrorKind.InvalidHeader, path, null, $"initializer at offset {field.TagStart} has no name.");
             }
-            var name = Text(nameField, null, "name");
+            var name = listedName ?? Text(nameField!, null, "name");
             if (name.Length == 0)
             {
                 throw new CheckpointFormatException(CheckpointErrorKind.InvalidHeader, path, null, $"initializer at offset {field.TagStart} has an empty name.");
@@ -576,81 +611,92 @@ public sealed unsafe class OnnxReader : ICheckpointReader
                 throw Corrupt(tensor, $"field {f.Number} has wire type {f.WireType}.");
             }
             var values = new List<long>();
-            var input = new CodedInputStream(new UnmanagedMemoryStream(file + f.ValueStart, f.ValueLength));
-            try
+            var pos = f.ValueStart;
+            while (pos < f.End)
             {
-                while (!input.IsAtEnd)
-                {
-                    values.Add(input.ReadInt64());
-                }
-            }
-            catch (InvalidProtocolBufferException ex)
-            {
-                throw new CheckpointFormatException(CheckpointErrorKind.Corrupt, path, tensor, $"packed field {f.Number} is malformed: {ex.Message}", ex);
+                values.Add((long)ReadVarint(ref pos, f.End, tensor, $"packed field {f.Number}"));
             }
             return values;
         }
 
+        /// <summary>A base-128 varint at <paramref name="pos"/> (advanced past it), at most 10 bytes and 64 bits, inside [pos, end).</summary>
+        private ulong ReadVarint(ref long pos, long end, string? tensor, string what)
+        {
+            ulong result = 0;
+            var at = pos;
+            for (var shift = 0; shift < 64; shift += 7)
+            {
+                if (pos >= end)
+                {
+                    throw Corrupt(tensor, $"{what} is not a valid protobuf message: the varint at offset {at} is cut off by the end of its message at {end}.");
+                }
+                var b = file[pos++];
+                if (shift == 63 && b > 1)
+                {
+                    throw Corrupt(tensor, $"{what} is not a valid protobuf message: the varint at offset {at} overflows 64 bits.");
+                }
+                result |= (ulong)(b & 0x7F) << shift;
+                if ((b & 0x80) == 0)
+                {
+                    return result;
+                }
+            }
+            throw Corrupt(tensor, $"{what} is not a valid protobuf message: the varint at offset {at} is longer than 10 bytes.");
+        }
+
         /// <summary>
-        /// Splits the message in [<paramref name="start"/>, <paramref name="end"/>) into fields. Length-delimited values
-        /// are not read: a fresh stream starts after each, so a 1 GB raw_data costs nothing here.
+        /// Splits the message in [<paramref name="start"/>, <paramref name="end"/>) into fields, decoding tags and
+        /// varints straight from the mapped bytes (no stream or buffer per message: a 500-layer graph is thousands of
+        /// small messages). Length-delimited values are not read, so a 1 GB raw_data costs nothing here.
         /// </summary>
         private List<Field> Fields(long start, long end, string? tensor, string what)
         {
             var fields = new List<Field>();
             var pos = start;
-            try
+            while (pos < end)
             {
-                while (pos < end)
+                var tagStart = pos;
+                var tag = ReadVarint(ref pos, end, tensor, what);
+                if (tag > uint.MaxValue)
                 {
-                    var window = new UnmanagedMemoryStream(file + pos, end - pos);
-                    var input = new CodedInputStream(window);
-                    while (!input.IsAtEnd)
-                    {
-                        var tagStart = pos + input.Position;
-                        var tag = input.ReadTag();
-                        var number = WireFormat.GetTagFieldNumber(tag);
-                        var wire = (int)WireFormat.GetTagWireType(tag);
-                        var tagEnd = pos + input.Position;
-                        if (number == 0)
-                        {
-                            throw Corrupt(tensor, $"{what}: field number 0 at offset {tagStart}.");
-                        }
-                        ulong varint = 0;
-                        switch (wire)
-                        {
-                            case 0:
-                                varint = input.ReadUInt64();
-                                break;
-                            case 1:
-                                input.ReadFixed64();
-                                break;
-                            case 5:
-                                input.ReadFixed32();
-                                break;
-                            case 2:
-                                var len = input.ReadLength();
-                                var valueStart = pos + input.Position;
-                                if (len < 0 || valueStart + len > end)
-                                {
-                                    throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, path, tensor,
-                                        $"{what}: field {number} at offset {tagStart} declares {len} bytes, past the end of its message at {end}.");
-                                }
-                                fields.Add(new Field(number, wire, tagStart, tagEnd, valueStart, valueStart + len, 0));
-                                pos = valueStart + len;
-                                goto restart;
-                            default:
-                                throw Corrupt(tensor, $"{what}: field {number} at offset {tagStart} has wire type {wire} (groups are not used by ONNX).");
-                        }
-                        fields.Add(new Field(number, wire, tagStart, tagEnd, tagEnd, pos + input.Position, varint));
-                    }
-                    pos = end;
-                restart:;
+                    throw Corrupt(tensor, $"{what} is not a valid protobuf message: the tag at offset {tagStart} is over 32 bits.");
                 }
-            }
-            catch (InvalidProtocolBufferException ex)
-            {
-                throw new CheckpointFormatException(CheckpointErrorKind.Corrupt, path, tensor, $"{what} is not a valid protobuf message: {ex.Message}", ex);
+                var number = (int)(tag >> 3);
+                var wire = (int)(tag & 7);
+                var tagEnd = pos;
+                if (number == 0)
+                {
+                    throw Corrupt(tensor, $"{what}: field number 0 at offset {tagStart}.");
+                }
+                switch (wire)
+                {
+                    case 0:
+                        var varint = ReadVarint(ref pos, end, tensor, what);
+                        fields.Add(new Field(number, wire, tagStart, tagEnd, tagEnd, pos, varint));
+                        break;
+                    case 1 or 5:
+                        var size = wire == 1 ? 8 : 4;
+                        if (end - pos < size)
+                        {
+                            throw Corrupt(tensor, $"{what} is not a valid protobuf message: field {number} at offset {tagStart} is cut off by the end of its message at {end}.");
+                        }
+                        pos += size;
+                        fields.Add(new Field(number, wire, tagStart, tagEnd, tagEnd, pos, 0));
+                        break;
+                    case 2:
+                        var len = ReadVarint(ref pos, end, tensor, what);
+                        if (len > (ulong)(end - pos))
+                        {
+                            throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, path, tensor,
+                                $"{what}: field {number} at offset {tagStart} declares {len} bytes, past the end of its message at {end}.");
+                        }
+                        var valueStart = pos;
+                        pos += (long)len;
+                        fields.Add(new Field(number, wire, tagStart, tagEnd, valueStart, pos, 0));
+                        break;
+                    default:
+                        throw Corrupt(tensor, $"{what}: field {number} at offset {tagStart} has wire type {wire} (groups are not used by ONNX).");
+                }
             }
             return fields;
         }

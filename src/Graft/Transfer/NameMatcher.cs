@@ -48,6 +48,11 @@ public enum MatchKind
     /// signature); only with <see cref="TransferPolicy.StructuralMatching"/>, and refusable per tensor.
     /// </summary>
     Structural,
+    /// <summary>
+    /// Paired by the computation graph: the source's unit and the target's have the same op and place in the data flow
+    /// (used with no option when names share almost nothing and the source has a graph); the match says the evidence.
+    /// </summary>
+    Graph,
 }
 
 /// <summary>One target paired with one source.</summary>

@@ -28,6 +28,9 @@ public static class TransferPlanner
     internal static bool IsPatchEmbedding(string layer) =>
         PatchEmbeddingLayers.Any(p => layer == p || layer.EndsWith("." + p, StringComparison.Ordinal));
 
+    /// <summary>True when <paramref name="name"/> is an absolute position embedding (see <see cref="PositionMembers"/>).</summary>
+    internal static bool IsPositionEmbedding(string name) => PositionMembers.Contains(TensorName.MemberOf(name));
+
     /// <summary>Prefix tokens a checkpoint declares through its own token tensors, or null when it has none.</summary>
     private static int? PrefixTokensOf(IEnumerable<TensorInfo> tensors)
     {
@@ -52,12 +55,17 @@ public static class TransferPlanner
     /// A rule asks for something that cannot be applied to a tensor; rename rules conflict; dependency groups disagree.
     /// </exception>
     public static TransferPlan Plan(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransferPolicy policy,
-        string sourcePath = "<source>", string templatePath = "<template>", ChannelGroups? groups = null)
+        string sourcePath = "<source>", string templatePath = "<template>", ChannelGroups? groups = null) =>
+        Plan(source, template, policy, sourcePath, templatePath, groups, matches: null);
+
+    /// <summary>Like the overload without <paramref name="matches"/>, with the pairs made already (by names and by the graph).</summary>
+    internal static TransferPlan Plan(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransferPolicy policy,
+        string sourcePath, string templatePath, ChannelGroups? groups, IReadOnlyDictionary<string, NameMatch>? matches)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(template);
         ArgumentNullException.ThrowIfNull(policy);
-        var planner = new State(source, template, policy, groups ?? ChannelGroups.None);
+        var planner = new State(source, template, policy, groups ?? ChannelGroups.None, matches);
         var targets = planner.Run();
         var used = new HashSet<string>(targets.Length, StringComparer.Ordinal);
         foreach (var t in targets)
@@ -104,7 +112,8 @@ public static class TransferPlanner
             }
         }
 
-        public State(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransferPolicy policy, ChannelGroups traced)
+        public State(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransferPolicy policy, ChannelGroups traced,
+            IReadOnlyDictionary<string, NameMatch>? matches)
         {
             _template = template;
             _policy = policy;
@@ -114,7 +123,7 @@ public static class TransferPlanner
             {
                 _sourceByName[s.Name] = s;
             }
-            _matches = NameMatcher.Match(source, template, policy);
+            _matches = matches ?? NameMatcher.Match(source, template, policy);
             // One note per guess, up to a screenful; past it one line counts the rest (every target's own entry still
             // says how it was matched).
             int guesses = 0;

@@ -136,14 +136,51 @@ public sealed class TransferRun
 public static class WeightTransfer
 {
     /// <summary>
-    /// Plans a transfer without reading any tensor data. <paramref name="groups"/> adds dependency information known
+    /// Plans a transfer without reading any tensor data. A transfer that would carry nothing from the source (or only a
+    /// classifier head) is refused with <see cref="TransferRefusedException"/>, naming the likely cause and the fix. <paramref name="groups"/> adds dependency information known
     /// otherwise (for example <see cref="ChannelTracer.Trace"/> on the target module) to the policy's declared groups.
     /// </summary>
     public static TransferPlan Plan(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy = null, ChannelGroups? groups = null)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(template);
-        return TransferPlanner.Plan(source.Tensors, template.Tensors, policy ?? TransferPolicy.Default, source.Path, template.Path, groups);
+        return PlanWithSource(source, template, policy, groups).Plan;
+    }
+
+    /// <summary>
+    /// The plan and the source it reads: the checkpoint itself, or, when its layers were paired by the computation
+    /// graph, the checkpoint plus the tensors computed for the pairs (folded or identity BatchNorms, transposed weights).
+    /// </summary>
+    private static (TransferPlan Plan, ICheckpointReader Source) PlanWithSource(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy, ChannelGroups? groups)
+    {
+        policy ??= TransferPolicy.Default;
+        var matches = NameMatcher.Match(source.Tensors, template.Tensors, policy);
+        var effective = source;
+        List<string> notes = [];
+        bool sourceHasNoHead = false;
+        if (GraphMatch.TryMatch(source, SourceGraph.Of(source), template.Tensors, policy, matches) is { } byGraph)
+        {
+            (effective, matches, notes, sourceHasNoHead) = (byGraph.Source, byGraph.Matches, byGraph.Notes, byGraph.SourceHasNoHead);
+        }
+        var plan = TransferPlanner.Plan(effective.Tensors, template.Tensors, policy, source.Path, template.Path, groups, matches);
+        if (sourceHasNoHead && EmptyTransfer.HeadLayer(template.Tensors) is { } head)
+        {
+            // A feature extractor (no classifier in the graph): the template's head is new, as one with another class count.
+            plan = plan with
+            {
+                Targets = plan.Targets.Select(t => t.Layer == head && t.Source is null && t.Cause == TargetCause.NoSource
+                    ? t with { NewHead = true, Cause = TargetCause.NewHead, Reason = "classifier head: the source graph has none; the target's own init is kept" }
+                    : t).ToList(),
+            };
+        }
+        // Nothing carried over is never a success: refused with the likely cause and the fix.
+        EmptyTransfer.Check(plan, source.Tensors, template.Tensors);
+        var warnings = EmptyTransfer.Warnings(policy, source.Tensors, template.Tensors);
+        if (warnings.Count > 0 || notes.Count > 0)
+        {
+            plan = plan with { Notes = [.. warnings, .. notes, .. plan.Notes] };
+        }
+        return (plan, effective);
     }
 
     /// <summary>
@@ -157,7 +194,7 @@ public static class WeightTransfer
     public static TransferRun Start(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy = null, ChannelGroups? groups = null,
         Func<TransferPlan, IReadOnlyList<string>>? refuse = null)
     {
-        var plan = Plan(source, template, policy, groups);
+        var (plan, effective) = PlanWithSource(source, template, policy, groups);
         if (plan.Policy.Strict && plan.StrictViolations.Count > 0)
         {
             throw new TransferStrictException(plan.StrictViolations);
@@ -166,7 +203,7 @@ public static class WeightTransfer
         {
             throw new TransferStrictException(problems);
         }
-        return new TransferRun(plan, source, template);
+        return new TransferRun(plan, effective, template);
     }
 
     /// <summary>
@@ -194,6 +231,13 @@ public static class WeightTransfer
             : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
         CheckpointFile.EnsureOutputSparesInputs(outputPath, format, (source, "source"), (template, "template"));
         var run = Start(source, template, policy, refuse: refuse);
+        if (format is Graft.Checkpoints.Onnx.OnnxFormat && template is Graft.Checkpoints.Onnx.OnnxReader onnxTemplate
+            && Graft.Checkpoints.Onnx.OnnxWriter.Problems(onnxTemplate, run.Outputs.Select(o => o.Name)) is { Count: > 0 } problems)
+        {
+            // A weight the template shares between layers gets one value per layer in the output (un-shared); where the
+            // graph does not allow that, refuse before anything is written rather than give a layer another's values.
+            throw new TransferStrictException(problems);
+        }
         if (run.Plan.Targets.Any(t => t.Engine == TargetEngine.LibTorch))
         {
             // libtorch loads while the copied tensors stream (writers put computed tensors last where they can). A

@@ -69,7 +69,7 @@ internal static class OnnxBytes
         c.WriteInt64(8);
         var graph = Message(g =>
         {
-            Bytes(g, 1, [0x2A, 0x01, 0x78]); // a NodeProto stand-in: op_type "x"; copied as is
+            Bytes(g, 1, [0x22, 0x01, 0x78]); // a NodeProto: op_type "x"; copied as is
             foreach (var i in initializers)
             {
                 Bytes(g, 5, i);

@@ -28,6 +28,11 @@ internal static class ShowCommand
             var path = parse.GetValue(file)!.FullName;
             var name = parse.GetValue(tensor)!;
             var outPath = parse.GetValue(output)!.FullName;
+            if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+            {
+                // show writes PNG and nothing else: PNG bytes under another image extension would mislead every viewer.
+                throw new InvalidInputException($"{outPath}: show writes PNG images; name the output *.png.");
+            }
             var otherPath = parse.GetValue(compare)?.FullName;
             var otherName = parse.GetValue(compareTensor) ?? name;
             if (outPath == path || outPath == otherPath || CheckpointFile.IsSameFile(outPath, path) || (otherPath is not null && CheckpointFile.IsSameFile(outPath, otherPath)))

@@ -276,6 +276,7 @@ public static class TransferPlanner
             long srcOut = source.Shape[layout.OutAxis], tgtOut = target.Shape[layout.OutAxis];
             bool isHead = layout.Kind == LayerKind.Linear && srcOut != tgtOut
                 && (IsHead(target.Name) || target.Name == _lastLinear || rules.Head is not null);
+            basePlan = basePlan with { Head = isHead };
             if (isHead && (rules.Head ?? _policy.Head) == HeadRule.Template)
             {
                 return Refused(basePlan, TargetCause.NewHead, $"classifier head with another class count ({srcOut}→{tgtOut}); the target's own init is kept") with { NewHead = true };
@@ -403,6 +404,10 @@ public static class TransferPlanner
             }
             // The layer's weight was not carried over (skipped, reinitialised, a new head, impossible): its vectors keep
             // the template's values too unless they fit as they are.
+            if (weightPlan?.Head == true)
+            {
+                basePlan = basePlan with { Head = true };
+            }
             var layerCause = weightPlan?.Cause is { } c && c is not (TargetCause.Transferred or TargetCause.NoSource) ? c : (TargetCause?)null;
             if (layerCause == TargetCause.NewHead)
             {

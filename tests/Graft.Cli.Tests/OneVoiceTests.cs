@@ -110,6 +110,16 @@ public sealed class OneVoiceTests : IDisposable
     }
 
     [Fact]
+    public void Seed_NotANumber_SaysSoWithoutADotNetTypeName()
+    {
+        var src = _h.Save(ResNetLike(3, 16, 10), "src.safetensors");
+        var (code, _, stderr) = _h.Run("plan", src, "--into", src, "--seed", "abc");
+        Assert.Equal(64, code);
+        Assert.Contains("--seed: expected a whole number, got 'abc'", stderr);
+        Assert.DoesNotContain("System.", stderr);
+    }
+
+    [Fact]
     public void Show_OutputThatIsNotPng_Exit2AndNothingWritten()
     {
         manual_seed(24);

@@ -239,7 +239,12 @@ public sealed class PlanCommandTests : IDisposable
         // Not a whole number of patches: the grid cannot come from it, and the plan says what to declare.
         (code, stdout, _) = _h.Run("plan", src, "--into", wide, "--image-size", "19x2");
         Assert.Equal(0, code);
-        Assert.Contains("not a square grid", stdout);
+        Assert.Contains("--image-size 19x2 with 16-pixel patches is not a whole number of patches, but the target's position embedding holds 192 grid tokens", stdout);
+        // An image size that does not match the template: say so, and which size would (576 tokens are a square grid).
+        (code, stdout, _) = _h.Run("plan", src, "--into", tpl, "--image-size", "224", "--json");
+        Assert.Equal(0, code);
+        Assert.Contains("--image-size 224x224 with 16-pixel patches gives a 14×14 grid (196 tokens), but the target's position embedding holds 576 grid tokens (24×24); give the template's image size (--image-size 384x384)", stdout);
+        Assert.DoesNotContain("not a square grid", stdout);
         (code, _, stderr) = _h.Run("plan", src, "--into", wide, "--image-size", "wide");
         Assert.Equal(2, code);
         Assert.Contains("--image-size", stderr);

@@ -139,6 +139,22 @@ public class VerdictTests
         Assert.DoesNotContain(problems, p => p.StartsWith("fc.bias", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void ReinitOfALinearLayer_UsesPyTorchsLinearInit_NotKaimingFanOut()
+    {
+        // A 512-input head: PyTorch draws U(−1/√512, 1/√512), std 0.0255; Kaiming fan-out on (1000, 512) would be 0.045 —
+        // and on the head of 10 classes 0.44.
+        var source = nn.Sequential(("fc", nn.Linear(512, 10)));
+        var target = nn.Sequential(("fc", nn.Linear(512, 10)));
+        var report = Graft.Transfer.WeightTransfer.Modules(source, target, TransferPolicy.Default with { Rules = [new TensorRule("fc.weight") { Reinit = true }] });
+        Assert.Equal("reinit.linear-default", Assert.Single(report.Targets[0].Steps).Op);
+        using var w = target.state_dict()["fc.weight"].detach().to(ScalarType.Float64);
+        double bound = 1 / Math.Sqrt(512);
+        Assert.True(w.abs().max().item<double>() <= bound);
+        double std = w.std().item<double>();
+        Assert.InRange(std, 0.9 * bound / Math.Sqrt(3), 1.1 * bound / Math.Sqrt(3));
+    }
+
     [Theory]
     [InlineData(0, 100, "0 %")]
     [InlineData(1, 100_000, "under 0.1 %")]

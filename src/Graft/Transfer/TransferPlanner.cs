@@ -397,7 +397,7 @@ public static class TransferPlanner
             var shrink = rules.OutShrink ?? _policy.OutShrink;
             if (shrink != OutShrinkRule.First && tgtOut < srcOut && _groups.WhyUnsafe(layer, target, tgtOut) is { } unsafeWhy)
             {
-                _firstNFallbacks.Add((layer, RuleSteps.Name(shrink), unsafeWhy));
+                _firstNFallbacks.Add((layer, $"out-shrink {PolicyWords.Word(shrink)}", unsafeWhy));
                 reasons.Add($"largest-norm asked but first-n used: {unsafeWhy}");
                 shrink = OutShrinkRule.First;
             }

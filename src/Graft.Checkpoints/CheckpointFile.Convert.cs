@@ -63,13 +63,7 @@ public static partial class CheckpointFile
         {
             throw new InvalidInputException($"{outputPath}: is a folder; give an output file name.");
         }
-        var outFormat = format is not null ? GetFormat(format)
-            : FormatFromExtension(outputPath)
-              ?? throw new InvalidInputException($"{outputPath}: cannot tell the output format from the extension; name one ({WritableFormatNames()}).");
-        if (!outFormat.CanWrite)
-        {
-            throw new InvalidInputException($"Graft cannot write the {outFormat.Name} format; write one of {WritableFormatNames()}.");
-        }
+        var outFormat = OutputFormat(outputPath, format);
         EnsureOutputSparesInputs(outputPath, outFormat, (input, "input"));
         int done = 0;
         int total = input.Tensors.Count;

@@ -29,6 +29,38 @@ public static partial class CheckpointFile
     }
 
     /// <summary>
+    /// The format to write <paramref name="path"/> in: <paramref name="format"/> when given, else the one its extension
+    /// names. The one rule <c>transfer</c>, <c>convert</c> and the library's writers share: an extension no format claims
+    /// is refused, never written in some other format under a misleading name (a PyTorch file called <c>.h5</c>).
+    /// </summary>
+    /// <param name="path">The output path.</param>
+    /// <param name="format">The format the caller named, or null.</param>
+    /// <param name="writersOnly">
+    /// False for a transfer, which also writes ONNX (the ONNX template's graph with its initializers replaced); true for
+    /// everything else, where only formats with a writer of their own qualify.
+    /// </param>
+    /// <exception cref="InvalidInputException">No format is named and the extension claims none, or the format is unknown or read-only.</exception>
+    public static ICheckpointFormat OutputFormat(string path, string? format, bool writersOnly = true)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var f = format is not null ? GetFormat(format)
+            : FormatFromExtension(path) ?? throw new InvalidInputException(
+                $"{path}: no format Graft writes uses the extension '{ExtensionOf(path)}'; use one of {string.Join(" ", Formats.Where(x => x.CanWrite).SelectMany(x => x.Extensions).Distinct())} or name the format with --format ({WritableFormatNames()}).");
+        if (writersOnly && !f.CanWrite)
+        {
+            throw new InvalidInputException($"Graft cannot write the {f.Name} format; write one of {WritableFormatNames()}.");
+        }
+        return f;
+    }
+
+    private static string ExtensionOf(string path)
+    {
+        var name = System.IO.Path.GetFileName(path);
+        int dot = name.IndexOf('.', 1 < name.Length ? 1 : 0);
+        return dot < 0 ? "(none)" : name[dot..];
+    }
+
+    /// <summary>
     /// Finds the format of an existing file: by its first bytes when a format recognises them (content beats a name:
     /// <c>.bin</c> is used for both PyTorch and safetensors files), otherwise by extension.
     /// </summary>
@@ -148,8 +180,7 @@ public static partial class CheckpointFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         AtomicFile.EnsureReplaceable(path);
-        var f = format is not null ? GetFormat(format)
-            : FormatFromExtension(path) ?? throw new InvalidInputException($"{path}: cannot tell the output format from the extension; give one ({string.Join(", ", Formats.Where(x => x.CanWrite).Select(x => x.Name))}).");
+        var f = OutputFormat(path, format);
         if (maxShardBytes is { } max)
         {
             if (f is not Sharded.ShardedSafetensorsFormat)

@@ -42,6 +42,14 @@ public readonly record struct TensorName
     /// <summary>The member of <paramref name="name"/> (see <see cref="Member"/>).</summary>
     public static string MemberOf(string name) => Parse(name).Member;
 
+    /// <summary>
+    /// True for members PyTorch registers as buffers, not parameters: BatchNorm's <c>running_mean</c>,
+    /// <c>running_var</c> and <c>num_batches_tracked</c>, index tables (<c>relative_position_index</c>,
+    /// <c>position_ids</c>) and rotary frequencies (<c>inv_freq</c>). A state dict holds both; only parameters train.
+    /// </summary>
+    public static bool IsBuffer(string name) => MemberOf(name) is "running_mean" or "running_var" or "num_batches_tracked"
+        or "relative_position_index" or "position_ids" or "inv_freq";
+
     /// <inheritdoc/>
     public override string ToString() => Full;
 }

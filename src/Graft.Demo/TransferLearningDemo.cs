@@ -82,6 +82,14 @@ public static class TransferLearningDemo
     {
         var b = budget ?? TransferLearningBudget.Full;
         var clock = Stopwatch.StartNew();
+        // Each line gives its own step's time; the result keeps the whole experiment's.
+        var step = Stopwatch.StartNew();
+        string Lap()
+        {
+            var seconds = step.Elapsed.TotalSeconds;
+            step.Restart();
+            return seconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " s";
+        }
 
         // 1. Pretrain on the RGB orientation task.
         var (srcX, srcY) = SyntheticBars.Orientation(b.PretrainImages, b.Seed);
@@ -89,7 +97,7 @@ public static class TransferLearningDemo
         manual_seed(b.Seed);
         var source = SourceNetwork();
         var pre = Train(source, srcX, srcY, srcTestX, srcTestY, b.PretrainEpochs, b, b.Seed);
-        log?.Invoke($"pretrained on {b.PretrainImages} RGB images, {b.PretrainEpochs} epochs: accuracy {pre[^1].TestAccuracy:P1} on held-out images ({clock.Elapsed.TotalSeconds:0.0} s)");
+        log?.Invoke($"pretrained on {b.PretrainImages} RGB images, {b.PretrainEpochs} epochs: accuracy {pre[^1].TestAccuracy:P1} on held-out images ({Lap()})");
 
         // 2. Two identical target networks: one gets the transfer, the other stays as initialised.
         manual_seed(b.Seed + 100);
@@ -102,10 +110,11 @@ public static class TransferLearningDemo
         // 3. Fine-tune both on the same few grayscale images, same budget, same batch order.
         var (x, y) = SyntheticBars.Pairs(b.TrainImages, b.Seed + 2);
         var (testX, testY) = SyntheticBars.Pairs(b.TestImages, b.Seed + 3);
+        step.Restart();
         var tHist = Train(transferred, x, y, testX, testY, b.Epochs, b, b.Seed + 4);
-        log?.Invoke($"fine-tuned the transferred network: {b.Epochs} epochs on {b.TrainImages} images ({clock.Elapsed.TotalSeconds:0.0} s)");
+        log?.Invoke($"fine-tuned the transferred network: {b.Epochs} epochs on {b.TrainImages} images ({Lap()})");
         var sHist = Train(scratch, x, y, testX, testY, b.Epochs, b, b.Seed + 4);
-        log?.Invoke($"trained the from-scratch network: {b.Epochs} epochs on the same images ({clock.Elapsed.TotalSeconds:0.0} s)");
+        log?.Invoke($"trained the from-scratch network: {b.Epochs} epochs on the same images ({Lap()})");
         return new TransferLearningResult(pre[^1].TestAccuracy, source, transferred, report, stem, tHist, sHist, clock.Elapsed);
     }
 

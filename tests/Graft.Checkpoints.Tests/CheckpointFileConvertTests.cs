@@ -98,7 +98,7 @@ public sealed class CheckpointFileConvertTests : IDisposable
     }
 
     [Theory]
-    [InlineData("out.xyz", null, "cannot tell the output format")]
+    [InlineData("out.xyz", null, "no format Graft writes uses the extension '.xyz'")]
     [InlineData("out.safetensors", "keras", "Known formats")]
     [InlineData("out.onnx", null, "cannot write the onnx format")]
     [InlineData("out.safetensors", null, "shard size applies to a sharded output")]

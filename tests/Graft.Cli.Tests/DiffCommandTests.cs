@@ -27,7 +27,9 @@ public sealed class DiffCommandTests : IDisposable
         var (code, stdout, stderr) = _h.Run("diff", a, b);
         Assert.True(code == 0, stderr);
         var lines = stdout.Split('\n');
-        Assert.Contains(lines, l => l.Contains("conv1") && l.Contains("2 tensor(s)") && l.Contains("same"));
+        // The layer that is the same is counted, not listed (--all lists it).
+        Assert.DoesNotContain(lines, l => l.Contains("conv1"));
+        Assert.Contains("1 layer with the same names, shapes and dtypes (2 tensors; --all lists them).", stdout);
         Assert.Contains(lines, l => l.Contains("conv2") && l.Contains("weight") && l.Contains("(16, 8, 3, 3) F32") && l.Contains("(24, 8, 3, 3) F32") && l.Contains("shape differs"));
         Assert.Contains(lines, l => l.Contains("running_mean") && l.Contains("F64") && l.Contains("dtype differs"));
         Assert.Contains(lines, l => l.Contains("fc") && l.Contains("only in A"));
@@ -45,10 +47,10 @@ public sealed class DiffCommandTests : IDisposable
         var root = doc.RootElement;
         Assert.True(root.GetProperty("differs").GetBoolean());
         var counts = root.GetProperty("counts");
-        Assert.Equal(2, counts.GetProperty("only-in-a").GetInt32());
-        Assert.Equal(2, counts.GetProperty("only-in-b").GetInt32());
-        Assert.Equal(2, counts.GetProperty("shape-differs").GetInt32());
-        Assert.Equal(4, counts.GetProperty("dtype-differs").GetInt32()); // bn weight, bias, running_mean, running_var; num_batches_tracked stays int64
+        Assert.Equal(2, counts.GetProperty("onlyInA").GetInt32());
+        Assert.Equal(2, counts.GetProperty("onlyInB").GetInt32());
+        Assert.Equal(2, counts.GetProperty("shapeDiffers").GetInt32());
+        Assert.Equal(4, counts.GetProperty("dTypeDiffers").GetInt32()); // bn weight, bias, running_mean, running_var; num_batches_tracked stays int64
         Assert.Equal(3, counts.GetProperty("same").GetInt32()); // conv1 weight and bias, bn num_batches_tracked
         var layers = root.GetProperty("layers").EnumerateArray().ToList();
         Assert.Equal(["conv1", "conv2", "bn", "fc", "head"], layers.Select(l => l.GetProperty("layer").GetString()));
@@ -70,6 +72,7 @@ public sealed class DiffCommandTests : IDisposable
         var (code, stdout, _) = _h.Run("diff", a, a, "--exit-code");
         Assert.Equal(0, code);
         Assert.Contains("no differences", stdout);
+        Assert.DoesNotContain("same", stdout); // identical files: no table of "same" rows
     }
 
     [Fact]

@@ -100,7 +100,7 @@ public sealed class ManyTensorsTests : IDisposable
         switch (command)
         {
             case "plan":
-                Assert.Contains($"plan for {Count} target tensors: {Count} copied", tail);
+                Assert.Contains($"{Count} target tensors: {Count} copied", tail);
                 break;
             case "plan-json":
                 // The JSON ends with what --strict would refuse: nothing.
@@ -170,7 +170,8 @@ public sealed class ManyTensorsTests : IDisposable
                 Assert.True(code == 0, $"exit {code}: {stderr}");
                 // Every block is guessed from a layer: the 50 first guesses are noted one by one, the rest counted.
                 Assert.Contains($"structural guesses: {Count - 50} more", tail);
-                Assert.Contains("\"match\": \"structural\"", tail);
+                // The plan's JSON is the transfer's report: it ends with the sources (each used by its guessed block) and the notes.
+                Assert.Contains($"\"block{Count - 1}.weight\"", tail);
                 break;
         }
     }

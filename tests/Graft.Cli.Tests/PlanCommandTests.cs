@@ -48,7 +48,7 @@ public sealed class PlanCommandTests : IDisposable
         Assert.DoesNotContain(" conv.weight ", stdout);
         Assert.Contains("fc.weight", stdout);
         Assert.Contains("2 tensors copied unchanged, matched by name (--all lists them).", stdout);
-        Assert.Contains("plan for 4 target tensors: 2 copied", stdout);
+        Assert.Contains("4 target tensors: 2 copied", stdout);
 
         (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl, "--all");
         Assert.True(code == 0, stderr);
@@ -72,7 +72,10 @@ public sealed class PlanCommandTests : IDisposable
         Assert.Equal([48L, 1, 5, 5], w.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()));
         Assert.Equal("sum", w.GetProperty("in").GetProperty("rule").GetString());
         Assert.Equal("bilinear", w.GetProperty("kernel").GetProperty("rule").GetString());
-        Assert.Equal(["fc.weight", "fc.bias"], root.GetProperty("unusedSources").EnumerateArray().Select(e => e.GetProperty("name").GetString()));
+        // The plan's JSON is the transfer's report without the output: unused sources are those used by nothing.
+        Assert.Equal(["fc.weight", "fc.bias"], root.GetProperty("sources").EnumerateArray()
+            .Where(e => e.GetProperty("usedBy").GetArrayLength() == 0).Select(e => e.GetProperty("name").GetString()));
+        Assert.False(root.TryGetProperty("output", out _));
         Assert.False(root.GetProperty("summary").GetProperty("complete").GetBoolean());
         Assert.NotEmpty(root.GetProperty("strictViolations").EnumerateArray());
         Assert.Equal(["src.safetensors", "tpl.safetensors"], _h.Files());
@@ -236,7 +239,12 @@ public sealed class PlanCommandTests : IDisposable
         // Not a whole number of patches: the grid cannot come from it, and the plan says what to declare.
         (code, stdout, _) = _h.Run("plan", src, "--into", wide, "--image-size", "19x2");
         Assert.Equal(0, code);
-        Assert.Contains("not a square grid", stdout);
+        Assert.Contains("--image-size 19x2 with 16-pixel patches is not a whole number of patches, but the target's position embedding holds 192 grid tokens", stdout);
+        // An image size that does not match the template: say so, and which size would (576 tokens are a square grid).
+        (code, stdout, _) = _h.Run("plan", src, "--into", tpl, "--image-size", "224", "--json");
+        Assert.Equal(0, code);
+        Assert.Contains("--image-size 224x224 with 16-pixel patches gives a 14×14 grid (196 tokens), but the target's position embedding holds 576 grid tokens (24×24); give the template's image size (--image-size 384x384)", stdout);
+        Assert.DoesNotContain("not a square grid", stdout);
         (code, _, stderr) = _h.Run("plan", src, "--into", wide, "--image-size", "wide");
         Assert.Equal(2, code);
         Assert.Contains("--image-size", stderr);

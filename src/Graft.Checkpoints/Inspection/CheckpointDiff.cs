@@ -140,7 +140,8 @@ public sealed record CheckpointDiff
         a = A,
         b = B,
         differs = Differs,
-        counts = Enum.GetValues<DiffKind>().ToDictionary(KindName, Count),
+        // Keys in camelCase like every other JSON property Graft writes; the kind values stay kebab-case like its enums.
+        counts = Enum.GetValues<DiffKind>().ToDictionary(k => JsonNamingPolicy.CamelCase.ConvertName(k.ToString()), Count),
         layers = Layers.Select(l => new
         {
             layer = l.Layer,
@@ -168,5 +169,5 @@ public sealed record CheckpointDiff
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, null),
     };
 
-    private static object? Side(TensorInfo? t) => t is null ? null : new { dtype = t.DType.SafetensorsName(), shape = (IReadOnlyList<long>)t.Shape };
+    private static object? Side(TensorInfo? t) => t is null ? null : new { dType = t.DType.SafetensorsName(), shape = (IReadOnlyList<long>)t.Shape };
 }

@@ -29,9 +29,10 @@ internal static class ConvertCommand
             var inPath = parse.GetValue(input)!.FullName;
             var outPath = parse.GetValue(output)!.FullName;
             var outFormat = parse.GetValue(format);
-            if (outFormat is null && !Directory.Exists(outPath) && CheckpointFile.FormatFromExtension(outPath) is null)
+            if (!Directory.Exists(outPath))
             {
-                throw new InvalidInputException($"{outPath}: cannot tell the output format from the extension; pass --format ({string.Join(", ", CheckpointFile.Formats.Where(f => f.CanWrite).Select(f => f.Name))}).");
+                // Before the input is opened: the rule transfer and the library share.
+                CheckpointFile.OutputFormat(outPath, outFormat);
             }
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
             using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));

@@ -139,7 +139,7 @@ internal static class DemoCommand
         o.WriteLine("  so the transferred network computes what the pretrained one did, up to the new head,");
         o.WriteLine("  even though conv1 and bn1 grew from 16 to 24 channels: the new inputs of conv2 start at zero.");
         o.WriteLine(ok ? "verified." : "VERIFICATION FAILED.");
-        o.WriteLine($"({clock.Elapsed.TotalSeconds:0.0} s)");
+        o.WriteLine($"(this step {clock.Elapsed.TotalSeconds:0.0} s)");
     }
 
     /// <summary>Pretrain, transfer, fine-tune against from scratch; the table on standard output, the curves as a PNG.</summary>
@@ -203,7 +203,7 @@ internal static class DemoCommand
         o.WriteLine(temporary
             ? "(pass --out DIR to keep learning-curves.png, filters.png and the checkpoints)"
             : $"wrote {curves}, {filters} and {pretrained}");
-        o.WriteLine($"({r.Elapsed.TotalSeconds:0.0} s)");
+        o.WriteLine($"(this step {r.Elapsed.TotalSeconds:0.0} s)");
     }
 
     private static string F(double v) => v.ToString("0.000", CultureInfo.InvariantCulture);

@@ -42,26 +42,37 @@ internal static class DiffCommand
     private static readonly TextTableColumn[] Columns =
         [new("layer"), new("tensor"), new("A"), new("B"), new("difference", Colour: KindColour)];
 
+    /// <summary>
+    /// Lists the layers that differ, tensor by tensor; layers that are the same are counted on one line (every row of
+    /// them would say "same"), unless <paramref name="all"/> asks for them. Identical files print no table at all.
+    /// </summary>
     private static void Render(CliContext ctx, CheckpointDiff diff, bool all)
     {
-        TextTable.Write(ctx, Columns, () => diff.Layers.SelectMany(layer =>
+        if (diff.Differs || all)
         {
-            var name = layer.Layer.Length == 0 ? "(top level)" : layer.Layer;
-            if (layer.Same && !all)
+            TextTable.Write(ctx, Columns, () => diff.Layers.Where(layer => all || !layer.Same).SelectMany(layer =>
             {
-                return [[name, $"{layer.Tensors.Count} tensor(s)", "", "", KindText(DiffKind.Same)]];
-            }
-            return layer.Tensors.Select((t, i) => new[]
-            {
-                i == 0 ? name : "", layer.Layer.Length == 0 ? t.Name : t.Name[(layer.Layer.Length + 1)..], Side(t.A), Side(t.B), KindText(t.Kind),
-            });
-        }));
+                var name = layer.Layer.Length == 0 ? "(top level)" : layer.Layer;
+                return Rows(layer, name);
+            }));
+        }
+        int sameLayers = diff.Layers.Count(l => l.Same);
+        if (!all && sameLayers > 0 && diff.Differs)
+        {
+            ctx.Out.WriteLine($"{sameLayers} layer{(sameLayers == 1 ? "" : "s")} with the same names, shapes and dtypes ({diff.Layers.Where(l => l.Same).Sum(l => l.Tensors.Count)} tensors; --all lists them).");
+        }
         ctx.Out.WriteLine($"A: {TerminalText.Escape(diff.A)}");
         ctx.Out.WriteLine($"B: {TerminalText.Escape(diff.B)}");
         ctx.Out.WriteLine(diff.Differs
             ? $"{diff.Count(DiffKind.OnlyInA)} only in A, {diff.Count(DiffKind.OnlyInB)} only in B, {diff.Count(DiffKind.ShapeDiffers)} with another shape, {diff.Count(DiffKind.DTypeDiffers)} with another dtype, {diff.Count(DiffKind.Same)} the same."
-            : $"no differences in names, shapes or dtypes ({diff.Count(DiffKind.Same)} tensors; values not compared).");
+            : $"no differences in names, shapes or dtypes ({diff.Count(DiffKind.Same)} tensors in {sameLayers} layers; values not compared).");
     }
+
+    private static IEnumerable<string[]> Rows(LayerDiff layer, string name) =>
+            layer.Tensors.Select((t, i) => new[]
+            {
+                i == 0 ? name : "", layer.Layer.Length == 0 ? t.Name : t.Name[(layer.Layer.Length + 1)..], Side(t.A), Side(t.B), KindText(t.Kind),
+            });
 
     private static string Side(TensorInfo? t) => t is null ? "—" : $"{t.Shape} {t.DType.SafetensorsName()}";
 

@@ -31,24 +31,33 @@ internal static class InspectCommand
         return cmd;
     }
 
-    internal sealed record TensorRow(string Name, string DType, IReadOnlyList<long> Shape, long Elements, long Bytes);
+    internal sealed record TensorRow(string Name, string DType, IReadOnlyList<long> Shape, long Elements, long Bytes, bool Buffer);
 
     /// <summary>What <c>inspect</c> prints. <see cref="TensorList"/> is produced row by row as it is printed, so a
-    /// checkpoint of 200,000 tensors costs no second copy of its index.</summary>
-    internal sealed record Summary(string Path, string Format, int Tensors, long Parameters, long FloatParameters, long Bytes,
+    /// checkpoint of 200,000 tensors costs no second copy of its index. <see cref="Parameters"/> counts what trains;
+    /// <see cref="Buffers"/> the values of buffers (BatchNorm running statistics and counters, index tables).</summary>
+    internal sealed record Summary(string Path, string Format, int Tensors, long Elements, long Parameters, long FloatParameters, long Buffers, long Bytes,
         IReadOnlyDictionary<string, string> Metadata, IEnumerable<TensorRow> TensorList);
 
     private static Summary Summarise(ICheckpointReader reader)
     {
-        long elements = 0, floats = 0, bytes = 0;
+        long elements = 0, parameters = 0, floats = 0, buffers = 0, bytes = 0;
         foreach (var t in reader.Tensors)
         {
             elements += t.ElementCount;
-            floats += t.DType.IsFloatingPoint() ? t.ElementCount : 0;
+            if (TensorName.IsBuffer(t.Name))
+            {
+                buffers += t.ElementCount;
+            }
+            else
+            {
+                parameters += t.ElementCount;
+                floats += t.DType.IsFloatingPoint() ? t.ElementCount : 0;
+            }
             bytes += t.ByteLength;
         }
-        return new Summary(reader.Path, reader.Format, reader.Tensors.Count, elements, floats, bytes, reader.Metadata,
-            reader.Tensors.Select(t => new TensorRow(t.Name, t.DType.SafetensorsName(), t.Shape.ToArray(), t.ElementCount, t.ByteLength)));
+        return new Summary(reader.Path, reader.Format, reader.Tensors.Count, elements, parameters, floats, buffers, bytes, reader.Metadata,
+            reader.Tensors.Select(t => new TensorRow(t.Name, t.DType.SafetensorsName(), t.Shape.ToArray(), t.ElementCount, t.ByteLength, TensorName.IsBuffer(t.Name))));
     }
 
     private static readonly TextTableColumn[] Columns =
@@ -57,8 +66,8 @@ internal static class InspectCommand
     private static void Render(CliContext ctx, Summary s)
     {
         TextTable.Write(ctx, Columns, () => s.TensorList.Select(r =>
-            new[] { r.Name, r.DType, new Shape(r.Shape).ToString(), r.Elements.ToString("N0"), Format.Bytes(r.Bytes) }));
-        ctx.Out.WriteLine(TerminalText.Escape($"{s.Path} ({s.Format}): {s.Tensors} tensors, {s.Parameters:N0} elements ({s.FloatParameters:N0} floating-point), {Format.Bytes(s.Bytes)}"));
+            new[] { r.Name + (r.Buffer ? " (buffer)" : ""), r.DType, new Shape(r.Shape).ToString(), r.Elements.ToString("N0"), Format.Bytes(r.Bytes) }));
+        ctx.Out.WriteLine(TerminalText.Escape($"{s.Path} ({s.Format}): {s.Tensors} tensors, {s.Elements:N0} elements: {s.Parameters:N0} parameters ({s.FloatParameters:N0} floating-point) and {s.Buffers:N0} in buffers (running statistics, counters, index tables), {Format.Bytes(s.Bytes)}"));
         foreach (var (k, v) in s.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             ctx.Out.WriteLine($"  {TerminalText.Escape(k)}: {TerminalText.Escape(v)}");

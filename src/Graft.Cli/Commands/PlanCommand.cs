@@ -28,62 +28,27 @@ internal static class PlanCommand
             using var src = CheckpointFile.Open(parse.GetValue(source)!.FullName);
             using var tpl = CheckpointFile.Open(parse.GetValue(into)!.FullName);
             var plan = Graft.Transfer.WeightTransfer.Plan(src, tpl, policy);
+            // The report the transfer would give, without its output: one summary, verdict, table and JSON schema.
+            var report = plan.Report(src, tpl);
             if (parse.GetValue(json))
             {
-                CliJson.Write(ctx.Out, plan.WriteJson);
+                CliJson.Write(ctx.Out, report.WriteJson);
             }
             else
             {
-                Render(ctx, plan, parse.GetValue(all));
+                ReportView.Render(ctx, report, parse.GetValue(all));
+                ctx.Out.WriteLine("nothing was written (plan only).");
             }
             if (policy.Strict && plan.StrictViolations.Count > 0)
             {
                 throw new TransferStrictException(plan.StrictViolations);
             }
-            if (policyOptions.PreserveFunction(parse) && Graft.Growth.PreserveFunction.Problems(plan) is { Count: > 0 } problems)
+            if (policyOptions.PreserveFunction(parse))
             {
-                throw new TransferStrictException(problems);
+                Graft.Growth.PreserveFunction.EnsureKept(plan);
             }
             return ExitCodes.Ok;
         });
         return cmd;
-    }
-
-    private static readonly TextTableColumn[] Columns =
-        [new("target"), new("status", Colour: ReportView.StatusColour), new("source → target"), new("reason")];
-
-    /// <summary>
-    /// Like the transfer's table: what needs a decision is listed, tensors copied unchanged under their own name are
-    /// counted on one line unless <paramref name="all"/> asks for every row.
-    /// </summary>
-    private static void Render(CliContext ctx, TransferPlan plan, bool all)
-    {
-        static bool Plain(TargetPlan t) => ReportView.IsPlainCopy(t.Status, t.Match?.Kind);
-        TextTable.Write(ctx, Columns, () => plan.Targets.Where(t => all || !Plain(t)).Select(t =>
-        {
-            string shape = t.Source is null ? $"— → {t.Target.Shape}"
-                : t.Source.Shape == t.Target.Shape && t.Source.DType == t.Target.DType ? t.Target.Shape.ToString()
-                : t.Source.DType == t.Target.DType ? $"{t.Source.Shape} → {t.Target.Shape}"
-                : $"{t.Source.Shape} {t.Source.DType.SafetensorsName()} → {t.Target.Shape} {t.Target.DType.SafetensorsName()}";
-            string from = t.Source is null || t.Source.Name == t.Target.Name ? "" : $" (from {t.Source.Name})";
-            return new[] { t.Target.Name + from, ReportView.Word(t.Status), shape, t.Reason };
-        }));
-        int plain = all ? 0 : plan.Targets.Count(Plain);
-        if (plain > 0)
-        {
-            ctx.Out.WriteLine($"{plain} tensors copied unchanged, matched by name (--all lists them).");
-        }
-        var s = plan.Summary;
-        ctx.Out.WriteLine($"plan for {s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
-        foreach (var u in plan.UnusedSources)
-        {
-            ctx.Out.WriteLine($"  unused source: {TerminalText.Escape(u.Name)} {u.Shape}");
-        }
-        foreach (var n in plan.Notes)
-        {
-            ctx.Out.WriteLine($"  note: {TerminalText.Escape(n)}");
-        }
-        ctx.Out.WriteLine(s.Complete ? "complete: --strict would accept this transfer." : $"not complete: --strict would refuse it ({plan.StrictViolations.Count} tensor(s)).");
-        ctx.Out.WriteLine("nothing was written (plan only).");
     }
 }

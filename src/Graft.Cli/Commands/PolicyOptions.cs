@@ -17,9 +17,9 @@ internal sealed class PolicyOptions
     private readonly Option<string?> _kernel = new("--kernel") { Description = "Other kernel sizes: fit | bilinear | bicubic | pi-resize | reinit (default fit: centred pad/crop)." };
     private readonly Option<string?> _head = new("--head") { Description = "Classifier head with another class count: template | keep-first (default template)." };
     private readonly Option<string[]> _rules = new("--rule") { Description = $"Per-tensor override, repeatable: 'GLOB:key=value,...' with keys {string.Join(", ", TensorRule.Keys)} (layout: conv2d, convtranspose2d, conv2d/GROUPS, linear …).", AllowMultipleArgumentsPerToken = false };
-    private readonly Option<string[]> _reinit = new("--reinit") { Description = "Reinitialise weights matching GLOB with Kaiming-normal (fan_out, relu), repeatable." };
+    private readonly Option<string[]> _reinit = new("--reinit") { Description = "Reinitialise weights matching GLOB with their layer kind's init (convolutions Kaiming-normal fan_out/relu as torchvision; linear layers uniform ±1/√fan_in as PyTorch), repeatable." };
     private readonly Option<string[]> _skip = new("--skip") { Description = "Keep the template's values for tensors matching GLOB, repeatable." };
-    private readonly Option<long> _seed = new("--seed") { Description = "Seed for random initialisation.", DefaultValueFactory = _ => 0 };
+    private readonly Option<long> _seed = new("--seed") { Description = "Seed for random initialisation.", DefaultValueFactory = _ => 0, CustomParser = OptionText.WholeNumber("--seed") };
     private readonly Option<string?> _preset = new("--preset") { Description = "Start from a named policy: default | timm (like timm's load_pretrained) | keep-function. Other options override it." };
     private readonly Option<bool> _preserveFunction = new("--preserve-function") { Description = "Keep the source network's function (wider layers, larger kernels, more inputs): the keep-function preset, and refuse (exit 5) what cannot keep it." };
     private readonly Option<string[]> _renames = new("--rename") { Description = "Rename source tensors before matching, repeatable: 'REGEX=REPLACEMENT' (for example '^features\\.0\\.=stem.')." };

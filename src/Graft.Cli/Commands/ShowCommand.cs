@@ -18,7 +18,7 @@ internal static class ShowCommand
         var output = new Option<FileInfo>("--out") { Description = "PNG to write (atomically).", Required = true };
         var compare = new Option<FileInfo?>("--compare") { Description = "Another checkpoint (say, the transferred one): its filters are drawn beside the first, at the same pixel scale." };
         var compareTensor = new Option<string?>("--compare-tensor") { Description = "Tensor name in the --compare checkpoint (default: the same as --tensor)." };
-        var scale = new Option<int?>("--scale") { Description = "Pixels per kernel element (default: about 32 pixels per tile side)." };
+        var scale = new Option<int?>("--scale") { Description = "Pixels per kernel element (default: about 32 pixels per tile side).", CustomParser = r => (int)OptionText.WholeNumber("--scale", int.MinValue, int.MaxValue, "a whole number of pixels")(r) };
         var cmd = new Command("show", "Draw the filters of a convolution layer as an image grid (3 inputs: colour tiles; otherwise a grey tile per filter and input, or the mean over inputs when there would be more than 4096 tiles). Mid-grey is 0; white and black are ±max|w| of that tensor.")
         {
             file, tensor, output, compare, compareTensor, scale,
@@ -28,6 +28,11 @@ internal static class ShowCommand
             var path = parse.GetValue(file)!.FullName;
             var name = parse.GetValue(tensor)!;
             var outPath = parse.GetValue(output)!.FullName;
+            if (!outPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
+            {
+                // show writes PNG and nothing else: PNG bytes under another image extension would mislead every viewer.
+                throw new InvalidInputException($"{outPath}: show writes PNG images; name the output *.png.");
+            }
             var otherPath = parse.GetValue(compare)?.FullName;
             var otherName = parse.GetValue(compareTensor) ?? name;
             if (outPath == path || outPath == otherPath || CheckpointFile.IsSameFile(outPath, path) || (otherPath is not null && CheckpointFile.IsSameFile(outPath, otherPath)))

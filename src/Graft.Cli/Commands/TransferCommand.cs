@@ -14,10 +14,10 @@ internal static class TransferCommand
     {
         var source = new Argument<FileInfo>("source") { Description = "Pretrained checkpoint to take weights from." };
         var into = new Option<FileInfo>("--into") { Description = "Checkpoint of the target architecture; its values are the init for whatever is not transferred.", Required = true };
-        var output = new Option<FileInfo>("--out") { Description = "Where to write the result (format from the extension or --out-format).", Required = true };
+        var output = new Option<FileInfo>("--out") { Description = "Where to write the result (format from the extension, or --format).", Required = true };
         var report = new Option<FileInfo?>("--report") { Description = "Also write the report as JSON to this file." };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON on standard output instead of a table." };
-        var outFormat = new Option<string?>("--out-format") { Description = "Output format when the extension does not tell." };
+        var outFormat = new Option<string?>("--out-format", "--format") { Description = "Output format, when OUT's extension names none (an extension no format claims is refused otherwise)." };
         var shardSize = new Option<string?>("--shard-size") { Description = "Sharded output (.safetensors.index.json): most tensor bytes per shard, like 500MB or 2GiB (default 5GB)." };
         var all = new Option<bool>("--all") { Description = "List every tensor in the table, also those copied unchanged (the JSON report always has every tensor)." };
         var cmd = new Command("transfer", "Transfer weights from SOURCE into the architecture of TEMPLATE, writing OUT and a report.")
@@ -41,7 +41,7 @@ internal static class TransferCommand
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
             var result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.WeightTransfer.Files(src, tpl, outPath, policy,
                 report is null ? null : new Reporter(report), parse.GetValue(outFormat),
-                refuse: policyOptions.PreserveFunction(parse) ? Graft.Growth.PreserveFunction.Problems : null, maxShardBytes: maxShard));
+                refuse: policyOptions.PreserveFunction(parse) ? KeepsFunction : null, maxShardBytes: maxShard));
             if (reportPath is not null)
             {
                 AtomicFile.Write(reportPath, result.WriteJson);
@@ -59,31 +59,40 @@ internal static class TransferCommand
         return cmd;
     }
 
+    /// <summary>Throws, with <c>--preserve-function</c>'s own message, when the plan cannot keep the function.</summary>
+    private static IReadOnlyList<string> KeepsFunction(TransferPlan plan)
+    {
+        Graft.Growth.PreserveFunction.EnsureKept(plan);
+        return [];
+    }
+
     private sealed class Reporter(Action<int, int, string> report) : IProgress<TransferProgress>
     {
         public void Report(TransferProgress value) => report(value.Done, value.Total, value.Current);
     }
 }
 
-/// <summary>Renders a transfer report as a table for people.</summary>
+/// <summary>Renders a report as a table for people: <c>graft transfer</c> and <c>graft plan</c> print the same one.</summary>
 internal static class ReportView
 {
     /// <summary>
-    /// The table lists what needed a decision (adapted, cast, reinitialised, kept, renamed or guessed pairs); tensors
-    /// copied unchanged under their own name are counted on one line unless <paramref name="all"/> asks for every row.
-    /// On a large model they are most rows and say nothing, and rendering them costs more than the transfer.
+    /// The table lists what needed a decision (adapted, cast, reinitialised, kept, renamed or guessed pairs), with the
+    /// reason in words; tensors copied unchanged under their own name are counted on one line unless
+    /// <paramref name="all"/> asks for every row. On a large model they are most rows and say nothing, and rendering
+    /// them costs more than the transfer. Then the counts, and the line starting with <c>Verdict:</c>.
     /// </summary>
     public static void Render(CliContext ctx, TransferReport r, bool all = false)
     {
         TextTable.Write(ctx, Columns, () => r.Targets.Where(t => all || !IsPlainCopy(t)).Select(t =>
         {
-            var shape = t.SourceShape is null || t.SourceShape.SequenceEqual(t.Shape)
-                ? new Shape(t.Shape).ToString()
-                : $"{new Shape(t.SourceShape)} → {new Shape(t.Shape)}";
-            var how = t.Steps.Count > 0 && t.Status == TargetStatus.Adapted
-                ? string.Join(" · ", t.Steps.Select(s => s.Op)) + (t.ChannelIndices is null ? "" : $" [{string.Join(",", t.ChannelIndices.Take(8))}{(t.ChannelIndices.Count > 8 ? ",…" : "")}]")
-                : t.Reason;
-            return new[] { t.Name, Word(t.Status), shape, how };
+            var shape = t.SourceShape is null ? $"— → {new Shape(t.Shape)}"
+                : t.SourceShape.SequenceEqual(t.Shape) && t.SourceDType == t.DType ? new Shape(t.Shape).ToString()
+                : t.SourceDType == t.DType ? $"{new Shape(t.SourceShape)} → {new Shape(t.Shape)}"
+                : $"{new Shape(t.SourceShape)} {t.SourceDType} → {new Shape(t.Shape)} {t.DType}";
+            var from = t.Source is null || t.Source == t.Name ? "" : $" (from {t.Source})";
+            var reason = t.Reason + (t.ChannelIndices is null ? ""
+                : $" [{string.Join(",", t.ChannelIndices.Take(8))}{(t.ChannelIndices.Count > 8 ? ",…" : "")}]");
+            return new[] { t.Name + from, Word(t.Status), shape, reason };
         }));
         int plain = all ? 0 : r.Targets.Count(IsPlainCopy);
         if (plain > 0)
@@ -91,7 +100,9 @@ internal static class ReportView
             ctx.Out.WriteLine($"{plain} tensors copied unchanged, matched by name (--all lists them).");
         }
         var s = r.Summary;
-        ctx.Out.WriteLine($"{s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {s.Adapted} adapted, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused. Verdict: {s.VerdictText}.");
+        var adapted = s.Grown + s.Shrunk > 0 ? $"{s.Adapted} adapted ({s.Grown} grown, {s.Shrunk} shrunk)" : $"{s.Adapted} adapted";
+        ctx.Out.WriteLine($"{s.Targets} target tensors: {s.Copied} copied, {s.Cast} cast, {adapted}, {s.Reinitialized} reinitialised, {s.Kept} kept from the template; {s.UnusedSources} source tensors unused.");
+        ctx.Out.WriteLine($"Verdict: {TerminalText.Escape(s.VerdictText)}.");
         foreach (var u in r.Sources.Where(x => x.UsedBy.Count == 0))
         {
             ctx.Out.WriteLine($"  unused source: {TerminalText.Escape(u.Name)} {new Shape(u.Shape)}");
@@ -107,7 +118,7 @@ internal static class ReportView
     }
 
     private static readonly TextTableColumn[] Columns =
-        [new("target"), new("status", Colour: StatusColour), new("shape"), new("how")];
+        [new("target"), new("status", Colour: StatusColour), new("shape"), new("reason")];
 
     /// <summary>Copied as is, found by its own name (or that name under a common prefix such as <c>module.</c>).</summary>
     private static bool IsPlainCopy(ReportTarget t) => IsPlainCopy(t.Status, t.Match);
@@ -119,7 +130,7 @@ internal static class ReportView
     internal static bool IsPlainCopy(TargetStatus status, MatchKind? match) => status == TargetStatus.Copied && match is MatchKind.Exact or MatchKind.Prefix;
 
     /// <summary>A status as the tables (and the JSON) spell it.</summary>
-    internal static string Word(TargetStatus status) => status.ToString().ToLowerInvariant();
+    internal static string Word(TargetStatus status) => status == TargetStatus.Reinitialized ? "reinitialised" : status.ToString().ToLowerInvariant();
 
     /// <summary>The colour of a status word (ANSI SGR), shared by the transfer and plan tables.</summary>
     internal static string? StatusColour(string status) => status switch
@@ -127,7 +138,7 @@ internal static class ReportView
         "copied" => "32",
         "cast" => "33",
         "adapted" => "36",
-        "reinitialized" => "35",
+        "reinitialised" => "35",
         _ => "90",
     };
 }

@@ -15,8 +15,12 @@ public static class PreserveFunction
     /// start from the target's init; every in-channel change zero-extends (a shrink is refused by the planner); kernels
     /// are centred in zeros. What it cannot keep is listed by <see cref="Problems"/>.
     /// </summary>
-    /// <remarks>The <c>keep-function</c> preset, made strict about inputs: where it would truncate, this refuses.</remarks>
-    public static TransferPolicy Policy { get; } = TransferPresets.KeepFunction with { InChannels = InChannelRule.ZeroExtend };
+    /// <remarks>
+    /// The <c>keep-function</c> preset (grown inputs zero-extended, a grown stem too); what it would fold, truncate or cut
+    /// (a stem read by fewer inputs, a narrower layer, a head with another class count) is planned as that preset plans
+    /// it and then refused by <see cref="Problems"/> with the reason, never by a rule the user did not give.
+    /// </remarks>
+    public static TransferPolicy Policy { get; } = TransferPresets.KeepFunction;
 
     /// <summary>
     /// Reasons, one line per tensor, why <paramref name="plan"/> cannot keep the source network's function: channels or
@@ -32,6 +36,19 @@ public static class PreserveFunction
         foreach (var t in plan.Targets)
         {
             var name = t.Target.Name;
+            if (t.Head)
+            {
+                // One line per head (its weight), not per member: a new head is one decision.
+                if (t.Target.Shape.Rank >= 2)
+                {
+                    problems.Add($"{name}: a classifier head with another class count ({ClassCounts(t)}): the source's logits cannot be kept");
+                }
+                continue;
+            }
+            if (t.Cause == TargetCause.TemplateBuffer)
+            {
+                continue;
+            }
             if (t.Status is TargetStatus.Kept or TargetStatus.Reinitialized)
             {
                 problems.Add(t.Cause == TargetCause.NoSource
@@ -42,10 +59,6 @@ public static class PreserveFunction
             if (t.Out is { } o && o.TargetCount < o.SourceCount)
             {
                 problems.Add($"{name}: out channels shrink {o.SourceCount}→{o.TargetCount}");
-            }
-            if (t.Out is { } c && c.TargetCount > c.SourceCount && c.NewChannels == NewChannelRule.Copies)
-            {
-                problems.Add($"{name}: new channels are copies whose consumers are not rescaled (use Net2Wider for that)");
             }
             if (t.In is { } i && i.Rule != InChannelRule.ZeroExtend)
             {
@@ -63,7 +76,27 @@ public static class PreserveFunction
                 }
             }
         }
-        problems.AddRange(plan.UnusedSources.Select(s => $"{s.Name}: source tensor not used"));
+        // Growth that zero-padding cannot keep: copies nothing rescales, LayerNorm/RMSNorm and attention widened.
+        problems.AddRange(TransferAccount.GrowthProblems(plan.Targets, kernels: false));
+        var headSources = plan.Targets.Where(t => t.Head && t.Match is not null).Select(t => t.Match!.Source).ToHashSet(StringComparer.Ordinal);
+        problems.AddRange(plan.UnusedSources.Where(s => !headSources.Contains(s.Name)).Select(s => $"{s.Name}: source tensor not used"));
         return problems;
     }
+
+    /// <summary>
+    /// Refuses <paramref name="plan"/> when it cannot keep the source's function, naming every reason
+    /// (<see cref="Problems"/>); what <c>graft plan</c> and <c>graft transfer</c> run under <c>--preserve-function</c>.
+    /// </summary>
+    /// <exception cref="TransferStrictException">The plan cannot keep the function.</exception>
+    public static void EnsureKept(TransferPlan plan)
+    {
+        if (Problems(plan) is { Count: > 0 } problems)
+        {
+            throw new TransferStrictException(problems, $"--preserve-function: the source's function cannot be kept ({problems.Count} reason{(problems.Count == 1 ? "" : "s")})");
+        }
+    }
+
+    private static string ClassCounts(TargetPlan t) =>
+        t.Match is null ? "another class count" : t.Source is { } s ? $"{s.Shape[t.Layout.OutAxis]}→{t.Target.Shape[t.Layout.OutAxis]} classes"
+        : $"{t.Target.Shape[t.Layout.OutAxis]} classes";
 }

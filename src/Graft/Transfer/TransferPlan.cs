@@ -14,7 +14,8 @@ public enum TargetStatus
     Cast,
     /// <summary>Shapes differ: transformed from the source.</summary>
     Adapted,
-    /// <summary>Freshly initialised (on request or because nothing could be carried over sensibly).</summary>
+    /// <summary>Freshly initialised (on request or because nothing could be carried over sensibly); <c>reinitialised</c> in JSON and tables.</summary>
+    [JsonStringEnumMemberName("reinitialised")]
     Reinitialized,
     /// <summary>Not transferred: the template's value is kept.</summary>
     Kept,
@@ -183,6 +184,12 @@ public sealed record TargetPlan
 
     /// <summary>A classifier head with another class count kept from the template (timm drops such heads).</summary>
     public bool NewHead { get; init; }
+
+    /// <summary>
+    /// A classifier head with another class count (or a member of its layer), whatever the policy did with it: kept
+    /// from the template (<see cref="NewHead"/>) or its first classes kept. Such a head cannot keep the source's logits.
+    /// </summary>
+    public bool Head { get; init; }
 }
 
 /// <summary>A channel group as planned: who shares the decision, who follows, and what was decided.</summary>
@@ -256,87 +263,42 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
         }
     }
 
-    /// <summary>Counts by status, the same numbers the report of this transfer will give.</summary>
-    public ReportSummary Summary
-    {
-        get
-        {
-            int copied = 0, cast = 0, adapted = 0, reinitialized = 0, kept = 0, newHead = 0, notCarriedOver = 0;
-            foreach (var t in Targets)
-            {
-                switch (t.Status)
-                {
-                    case TargetStatus.Copied: copied++; break;
-                    case TargetStatus.Cast: cast++; break;
-                    case TargetStatus.Adapted: adapted++; break;
-                    case TargetStatus.Reinitialized: reinitialized++; break;
-                    case TargetStatus.Kept: kept++; break;
-                }
-                if (!t.Complete)
-                {
-                    if (t.NewHead)
-                    {
-                        newHead++;
-                    }
-                    else
-                    {
-                        notCarriedOver++;
-                    }
-                }
-            }
-            return new ReportSummary(Targets.Count, copied, cast, adapted, reinitialized, kept, UnusedSources.Count, StrictViolations.Count == 0)
-            {
-                NewHead = newHead,
-                NotCarriedOver = notCarriedOver,
-            };
-        }
-    }
+    /// <summary>
+    /// Counts by status and by what happened to the source's values, and the verdict: the same numbers the report of this
+    /// transfer gives (it takes them from here).
+    /// </summary>
+    public ReportSummary Summary => TransferAccount.Summarise(this);
 
     /// <summary>
-    /// The plan as JSON, in the report's spelling (camelCase, kebab-case enums), so a script can check a transfer
-    /// before anything is written: source, template, policy, summary, one entry per target (status, shapes, reason,
-    /// the planned in-channel, kernel and out-channel steps, and how its source was found), unused sources, the plan's
-    /// notes and what <c>--strict</c> would refuse.
+    /// Why the growth in this plan does not keep the source's function, one line per tensor (empty when it does or nothing
+    /// grew): copies nothing rescales, a LayerNorm or RMSNorm or an attention projection widened by zero-padding, a kernel
+    /// grown unevenly.
     /// </summary>
-    public string ToJson()
-    {
-        using var buffer = new MemoryStream();
-        WriteJson(buffer);
-        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
-    }
+    public IReadOnlyList<string> GrowthProblems => TransferAccount.GrowthProblems(Targets);
 
     /// <summary>
-    /// <see cref="ToJson"/> written to <paramref name="utf8Json"/> as it is made, entry by entry: memory stays that of
-    /// the plan, however long the text.
+    /// The report this plan's transfer would give, without an output and without what only running it measures (the
+    /// channel indices of largest-norm selections): <c>graft plan --json</c> writes it, so a script reads one schema.
     /// </summary>
-    public void WriteJson(Stream utf8Json) => JsonSerializer.Serialize(utf8Json, new PlanJson(
-        SourcePath,
-        TemplatePath,
-        Policy,
-        Summary,
-        ComputedList.Select(Targets, t => new PlanTargetJson(
-            t.Target.Name, t.Target.DType.SafetensorsName(), t.Target.Shape, t.Status, t.Source?.Name, t.Source?.DType.SafetensorsName(),
-            t.Source?.Shape, t.Layer, t.Layout.ToString(), t.Reason, t.Steps, t.Complete, t.In, t.Kernel, t.Out, t.Match?.Kind, t.Match?.Why)),
-        ComputedList.Select(UnusedSources, s => new PlanSourceJson(s.Name, s.DType.SafetensorsName(), s.Shape)),
-        Notes,
-        StrictViolations), TransferReport.JsonOptions);
-
-    private sealed record PlanJson(string Source, string Template, TransferPolicy Policy, ReportSummary Summary, IReadOnlyList<PlanTargetJson> Targets,
-        IReadOnlyList<PlanSourceJson> UnusedSources, IReadOnlyList<string> Notes, IReadOnlyList<string> StrictViolations);
-
-    private sealed record PlanTargetJson(string Name, string DType, IReadOnlyList<long> Shape, TargetStatus Status, string? Source, string? SourceDType, IReadOnlyList<long>? SourceShape,
-        string Layer, string Layout, string Reason, IReadOnlyList<ReportStep> Steps, bool Complete, InStep? In, KernelStep? Kernel, OutDecision? Out,
-        MatchKind? Match, string? MatchReason);
-
-    private sealed record PlanSourceJson(string Name, string DType, IReadOnlyList<long> Shape);
+    public TransferReport Report(ICheckpointReader source, ICheckpointReader template)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(template);
+        return TransferReport.FromPlan(this, source, template, output: null, measured: null);
+    }
 }
 
 /// <summary>A caller asked for something a plan cannot do (a rule that does not fit a tensor, say).</summary>
 public sealed class TransferPlanException(string message) : Exception(message);
 
-/// <summary>Strict mode found tensors that are not fully transferred; nothing was written.</summary>
-public sealed class TransferStrictException(IReadOnlyList<string> violations)
-    : Exception($"--strict: {violations.Count} tensor(s) not fully transferred: " + string.Join("; ", violations.Take(10)) + (violations.Count > 10 ? "; …" : ""))
+/// <summary>
+/// Strict mode found tensors that are not fully transferred, or a promise such as <c>--preserve-function</c> cannot be
+/// kept; nothing was written.
+/// </summary>
+/// <param name="violations">One line per problem.</param>
+/// <param name="headline">What was refused, for the message (default: <c>--strict</c>'s).</param>
+public sealed class TransferStrictException(IReadOnlyList<string> violations, string? headline = null)
+    : Exception((headline ?? $"--strict: {violations.Count} tensor(s) not fully transferred") + ": " + string.Join("; ", violations.Take(10)) + (violations.Count > 10 ? "; …" : ""))
 {
     /// <summary>Each violation, one line.</summary>
     public IReadOnlyList<string> Violations { get; } = violations;

@@ -76,7 +76,7 @@ public static class TransferPlanner
             }
         }
         var unused = source.Where(s => !used.Contains(s.Name)).ToList();
-        return new TransferPlan(sourcePath, templatePath, targets, unused, policy) { Groups = planner.PlannedGroups(), Notes = planner.Notes };
+        return new TransferPlan(sourcePath, templatePath, targets, unused, policy) { Groups = planner.PlannedGroups(), Notes = planner.AllNotes() };
     }
 
     private sealed class State
@@ -94,6 +94,27 @@ public static class TransferPlanner
         private readonly long? _templatePatch;
 
         public List<string> Notes { get; } = [];
+
+        /// <summary>Largest-norm decisions that fell back to first-n: noted one by one when alone, else in one line.</summary>
+        private readonly List<(string Layer, string Rule, string Why)> _firstNFallbacks = [];
+
+        /// <summary>The plan's notes: <see cref="Notes"/>, then the first-n fallbacks (one line with a count when several).</summary>
+        public List<string> AllNotes()
+        {
+            var notes = new List<string>(Notes);
+            if (_firstNFallbacks.Count == 1)
+            {
+                var (layer, rule, why) = _firstNFallbacks[0];
+                notes.Add($"{layer}: {rule} asked, first-n used: {why}");
+            }
+            else if (_firstNFallbacks.Count > 1)
+            {
+                var names = string.Join(", ", _firstNFallbacks.Take(3).Select(f => f.Layer)) + (_firstNFallbacks.Count > 3 ? ", …" : "");
+                notes.Add($"{_firstNFallbacks[0].Rule} asked, first-n used in {_firstNFallbacks.Count} layers ({names}): nothing says which layers read their channels " +
+                    "(each layer's reason names the candidates); declare them with --group 'PRODUCER->CONSUMER' (the library can also trace a live model), or use --out-shrink first");
+            }
+            return notes;
+        }
 
         /// <summary>Structural guesses noted one by one; more are counted in one note.</summary>
         private const int MaxGuessNotes = 50;
@@ -131,7 +152,7 @@ public static class TransferPlanner
             {
                 if (++guesses <= MaxGuessNotes)
                 {
-                    Notes.Add($"structural guess: {m.Target} ← {m.Source} (refuse with a rule {{ Structural = false }} on the target)");
+                    Notes.Add($"structural guess: {m.Target} ← {m.Source} (refuse it with --rule '{m.Target}:structural=false'; in the library, a TensorRule with Structural = false)");
                 }
             }
             if (guesses > MaxGuessNotes)
@@ -262,7 +283,9 @@ public static class TransferPlanner
             }
             if (rules.Reinit == true && target.Shape.Rank >= 2 && target.DType.IsFloatingPoint())
             {
-                return Reinitialised(basePlan, "reinitialised by a rule: Kaiming-normal (fan_out, relu); the bias keeps the template's init");
+                return Reinitialised(basePlan, layout.Kind == LayerKind.Linear
+                    ? "reinitialised by a rule as PyTorch initialises a Linear layer (uniform ±1/√fan_in); the bias keeps the template's init"
+                    : "reinitialised by a rule: Kaiming-normal (fan_out, relu); the bias keeps the template's init");
             }
             if (target.Shape == source.Shape)
             {
@@ -285,6 +308,7 @@ public static class TransferPlanner
             long srcOut = source.Shape[layout.OutAxis], tgtOut = target.Shape[layout.OutAxis];
             bool isHead = layout.Kind == LayerKind.Linear && srcOut != tgtOut
                 && (IsHead(target.Name) || target.Name == _lastLinear || rules.Head is not null);
+            basePlan = basePlan with { Head = isHead };
             if (isHead && (rules.Head ?? _policy.Head) == HeadRule.Template)
             {
                 return Refused(basePlan, TargetCause.NewHead, $"classifier head with another class count ({srcOut}→{tgtOut}); the target's own init is kept") with { NewHead = true };
@@ -382,7 +406,7 @@ public static class TransferPlanner
             var shrink = rules.OutShrink ?? _policy.OutShrink;
             if (shrink != OutShrinkRule.First && tgtOut < srcOut && _groups.WhyUnsafe(layer, target, tgtOut) is { } unsafeWhy)
             {
-                Notes.Add($"{layer}: {RuleSteps.Name(shrink)} asked, first-n used: {unsafeWhy}");
+                _firstNFallbacks.Add((layer, $"out-shrink {PolicyWords.Word(shrink)}", unsafeWhy));
                 reasons.Add($"largest-norm asked but first-n used: {unsafeWhy}");
                 shrink = OutShrinkRule.First;
             }
@@ -412,6 +436,10 @@ public static class TransferPlanner
             }
             // The layer's weight was not carried over (skipped, reinitialised, a new head, impossible): its vectors keep
             // the template's values too unless they fit as they are.
+            if (weightPlan?.Head == true)
+            {
+                basePlan = basePlan with { Head = true };
+            }
             var layerCause = weightPlan?.Cause is { } c && c is not (TargetCause.Transferred or TargetCause.NoSource) ? c : (TargetCause?)null;
             if (layerCause == TargetCause.NewHead)
             {
@@ -538,15 +566,42 @@ public static class TransferPlanner
             }
             if (to is not { } t || t.Count != m - p)
             {
-                return Refused(basePlan, TargetCause.Incompatible, $"the target's {m - p} grid tokens are not a square grid{(rules.Grid is { } g ? $" nor {g}" : "")}; declare grid=HxW with a rule or give the image size (--image-size)");
+                return Refused(basePlan, TargetCause.Incompatible, GridMismatch(m - p, to, rules));
             }
             var mode = rules.Interpolation ?? PositionInterpolation.Bicubic;
+            // Each checkpoint family's own convention: torchvision's ViTs (encoder.pos_embedding) are resampled as its
+            // interpolate_embeddings does (corners aligned, no antialiasing), everything else as timm's
+            // resample_abs_pos_embed (antialiased). An interpolation rule picks the mode within the convention.
+            bool torchvision = member == "pos_embedding" && mode != PositionInterpolation.Nearest;
+            string how = mode == PositionInterpolation.Nearest ? "nearest"
+                : torchvision ? $"{PolicyWords.Word(mode)}, corners aligned, not antialiased, as torchvision's interpolate_embeddings"
+                : $"{PolicyWords.Word(mode)}, antialiased, as timm's resample_abs_pos_embed";
             var plan = basePlan with
             {
                 Status = TargetStatus.Adapted, Cause = TargetCause.Transferred, Complete = true,
-                Reason = $"pos: {f} → {t}, {p} prefix token{(p == 1 ? "" : "s")} kept ({prefixWhy}; {PolicyWords.Word(mode)}{(mode == PositionInterpolation.Nearest ? "" : ", antialiased")})",
+                Reason = $"pos: {f} → {t}, {p} prefix token{(p == 1 ? "" : "s")} kept ({prefixWhy}; {how})",
             };
-            return Programmed(plan, () => [PositionEmbedding.Resample(f, t, p, mode)]);
+            return Programmed(plan, () => [torchvision
+                ? PositionEmbedding.Resample(f, t, p, mode, antialias: false, alignCorners: true)
+                : PositionEmbedding.Resample(f, t, p, mode)]);
+        }
+
+        /// <summary>Why the target's grid tokens do not make the grid asked for, and what to give instead.</summary>
+        private string GridMismatch(long tokens, PatchGrid? asked, TensorRule rules)
+        {
+            var square = PatchGrid.Square(tokens);
+            string holds = $"the target's position embedding holds {tokens} grid tokens" + (square is { } sq ? $" ({sq})" : "");
+            if (rules.Grid is { } g)
+            {
+                return $"the declared grid {g} has {g.Count} tokens, but {holds}; declare the grid it holds with grid=HxW";
+            }
+            if (_policy.ImageSize is { } image && _templatePatch is { } patch)
+            {
+                string gives = asked is { } a ? $"gives a {a} grid ({a.Count} tokens)" : "is not a whole number of patches";
+                string fix = square is { } s2 ? $"give the template's image size (--image-size {s2.Height * patch}x{s2.Width * patch})" : "declare grid=HxW with a rule";
+                return $"--image-size {image.Height}x{image.Width} with {patch}-pixel patches {gives}, but {holds}; {fix}";
+            }
+            return $"the target's {tokens} grid tokens are not a square grid; declare grid=HxW with a rule or give the image size (--image-size)";
         }
 
         private static PatchGrid? TryImageGrid(PatchGrid image, long patch)
@@ -592,7 +647,10 @@ public static class TransferPlanner
                 return Refused(basePlan, TargetCause.NotComputable, $"reinitialising needs a dtype TorchSharp can hold; {target.DType} is not one");
             }
             var plan = basePlan with { Source = null, Status = TargetStatus.Reinitialized, Cause = TargetCause.Reinitialized, Reason = reason };
-            return Programmed(plan, () => [Reinit.KaimingNormal(target.Shape, SeedFor(target.Name))]);
+            // The layer kind's own init: a Linear layer as PyTorch builds one, a convolution Kaiming-normal (fan_out, relu) as torchvision's CNNs.
+            return Programmed(plan, () => [basePlan.Layout.Kind == LayerKind.Linear
+                ? Reinit.LinearDefault(target.Shape, SeedFor(target.Name))
+                : Reinit.KaimingNormal(target.Shape, SeedFor(target.Name))]);
         }
 
         /// <summary>
@@ -810,7 +868,7 @@ public static class TransferPlanner
                 }
                 return candidates.Count == 0 ? null
                     : $"no dependency information for {target.Name}, and {string.Join(", ", candidates)} may carry or read its channels; " +
-                      "trace the model (give an input shape) or declare a channel group";
+                      "declare a channel group (--group), or trace the model (library)";
             }
 
             public List<PlannedGroup> Planned() =>

@@ -41,92 +41,8 @@ public sealed class TransferRun
     /// entries are made from the plan when read (<see cref="ComputedList{T}"/>), so a report of many tensors costs
     /// little more than the plan.
     /// </summary>
-    public TransferReport Report(ReportFile? output = null)
-    {
-        var plan = Plan;
-        var sourceTensors = _source.Tensors;
-        var usedBy = UsedBy(plan, sourceTensors);
-        var summary = plan.Summary;
-        return new TransferReport
-        {
-            Source = new ReportFile(_source.Path, _source.Format, sourceTensors.Count),
-            Template = new ReportFile(_template.Path, _template.Format, _template.Tensors.Count),
-            Output = output,
-            Policy = plan.Policy,
-            Summary = summary,
-            Targets = ComputedList.Select(plan.Targets, t => new ReportTarget
-            {
-                Name = t.Target.Name,
-                DType = t.Target.DType.SafetensorsName(),
-                Shape = t.Target.Shape,
-                Status = t.Status,
-                Source = t.Source?.Name,
-                SourceDType = t.Source?.DType.SafetensorsName(),
-                SourceShape = t.Source?.Shape,
-                Layer = t.Layer,
-                Layout = t.Layout.ToString(),
-                Reason = t.Reason,
-                Steps = t.Steps,
-                ChannelIndices = t.Out is { MapKind: ChannelMapKind.LargestL1 or ChannelMapKind.LargestL2 } d && t.Status == TargetStatus.Adapted
-                    ? _executor.Measured(d)?.ToArray() : null,
-                Complete = t.Complete,
-                Match = t.Match?.Kind,
-                MatchReason = t.Match?.Why,
-                Group = t.Out?.Group ?? t.In?.Follows?.Group,
-            }),
-            Sources = new ComputedList<ReportSource>(sourceTensors.Count, i =>
-            {
-                var s = sourceTensors[i];
-                var users = new string[usedBy.Start[i + 1] - usedBy.Start[i]];
-                for (int k = 0; k < users.Length; k++)
-                {
-                    users[k] = plan.Targets[usedBy.Targets[usedBy.Start[i] + k]].Target.Name;
-                }
-                return new ReportSource(s.Name, s.DType.SafetensorsName(), s.Shape, users);
-            }),
-            Groups = plan.Groups.Select(g => new ReportGroup(g.Key, g.Producers, g.Consumers.Select(c => c.ToString()).ToList(), g.Origin,
-                g.Decision is null ? "unchanged" : $"{g.Decision.SourceCount}→{g.Decision.TargetCount}: {RuleSteps.Describe(g.Decision)}")).ToList(),
-            Notes = plan.Notes,
-        };
-    }
-
-    /// <summary>
-    /// Which targets each source tensor made, as two arrays (the targets of source <c>i</c> are
-    /// <c>Targets[Start[i]..Start[i+1]]</c>, in template order): eight bytes a pair, where a lookup of names cost a
-    /// hundred.
-    /// </summary>
-    private static (int[] Start, int[] Targets) UsedBy(TransferPlan plan, IReadOnlyList<TensorInfo> sources)
-    {
-        var index = new Dictionary<string, int>(sources.Count, StringComparer.Ordinal);
-        for (int i = 0; i < sources.Count; i++)
-        {
-            index.TryAdd(sources[i].Name, i);
-        }
-        var of = new int[plan.Targets.Count];
-        var start = new int[sources.Count + 1];
-        for (int t = 0; t < of.Length; t++)
-        {
-            of[t] = plan.Targets[t].Source is { } s && index.TryGetValue(s.Name, out var i) ? i : -1;
-            if (of[t] >= 0)
-            {
-                start[of[t] + 1]++;
-            }
-        }
-        for (int i = 0; i < sources.Count; i++)
-        {
-            start[i + 1] += start[i];
-        }
-        var targets = new int[start[sources.Count]];
-        var next = start[..^1];
-        for (int t = 0; t < of.Length; t++)
-        {
-            if (of[t] >= 0)
-            {
-                targets[next[of[t]]++] = t;
-            }
-        }
-        return (start, targets);
-    }
+    public TransferReport Report(ReportFile? output = null) =>
+        TransferReport.FromPlan(Plan, _source, _template, output, _executor.Measured);
 }
 
 /// <summary>
@@ -208,7 +124,7 @@ public static class WeightTransfer
 
     /// <summary>
     /// Transfers a checkpoint file into the architecture of a template file and writes the result atomically to
-    /// <paramref name="outputPath"/> (format from <paramref name="outputFormat"/> or its extension; an ONNX output is the
+    /// <paramref name="outputPath"/> (format from <paramref name="outputFormat"/> or its extension, refused when neither names one; an ONNX output is the
     /// ONNX template's graph with its initializers replaced). The source and
     /// template are opened read-only; on any failure nothing is left at the output path. For a sharded output,
     /// <c>maxShardBytes</c> sets the most tensor bytes per shard (default 5 GB, as transformers).
@@ -227,8 +143,9 @@ public static class WeightTransfer
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
         using var source = CheckpointFile.Open(sourcePath, sourceFormat);
         using var template = CheckpointFile.Open(templatePath, templateFormat);
-        var format = outputFormat is not null ? CheckpointFile.GetFormat(outputFormat)
-            : CheckpointFile.FormatFromExtension(outputPath) ?? CheckpointFile.GetFormat(template.Format);
+        // The same rule as convert: the extension names the format, or the caller does; nothing is written under a name
+        // that claims another format.
+        var format = CheckpointFile.OutputFormat(outputPath, outputFormat, writersOnly: false);
         CheckpointFile.EnsureOutputSparesInputs(outputPath, format, (source, "source"), (template, "template"));
         var run = Start(source, template, policy, refuse: refuse);
         if (format is Graft.Checkpoints.Onnx.OnnxFormat && template is Graft.Checkpoints.Onnx.OnnxReader onnxTemplate

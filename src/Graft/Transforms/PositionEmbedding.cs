@@ -85,7 +85,12 @@ public static class PositionEmbedding
     /// Antialiased resampling (bilinear and bicubic only): null means as timm's <c>resample_abs_pos_embed</c>, which
     /// always passes <c>antialias=True</c>; false matches Hugging Face's <c>interpolate_pos_encoding</c>.
     /// </param>
-    public static WeightTransform Resample(PatchGrid from, PatchGrid to, int prefixTokens = 1, PositionInterpolation interpolation = PositionInterpolation.Bicubic, bool? antialias = null)
+    /// <param name="alignCorners">
+    /// Corner pixels aligned (bilinear and bicubic only): torchvision's own <c>interpolate_embeddings</c> passes
+    /// <c>align_corners=True</c> without antialiasing; timm and Hugging Face do not align corners.
+    /// </param>
+    public static WeightTransform Resample(PatchGrid from, PatchGrid to, int prefixTokens = 1, PositionInterpolation interpolation = PositionInterpolation.Bicubic, bool? antialias = null,
+        bool alignCorners = false)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(prefixTokens);
         CheckGrid(from, nameof(from));
@@ -95,7 +100,11 @@ public static class PositionEmbedding
         {
             throw new ArgumentException("Antialiasing applies to bilinear and bicubic resampling only.", nameof(antialias));
         }
-        return new AbsoluteResample(from, to, prefixTokens, interpolation, aa);
+        if (alignCorners && interpolation == PositionInterpolation.Nearest)
+        {
+            throw new ArgumentException("Aligned corners apply to bilinear and bicubic resampling only.", nameof(alignCorners));
+        }
+        return new AbsoluteResample(from, to, prefixTokens, interpolation, aa, alignCorners);
     }
 
     /// <summary>
@@ -124,7 +133,7 @@ public static class PositionEmbedding
         }
     }
 
-    private static Tensor Interpolate(Tensor nchw, PatchGrid to, PositionInterpolation mode, bool antialias) =>
+    private static Tensor Interpolate(Tensor nchw, PatchGrid to, PositionInterpolation mode, bool antialias, bool alignCorners = false) =>
         nn.functional.interpolate(nchw, size: [to.Height, to.Width],
             mode: mode switch
             {
@@ -132,15 +141,15 @@ public static class PositionEmbedding
                 PositionInterpolation.Bilinear => InterpolationMode.Bilinear,
                 _ => InterpolationMode.Nearest,
             },
-            align_corners: mode == PositionInterpolation.Nearest ? null : false,
+            align_corners: mode == PositionInterpolation.Nearest ? null : alignCorners,
             antialias: antialias);
 
-    private sealed class AbsoluteResample(PatchGrid from, PatchGrid to, int prefix, PositionInterpolation mode, bool antialias) : WeightTransform
+    private sealed class AbsoluteResample(PatchGrid from, PatchGrid to, int prefix, PositionInterpolation mode, bool antialias, bool alignCorners) : WeightTransform
     {
         public override string Op => "pos.resample";
 
         public override string Describe() =>
-            $"position grid {from} → {to}, {prefix} prefix token{(prefix == 1 ? "" : "s")} kept ({mode.ToString().ToLowerInvariant()}{(antialias ? ", antialiased" : "")}, float32)";
+            $"position grid {from} → {to}, {prefix} prefix token{(prefix == 1 ? "" : "s")} kept ({mode.ToString().ToLowerInvariant()}{(antialias ? ", antialiased" : "")}{(alignCorners ? ", corners aligned" : "")}, float32)";
 
         public override Shape OutputShape(Shape input)
         {
@@ -161,7 +170,7 @@ public static class PositionEmbedding
             long d = input.shape[2];
             var grid = input.narrow(1, prefix, from.Count).to(ScalarType.Float32)
                 .reshape(1, from.Height, from.Width, d).permute(0, 3, 1, 2);
-            var resampled = Interpolate(grid, to, mode, antialias).permute(0, 2, 3, 1).reshape(1, to.Count, d).to(input.dtype);
+            var resampled = Interpolate(grid, to, mode, antialias, alignCorners).permute(0, 2, 3, 1).reshape(1, to.Count, d).to(input.dtype);
             var result = prefix == 0 ? resampled : cat([input.narrow(1, 0, prefix), resampled], 1);
             return result.MoveToOuterDisposeScope();
         }

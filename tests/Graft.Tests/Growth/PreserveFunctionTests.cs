@@ -41,12 +41,17 @@ public class PreserveFunctionTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void Policy_InputsShrink_IsRefusedByThePlanner()
+    public void Policy_InputsShrink_IsPlannedAndRefusedWithTheReason()
     {
+        // Planned as keep-function plans it (first inputs kept), then refused by Problems: a refusal that names the
+        // shrink, never an error about a zero-extend rule the user did not give.
         var source = nn.Sequential(("c1", nn.Conv2d(3, 8, 3)), ("c2", nn.Conv2d(8, 4, 3)));
         var target = nn.Sequential(("c1", nn.Conv2d(3, 6, 3)), ("c2", nn.Conv2d(6, 4, 3)));
         using var s = StateDictCheckpoint.FromModule(source);
         using var t = StateDictCheckpoint.FromModule(target);
-        Assert.Throws<TransferPlanException>(() => Graft.Transfer.WeightTransfer.Plan(s, t, PreserveFunction.Policy));
+        var plan = Graft.Transfer.WeightTransfer.Plan(s, t, PreserveFunction.Policy);
+        Assert.Contains(PreserveFunction.Problems(plan), p => p.StartsWith("c2.weight: inputs 8→6 by truncate", StringComparison.Ordinal));
+        var e = Assert.Throws<TransferStrictException>(() => PreserveFunction.EnsureKept(plan));
+        Assert.StartsWith("--preserve-function: the source's function cannot be kept", e.Message, StringComparison.Ordinal);
     }
 }

@@ -61,15 +61,19 @@ public class ReportVerdictTests
     }
 
     [Fact]
-    public void Summary_WiderStemFilledFromTheTemplate_IsIncompleteAndCountsTheTensors()
+    public void Summary_WiderStemFilledFromTheTemplate_IsGrownNotIncomplete()
     {
-        // conv1 8→12 out channels: 4 new channels keep the template's init, so conv1.weight and conv1.bias are filled
-        // only in part; fc's inputs follow (new inputs zero: still all from the source) and its class count differs.
+        // conv1 8→12 out channels: every source value is carried over and 4 new channels keep the template's init, so
+        // conv1.weight and conv1.bias grew (not "not carried over"); fc's class count differs: a new head.
         var s = Graft.Transfer.WeightTransfer.Modules(Net(8, 10), Net(12, 5)).Summary;
-        Assert.Equal(TransferVerdict.Incomplete, s.Verdict);
-        Assert.Equal(2, s.NotCarriedOver);
+        Assert.Equal(TransferVerdict.Grown, s.Verdict);
+        Assert.Equal(0, s.NotCarriedOver);
+        Assert.Equal(2, s.Grown);
         Assert.Equal(2, s.NewHead);
-        Assert.Equal("incomplete: 2 target tensors not carried over (besides a new head of 2)", s.VerdictText);
+        Assert.True(s.GrowthKeepsFunction);
+        Assert.StartsWith("grown, function kept: every source value carried over; 2 target tensors gained channels", s.VerdictText, StringComparison.Ordinal);
+        Assert.EndsWith("; a new head: the classifier head (2 tensors) keeps its init", s.VerdictText, StringComparison.Ordinal);
+        Assert.DoesNotContain("incomplete", s.VerdictText, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -136,7 +136,9 @@ public sealed class VisionTransformerTests
             using var o = CheckpointFile.Open(outPath);
             using var scope = NewDisposeScope();
             Tensor Read(ICheckpointReader r, string name) => TensorBridge.Read(r, r.Tensors.Single(t => t.Name == name));
-            var expected = PositionEmbedding.Resample(new PatchGrid(14, 14), new PatchGrid(24, 24), 1).Apply(Read(s, "encoder.pos_embedding"));
+            // torchvision's names: resampled as torchvision's interpolate_embeddings (corners aligned, no antialiasing).
+            var expected = PositionEmbedding.Resample(new PatchGrid(14, 14), new PatchGrid(24, 24), 1, PositionInterpolation.Bicubic, antialias: false, alignCorners: true)
+                .Apply(Read(s, "encoder.pos_embedding"));
             var actual = Read(o, "encoder.pos_embedding");
             Assert.True(expected.equal(actual).all().item<bool>(), "the file's position embedding is the transform's output");
             Assert.True(Read(s, "encoder.pos_embedding").narrow(1, 0, 1).equal(actual.narrow(1, 0, 1)).all().item<bool>());

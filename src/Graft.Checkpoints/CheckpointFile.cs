@@ -94,7 +94,7 @@ public static partial class CheckpointFile
         ArgumentNullException.ThrowIfNull(inputs);
         AtomicFile.EnsureReplaceable(outputPath);
         var output = Path.GetFullPath(outputPath);
-        var touched = outputFormat is Sharded.ShardedSafetensorsFormat ? Sharded.ShardedSafetensorsWriter.FilesReplacedBy(outputPath) : [output];
+        var touched = FilesReplacedBy(outputPath, outputFormat);
         foreach (var (reader, role) in inputs)
         {
             foreach (var file in FilesOf(reader))
@@ -109,7 +109,32 @@ public static partial class CheckpointFile
                 }
             }
         }
+        if (OutputSet.Current is { } set)
+        {
+            // A command's output set: the inputs and every file this output may touch join it, so that its other outputs
+            // (a report, a picture) are checked against them too.
+            foreach (var (reader, role) in inputs)
+            {
+                set.AddInput(reader, role);
+            }
+            foreach (var file in touched)
+            {
+                set.AddOutput(file, "output");
+            }
+        }
     }
+
+    /// <summary>
+    /// Every file writing <paramref name="outputPath"/> in <paramref name="outputFormat"/> may replace or delete: the
+    /// output; for a sharded output the shards its previous generation owns (<see cref="Sharded.ShardedSafetensorsWriter.FilesReplacedBy"/>);
+    /// for ONNX both names its external data file may take (<see cref="Onnx.OnnxWriter.FilesReplacedBy"/>).
+    /// </summary>
+    public static IReadOnlyList<string> FilesReplacedBy(string outputPath, ICheckpointFormat outputFormat) => outputFormat switch
+    {
+        Sharded.ShardedSafetensorsFormat => Sharded.ShardedSafetensorsWriter.FilesReplacedBy(outputPath),
+        Onnx.OnnxFormat => Onnx.OnnxWriter.FilesReplacedBy(outputPath),
+        _ => [Path.GetFullPath(outputPath)],
+    };
 
     /// <summary>
     /// True when both paths name one existing file: the same device and inode after every link along either path is
@@ -129,7 +154,7 @@ public static partial class CheckpointFile
     }
 
     /// <summary>Every file an open checkpoint reads: the checkpoint, its shards, its external data files.</summary>
-    private static IEnumerable<string> FilesOf(ICheckpointReader reader) => reader switch
+    internal static IEnumerable<string> FilesOf(ICheckpointReader reader) => reader switch
     {
         Sharded.ShardedSafetensorsReader sharded => sharded.ShardPaths.Prepend(reader.Path),
         Onnx.OnnxReader onnx => onnx.ExternalDataPaths.Prepend(reader.Path),

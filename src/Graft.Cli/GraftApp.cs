@@ -97,7 +97,8 @@ internal static class GraftApp
         };
         root.Options.Add(Verbose);
         var parse = root.Parse(args);
-        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        // Parse errors quote the arguments (file names a glob chose): escaped like every other message.
+        var config = new InvocationConfiguration { Output = stdout, Error = parse.Errors.Count > 0 ? new EscapingWriter(stderr) : stderr, EnableDefaultExceptionHandler = false };
         bool verbose = parse.GetValue(Verbose);
         // Say once, on standard error, when the numerics guard had to change the process. (When it found the process beyond
         // repair, the NumericsException that follows says so, in the one error line.)
@@ -113,7 +114,15 @@ internal static class GraftApp
                 stderr.WriteLine($"graft: {report.Describe()}.");
             }
         }
+        void Stale(string path)
+        {
+            lock (gate)
+            {
+                stderr.WriteLine($"graft: removed {TerminalText.Escape(path)}, a temporary file left by an earlier graft that was killed.");
+            }
+        }
         NumericsGuard.WorkaroundApplied += Notice;
+        OutputSet.StaleTemporaryRemoved += Stale;
         try
         {
             int code = parse.Invoke(config);
@@ -134,6 +143,7 @@ internal static class GraftApp
         finally
         {
             NumericsGuard.WorkaroundApplied -= Notice;
+            OutputSet.StaleTemporaryRemoved -= Stale;
         }
     }
 

@@ -62,16 +62,45 @@ public static partial class CheckpointFile
     }
 
     /// <summary>Opens a checkpoint; <paramref name="format"/> overrides detection.</summary>
+    /// <remarks>
+    /// The format is sniffed on one open and parsed on another: when the file at <paramref name="path"/> was replaced in
+    /// between (a training loop saving over it), the reader may have parsed another file than the one sniffed. So the
+    /// file's identity (device and inode) is taken before sniffing and compared after opening; on a difference the
+    /// detection and open are repeated (up to three times), and a parse error raised meanwhile is not reported as a
+    /// malformed checkpoint.
+    /// </remarks>
     public static ICheckpointReader Open(string path, string? format = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var f = format is null ? DetectFormat(path) : GetFormat(format);
-        if (!File.Exists(path) && !Directory.Exists(path))
+        for (var attempt = 0; ; attempt++)
         {
-            throw new FileNotFoundException($"{path}: no such file.", path);
+            var before = FileIdentity.Of(path);
+            var f = format is null ? DetectFormat(path) : GetFormat(format);
+            if (!File.Exists(path) && !Directory.Exists(path))
+            {
+                throw new FileNotFoundException($"{path}: no such file.", path);
+            }
+            ICheckpointReader reader;
+            try
+            {
+                reader = f.Open(path);
+            }
+            catch (CheckpointFormatException) when (attempt < 2 && Replaced(path, before))
+            {
+                continue;
+            }
+            if (attempt < 2 && Replaced(path, before))
+            {
+                reader.Dispose();
+                continue;
+            }
+            return reader;
         }
-        return f.Open(path);
     }
+
+    /// <summary>True when <paramref name="path"/> no longer names the file it named when <paramref name="before"/> was taken.</summary>
+    private static bool Replaced(string path, FileIdentity? before) =>
+        before is { Kind: FileKind.Regular } b && (FileIdentity.Of(path) is not { } now || !now.SameFileAs(b));
 
     /// <summary>
     /// Refuses an output that would replace or delete a file one of the <paramref name="inputs"/> reads: the same file

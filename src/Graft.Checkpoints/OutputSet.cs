@@ -119,6 +119,12 @@ public sealed class OutputSet : IDisposable
         {
             throw new DirectoryNotFoundException($"{path}: the folder {folder} does not exist, so the {role} cannot be written; nothing was written.");
         }
+        if (full.Contains('\uFFFD', StringComparison.Ordinal))
+        {
+            // .NET decodes file names as UTF-8 and turns bytes that are not UTF-8 into U+FFFD: such a name cannot be
+            // written as given, and writing the replacement character instead would make another file.
+            throw new InvalidInputException($"{path}: the name holds U+FFFD, the mark .NET leaves for bytes that are not UTF-8; Graft cannot write a file under a name that is not UTF-8 as given, so choose a UTF-8 {role} name.");
+        }
         if (System.Text.Encoding.UTF8.GetByteCount(Path.GetFileName(full)) > AtomicFile.MaxNameBytes)
         {
             throw new InvalidInputException($"{path}: the file name is longer than {AtomicFile.MaxNameBytes} bytes, which file systems refuse; choose a shorter {role} name.");

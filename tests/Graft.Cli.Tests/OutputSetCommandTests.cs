@@ -147,4 +147,38 @@ public sealed class OutputSetCommandTests : IDisposable
         }
         Assert.True(signalled > 0, "every convert finished before it could be signalled");
     }
+
+    [UnixOnlyFact]
+    public void Convert_StandardOutputOnAFullDisk_Exit3_NoOutput()
+    {
+        if (!File.Exists("/dev/full"))
+        {
+            return;
+        }
+        var src = Checkpoint(_h.PathOf("src.safetensors"));
+        var output = _h.PathOf("out.pt");
+        var dll = Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll");
+        var psi = new ProcessStartInfo("sh") { RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("exec dotnet \"$0\" convert \"$1\" \"$2\" > /dev/full");
+        psi.ArgumentList.Add(dll);
+        psi.ArgumentList.Add(src);
+        psi.ArgumentList.Add(output);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(120_000));
+        Assert.Equal(3, p.ExitCode);
+        Assert.False(File.Exists(output), err);
+        Assert.Empty(Directory.GetFiles(_h.Dir, ".*.tmp"));
+    }
+
+    [Fact]
+    public void Convert_OutputNameNotUtf8_RefusedNotRewritten()
+    {
+        var src = Checkpoint(_h.PathOf("src.safetensors"));
+        var (code, _, err) = _h.Run("convert", src, _h.PathOf("bad\uFFFDname.safetensors"));
+        Assert.Equal(2, code);
+        Assert.Contains("U+FFFD", err, StringComparison.Ordinal);
+        Assert.Equal(["src.safetensors"], Directory.GetFiles(_h.Dir).Select(Path.GetFileName));
+    }
 }

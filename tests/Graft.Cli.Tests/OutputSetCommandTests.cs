@@ -181,4 +181,31 @@ public sealed class OutputSetCommandTests : IDisposable
         Assert.Contains("U+FFFD", err, StringComparison.Ordinal);
         Assert.Equal(["src.safetensors"], Directory.GetFiles(_h.Dir).Select(Path.GetFileName));
     }
+
+    [UnixOnlyFact]
+    public void Convert_MoreShardsThanFileDescriptors_Succeeds()
+    {
+        // 400 shards under `ulimit -n 128`: shards are opened to check their headers, closed, and reopened when read.
+        Directory.CreateDirectory(_h.PathOf("many"));
+        var index = _h.PathOf("many/model.safetensors.index.json");
+        Graft.Checkpoints.Sharded.ShardedSafetensorsWriter.Write(index,
+            Enumerable.Range(0, 400).Select(i => TensorPayload.FromBytes($"t{i:D3}", DType.F32, new Shape(1), BitConverter.GetBytes((float)i))), null, maxShardBytes: 4);
+        var output = _h.PathOf("all.safetensors");
+        var psi = new ProcessStartInfo("sh") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("ulimit -n 128 && exec dotnet \"$0\" convert \"$1\" \"$2\"");
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
+        psi.ArgumentList.Add(index);
+        psi.ArgumentList.Add(output);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var err = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(120_000));
+        Assert.True(p.ExitCode == 0, err);
+        using var r = CheckpointFile.Open(output);
+        Assert.Equal(400, r.Tensors.Count);
+        var b = new byte[4];
+        r.ReadBytes(r.Tensors[399], b);
+        Assert.Equal(399f, BitConverter.ToSingle(b));
+    }
 }

@@ -193,7 +193,7 @@ public static class WeightTransfer
         var set = OutputSet.CurrentOrNew(out var owned);
         try
         {
-            var report = Files(set, sourcePath, templatePath, outputPath, policy, progress, outputFormat, sourceFormat, templateFormat, refuse, maxShardBytes);
+            var report = FilesInto(sourcePath, templatePath, outputPath, policy, progress, outputFormat, sourceFormat, templateFormat, refuse, maxShardBytes);
             if (owned)
             {
                 set.Commit();
@@ -209,11 +209,11 @@ public static class WeightTransfer
         }
     }
 
-    private static TransferReport Files(OutputSet set, string sourcePath, string templatePath, string outputPath, TransferPolicy? policy,
+    /// <summary>The body of <see cref="Files"/>, inside the ambient output set (its writers stage into it).</summary>
+    private static TransferReport FilesInto(string sourcePath, string templatePath, string outputPath, TransferPolicy? policy,
         IProgress<TransferProgress>? progress, string? outputFormat, string? sourceFormat, string? templateFormat,
         Func<TransferPlan, IReadOnlyList<string>>? refuse, long? maxShardBytes)
     {
-        _ = set;
         using var source = CheckpointFile.Open(sourcePath, sourceFormat);
         using var template = CheckpointFile.Open(templatePath, templateFormat);
         var format = outputFormat is not null ? CheckpointFile.GetFormat(outputFormat)

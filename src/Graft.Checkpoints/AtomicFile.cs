@@ -14,23 +14,79 @@ public static class AtomicFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(write);
+        if (OutputSet.Current is { } set)
+        {
+            // Part of a command's output set: staged now, renamed into place with the set's other files.
+            set.Write(path, write);
+            return;
+        }
         var full = System.IO.Path.GetFullPath(path);
         EnsureReplaceable(full);
+        var tmp = WriteTemporary(full, write);
+        try
+        {
+            File.Move(tmp, full, overwrite: true);
+            Forget(tmp);
+        }
+        catch
+        {
+            DeleteTemporary(tmp);
+            throw;
+        }
+    }
+
+    /// <summary>Temporary files this process has made and not yet renamed or deleted (for signal handlers).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Live = new(StringComparer.Ordinal);
+
+    private static volatile bool _terminating;
+
+    /// <summary>
+    /// Writes a temporary file beside <paramref name="full"/> (flushed to disk) and returns its path; on failure deletes
+    /// it and rethrows. Stale temporaries of dead processes in that folder are swept first.
+    /// </summary>
+    internal static string WriteTemporary(string full, Action<Stream> write)
+    {
         var dir = System.IO.Path.GetDirectoryName(full) ?? ".";
+        OutputSet.SweepStaleTemporaries(dir);
         var tmp = System.IO.Path.Combine(dir, TemporaryName(System.IO.Path.GetFileName(full)));
+        Live[tmp] = true;
         try
         {
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
             {
+                if (_terminating)
+                {
+                    throw new OperationCanceledException("The process is ending.");
+                }
                 write(fs);
                 fs.Flush(flushToDisk: true);
             }
-            File.Move(tmp, full, overwrite: true);
+            return tmp;
         }
         catch
         {
-            TryDelete(tmp);
+            DeleteTemporary(tmp);
             throw;
+        }
+    }
+
+    /// <summary>Deletes a temporary this process made.</summary>
+    internal static void DeleteTemporary(string tmp)
+    {
+        TryDelete(tmp);
+        Live.TryRemove(tmp, out _);
+    }
+
+    /// <summary>A temporary renamed into place: no longer this process's to delete.</summary>
+    internal static void Forget(string tmp) => Live.TryRemove(tmp, out _);
+
+    /// <summary>Deletes every temporary this process made, and any it starts from now on (the process is ending).</summary>
+    internal static void RemoveAllTemporaries()
+    {
+        _terminating = true;
+        foreach (var tmp in Live.Keys)
+        {
+            TryDelete(tmp);
         }
     }
 
@@ -38,12 +94,13 @@ public static class AtomicFile
     internal const int MaxNameBytes = 255;
 
     /// <summary>
-    /// <c>.NAME.RANDOM.tmp</c>, with NAME shortened (at a character boundary) so that the whole stays within
+    /// <c>.NAME.graftPID.RANDOM.tmp</c> (PID: this process, so a later run can tell a stale temporary from a live one),
+    /// with NAME shortened (at a character boundary) so that the whole stays within
     /// <see cref="MaxNameBytes"/>: any output name the file system accepts gets a temporary name it accepts too.
     /// </summary>
     internal static string TemporaryName(string fileName)
     {
-        var suffix = "." + Guid.NewGuid().ToString("N")[..12] + ".tmp";
+        var suffix = ".graft" + Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "." + Guid.NewGuid().ToString("N")[..8] + ".tmp";
         var room = MaxNameBytes - 1 - suffix.Length;
         var name = fileName;
         if (System.Text.Encoding.UTF8.GetByteCount(name) > room)

@@ -64,22 +64,40 @@ public static partial class CheckpointFile
             throw new InvalidInputException($"{outputPath}: is a folder; give an output file name.");
         }
         var outFormat = OutputFormat(outputPath, format);
-        EnsureOutputSparesInputs(outputPath, outFormat, (input, "input"));
-        int done = 0;
-        int total = input.Tensors.Count;
-        var payloads = input.Tensors.Select(t => TensorPayload.FromCheckpoint(input, t));
-        if (progress is not null)
+        var set = OutputSet.CurrentOrNew(out var owned);
+        try
         {
-            payloads = payloads.Select(p => TensorPayload.Observed(p, w => progress.Report(new ConvertProgress(++done, total, w.Name))));
+            EnsureOutputSparesInputs(outputPath, outFormat, (input, "input"));
+            int done = 0;
+            int total = input.Tensors.Count;
+            var payloads = input.Tensors.Select(t => TensorPayload.FromCheckpoint(input, t));
+            if (progress is not null)
+            {
+                payloads = payloads.Select(p => TensorPayload.Observed(p, w => progress.Report(new ConvertProgress(++done, total, w.Name))));
+            }
+            IReadOnlyList<string> files = [outputPath];
+            if (outFormat is ShardedSafetensorsFormat)
+            {
+                var shards = ShardedSafetensorsWriter.Write(outputPath, payloads, input.Metadata, maxShardBytes ?? ShardedSafetensorsFormat.DefaultMaxShardBytes);
+                files = [outputPath, .. shards];
+            }
+            else
+            {
+                Write(outputPath, payloads, input.Metadata, outFormat.Name, maxShardBytes);
+            }
+            if (owned)
+            {
+                set.Commit();
+            }
+            return new ConvertResult(outputPath, outFormat.Name, total, input.Tensors.Sum(t => t.ByteLength), files, input.Path, input.Format);
         }
-        Write(outputPath, payloads, input.Metadata, outFormat.Name, maxShardBytes);
-        IReadOnlyList<string> files = [outputPath];
-        if (outFormat is ShardedSafetensorsFormat)
+        finally
         {
-            using var written = ShardedSafetensorsReader.Open(outputPath);
-            files = [outputPath, .. written.ShardPaths];
+            if (owned)
+            {
+                set.Dispose();
+            }
         }
-        return new ConvertResult(outputPath, outFormat.Name, total, input.Tensors.Sum(t => t.ByteLength), files, input.Path, input.Format);
     }
 
     private static string WritableFormatNames() => string.Join(", ", Formats.Where(f => f.CanWrite).Select(f => f.Name));

@@ -94,16 +94,45 @@ public static partial class CheckpointFile
     }
 
     /// <summary>Opens a checkpoint; <paramref name="format"/> overrides detection.</summary>
+    /// <remarks>
+    /// The format is sniffed on one open and parsed on another: when the file at <paramref name="path"/> was replaced in
+    /// between (a training loop saving over it), the reader may have parsed another file than the one sniffed. So the
+    /// file's identity (device and inode) is taken before sniffing and compared after opening; on a difference the
+    /// detection and open are repeated (up to three times), and a parse error raised meanwhile is not reported as a
+    /// malformed checkpoint.
+    /// </remarks>
     public static ICheckpointReader Open(string path, string? format = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var f = format is null ? DetectFormat(path) : GetFormat(format);
-        if (!File.Exists(path) && !Directory.Exists(path))
+        for (var attempt = 0; ; attempt++)
         {
-            throw new FileNotFoundException($"{path}: no such file.", path);
+            var before = FileIdentity.Of(path);
+            var f = format is null ? DetectFormat(path) : GetFormat(format);
+            if (!File.Exists(path) && !Directory.Exists(path))
+            {
+                throw new FileNotFoundException($"{path}: no such file.", path);
+            }
+            ICheckpointReader reader;
+            try
+            {
+                reader = f.Open(path);
+            }
+            catch (CheckpointFormatException) when (attempt < 2 && Replaced(path, before))
+            {
+                continue;
+            }
+            if (attempt < 2 && Replaced(path, before))
+            {
+                reader.Dispose();
+                continue;
+            }
+            return reader;
         }
-        return f.Open(path);
     }
+
+    /// <summary>True when <paramref name="path"/> no longer names the file it named when <paramref name="before"/> was taken.</summary>
+    private static bool Replaced(string path, FileIdentity? before) =>
+        before is { Kind: FileKind.Regular } b && (FileIdentity.Of(path) is not { } now || !now.SameFileAs(b));
 
     /// <summary>
     /// Refuses an output that would replace or delete a file one of the <paramref name="inputs"/> reads: the same file
@@ -126,7 +155,7 @@ public static partial class CheckpointFile
         ArgumentNullException.ThrowIfNull(inputs);
         AtomicFile.EnsureReplaceable(outputPath);
         var output = Path.GetFullPath(outputPath);
-        var touched = outputFormat is Sharded.ShardedSafetensorsFormat ? Sharded.ShardedSafetensorsWriter.FilesReplacedBy(outputPath) : [output];
+        var touched = FilesReplacedBy(outputPath, outputFormat);
         foreach (var (reader, role) in inputs)
         {
             foreach (var file in FilesOf(reader))
@@ -141,7 +170,32 @@ public static partial class CheckpointFile
                 }
             }
         }
+        if (OutputSet.Current is { } set)
+        {
+            // A command's output set: the inputs and every file this output may touch join it, so that its other outputs
+            // (a report, a picture) are checked against them too.
+            foreach (var (reader, role) in inputs)
+            {
+                set.AddInput(reader, role);
+            }
+            foreach (var file in touched)
+            {
+                set.AddOutput(file, "output");
+            }
+        }
     }
+
+    /// <summary>
+    /// Every file writing <paramref name="outputPath"/> in <paramref name="outputFormat"/> may replace or delete: the
+    /// output; for a sharded output the shards its previous generation owns (<see cref="Sharded.ShardedSafetensorsWriter.FilesReplacedBy"/>);
+    /// for ONNX both names its external data file may take (<see cref="Onnx.OnnxWriter.FilesReplacedBy"/>).
+    /// </summary>
+    public static IReadOnlyList<string> FilesReplacedBy(string outputPath, ICheckpointFormat outputFormat) => outputFormat switch
+    {
+        Sharded.ShardedSafetensorsFormat => Sharded.ShardedSafetensorsWriter.FilesReplacedBy(outputPath),
+        Onnx.OnnxFormat => Onnx.OnnxWriter.FilesReplacedBy(outputPath),
+        _ => [Path.GetFullPath(outputPath)],
+    };
 
     /// <summary>
     /// True when both paths name one existing file: the same device and inode after every link along either path is
@@ -161,7 +215,7 @@ public static partial class CheckpointFile
     }
 
     /// <summary>Every file an open checkpoint reads: the checkpoint, its shards, its external data files.</summary>
-    private static IEnumerable<string> FilesOf(ICheckpointReader reader) => reader switch
+    internal static IEnumerable<string> FilesOf(ICheckpointReader reader) => reader switch
     {
         Sharded.ShardedSafetensorsReader sharded => sharded.ShardPaths.Prepend(reader.Path),
         Onnx.OnnxReader onnx => onnx.ExternalDataPaths.Prepend(reader.Path),

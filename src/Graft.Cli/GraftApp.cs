@@ -97,7 +97,8 @@ internal static class GraftApp
         };
         root.Options.Add(Verbose);
         var parse = root.Parse(args);
-        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        // Parse errors quote the arguments (file names a glob chose): escaped like every other message.
+        var config = new InvocationConfiguration { Output = stdout, Error = parse.Errors.Count > 0 ? new EscapingWriter(stderr) : stderr, EnableDefaultExceptionHandler = false };
         bool verbose = parse.GetValue(Verbose);
         // Say once, on standard error, when the numerics guard had to change the process. (When it found the process beyond
         // repair, the NumericsException that follows says so, in the one error line.)
@@ -113,7 +114,15 @@ internal static class GraftApp
                 stderr.WriteLine($"graft: {report.Describe()}.");
             }
         }
+        void Stale(string path)
+        {
+            lock (gate)
+            {
+                stderr.WriteLine($"graft: removed {TerminalText.Escape(path)}, a temporary file left by an earlier graft that was killed.");
+            }
+        }
         NumericsGuard.WorkaroundApplied += Notice;
+        OutputSet.StaleTemporaryRemoved += Stale;
         try
         {
             int code = parse.Invoke(config);
@@ -134,6 +143,7 @@ internal static class GraftApp
         finally
         {
             NumericsGuard.WorkaroundApplied -= Notice;
+            OutputSet.StaleTemporaryRemoved -= Stale;
         }
     }
 
@@ -151,6 +161,8 @@ internal static class GraftApp
         TransferRefusedException e => (ExitCodes.NotStrict, e.Message + (e.Message.EndsWith('.') ? "" : ".") + " Nothing was written."),
         TransferPlanException e => (ExitCodes.InvalidArgument, e.Message),
         InvalidInputException e => (ExitCodes.InvalidArgument, e.Message),
+        FileNotFoundException e when e.Message.Contains('\uFFFD', StringComparison.Ordinal) => (ExitCodes.FileError,
+            e.Message + " (the name holds U+FFFD, the mark .NET leaves for bytes that are not UTF-8: Graft cannot open a file whose name is not UTF-8; rename it)"),
         FileNotFoundException e => (ExitCodes.FileError, e.Message),
         DirectoryNotFoundException e => (ExitCodes.FileError, e.Message),
         UnauthorizedAccessException e => (ExitCodes.FileError, e.Message),

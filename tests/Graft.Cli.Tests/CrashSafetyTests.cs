@@ -100,9 +100,25 @@ public sealed class CrashSafetyTests : IDisposable
         return Convert.ToHexString(sha.GetHashAndReset());
     }
 
-    /// <summary>Shard files (not temporaries) in a folder with their write time and length: a renamed-in file shows as a change.</summary>
-    private static Dictionary<string, (DateTime, long)> ShardFiles(string folder) =>
-        new DirectoryInfo(folder).EnumerateFiles("*.safetensors").ToDictionary(f => f.Name, f => (f.LastWriteTimeUtc, f.Length));
+    /// <summary>
+    /// Shard files (not temporaries) in a folder with their write time and length: a renamed-in file shows as a change.
+    /// A file deleted while it is listed (the previous generation, removed after the commit) is left out.
+    /// </summary>
+    private static Dictionary<string, (DateTime, long)> ShardFiles(string folder)
+    {
+        var files = new Dictionary<string, (DateTime, long)>();
+        foreach (var f in new DirectoryInfo(folder).EnumerateFiles("*.safetensors"))
+        {
+            try
+            {
+                files[f.Name] = (f.LastWriteTimeUtc, f.Length);
+            }
+            catch (FileNotFoundException)
+            {
+            }
+        }
+        return files;
+    }
 
     [Fact]
     public void ConvertToShards_RewrittenInPlaceAndKilledBetweenShards_IndexAlwaysReadsAsTheOldOrTheNewCheckpoint()

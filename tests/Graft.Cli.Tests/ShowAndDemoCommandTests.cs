@@ -72,6 +72,44 @@ public sealed class ShowCommandTests : IDisposable
         Assert.Contains("conv1.weight", stderr);
         Assert.Equal(["m.safetensors"], _h.Files());
     }
+
+    private string Zeros(string name, params long[] shape)
+    {
+        var path = _h.PathOf(name);
+        var s = new Graft.Checkpoints.Shape(shape);
+        Graft.Checkpoints.CheckpointFile.Write(path, [Graft.Checkpoints.TensorPayload.FromBytes("w", Graft.Checkpoints.DType.F32, s, new byte[s.ElementCount * 4])]);
+        return path;
+    }
+
+    [Fact]
+    public void Show_LongKernelAtScale256_Exit2NotAnOverflow()
+    {
+        var path = Zeros("long.safetensors", 1, 1, 1, 16384);
+        var (code, _, stderr) = _h.Run("show", path, "--tensor", "w", "--out", _h.PathOf("g.png"), "--scale", "256");
+        Assert.Equal(2, code);
+        Assert.Contains("pass a smaller --scale", stderr);
+        Assert.Equal(["long.safetensors"], _h.Files());
+    }
+
+    [Fact]
+    public void Show_ManyFilters_DefaultImageStaysWithinTheBudget()
+    {
+        // 312 KB of weights: 78,000 one-element filters drew 7035×7077 pixels (1 GB resident) before the budget.
+        var path = Zeros("many.safetensors", 78_000, 1, 1, 1);
+        var (code, _, stderr) = _h.Run("show", path, "--tensor", "w", "--out", _h.PathOf("g.png"));
+        Assert.True(code == 0, stderr);
+        var (w, h) = PngSize(_h.PathOf("g.png"));
+        Assert.True((long)w * h <= Graft.Visual.FilterGrid.DefaultPixels * 3 / 2, $"{w}×{h}");
+    }
+
+    [Fact]
+    public void Show_TooManyFiltersToDrawAtAll_Exit2()
+    {
+        var path = Zeros("huge.safetensors", 4_000_000, 1, 1, 2);
+        var (code, _, stderr) = _h.Run("show", path, "--tensor", "w", "--out", _h.PathOf("g.png"));
+        Assert.Equal(2, code);
+        Assert.Contains("too many filters", stderr);
+    }
 }
 
 public sealed class DemoTrainingTests

@@ -102,4 +102,24 @@ public sealed class TerminalTextTests : IDisposable
         Assert.Single(stderr.TrimEnd('\n', '\r').Split('\n'));
         Assert.Contains(@"b\x1b[2J\nforged line.weight", stderr);
     }
+
+    [Fact]
+    public void Escape_LookAlikeNames_PrintDifferently()
+    {
+        const string composed = "caf\u00e9.weight";
+        const string decomposed = "cafe\u0301.weight";
+        Assert.Same(composed, TerminalText.Escape(composed));
+        Assert.Equal(@"cafe\u0301.weight", TerminalText.Escape(decomposed));
+        Assert.Equal(@"conv\u200b1.weight", TerminalText.Escape("conv\u200b1.weight"));
+        Assert.Equal(@"\ufeffconv1.weight", TerminalText.Escape("\ufeffconv1.weight"));
+    }
+
+    [Fact]
+    public void ParseError_ArgumentWithEscapeSequence_PrintedEscaped()
+    {
+        var (code, stdout, stderr) = _h.Run("inspect", "a\u001b]0;owned\u0007.safetensors", "--frobnicate");
+        Assert.Equal(64, code);
+        AssertNoControlCharacters(stderr);
+        AssertNoControlCharacters(stdout);
+    }
 }

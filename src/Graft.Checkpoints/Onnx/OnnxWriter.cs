@@ -20,9 +20,15 @@ public static class OnnxWriter
     /// <c>&lt;output file name&gt;.data</c> beside the output (the source's external files are never written).
     /// </summary>
     /// <remarks>
-    /// The external data file is written first and the model last, each atomically, so a crash leaves at worst an
-    /// unreferenced data file, never a model pointing at missing data. Initializers that are not replaced keep their
-    /// references; when they are external, the output must be in the source's folder so those references still resolve.
+    /// <para>The model and its data file are one output of two files, written so that every moment leaves a consistent
+    /// pair: the new data goes to whichever of <c>OUT.data</c> and <c>OUT.b.data</c> the previous model at OUT does not
+    /// use (<see cref="FilesReplacedBy"/>), staged with the model in the command's <see cref="OutputSet"/>; the data file
+    /// is renamed into place first (the previous model never reads it), the model second (the commit), and only then is
+    /// the previous model's data file deleted. A failure or crash at any point leaves the previous model with its own
+    /// data, or the new model with its new data. A lock beside OUT keeps two writers from interleaving these steps.</para>
+    /// <para>Initializers that are not replaced keep their references; when they are external, the output must be in the
+    /// source's folder so those references still resolve. Both data names are outputs, checked by file identity against
+    /// every file an input reads: a template whose data is <c>OUT.data</c> (under any name or linked folder) is refused.</para>
     /// </remarks>
     /// <exception cref="ArgumentException">A payload names no initializer, differs from it in dtype or shape, or appears
     /// twice; or the output is the source.</exception>
@@ -37,11 +43,83 @@ public static class OnnxWriter
         ArgumentNullException.ThrowIfNull(payloads);
         var sourceFull = Path.GetFullPath(modelPath);
         var outFull = Path.GetFullPath(outputPath);
-        if (sourceFull == outFull)
+        if (sourceFull == outFull || CheckpointFile.IsSameFile(sourceFull, outFull))
         {
             throw new ArgumentException($"{outputPath}: the output must not be the source model, which is never opened for writing.", nameof(outputPath));
         }
+        var set = OutputSet.CurrentOrNew(out var owned);
+        try
+        {
+            ReplaceInitializersInto(set, modelPath, outputPath, payloads);
+            if (owned)
+            {
+                set.Commit();
+            }
+        }
+        finally
+        {
+            if (owned)
+            {
+                set.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Every file writing the ONNX model <paramref name="outputPath"/> may replace or delete: the model and both names
+    /// its external data file takes in turn (<c>OUT.data</c>, <c>OUT.b.data</c>).
+    /// </summary>
+    public static IReadOnlyList<string> FilesReplacedBy(string outputPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(outputPath);
+        var full = Path.GetFullPath(outputPath);
+        return [full, .. DataNames(full).Select(n => Path.Combine(Path.GetDirectoryName(full)!, n))];
+    }
+
+    /// <summary>The two names the output's external data file alternates between.</summary>
+    private static string[] DataNames(string outFull) => [Path.GetFileName(outFull) + ".data", Path.GetFileName(outFull) + ".b.data"];
+
+    /// <summary>
+    /// Which of <see cref="DataNames"/> the model now at <paramref name="outFull"/> uses (read only as far as its
+    /// initializers' locations; a missing or unreadable model uses none).
+    /// </summary>
+    private static HashSet<string> DataNamesInUse(string outFull)
+    {
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        if (FileIdentity.Of(outFull) is not { Kind: FileKind.Regular } && !(File.Exists(outFull) && !FileIdentity.Supported))
+        {
+            return used;
+        }
+        var ours = DataNames(outFull);
+        try
+        {
+            using var previous = OnnxReader.Open(outFull);
+            foreach (var init in previous.Initializers)
+            {
+                if (init.Source is OnnxReader.ExternalSource ext && ours.Contains(ext.Location))
+                {
+                    used.Add(ext.Location);
+                }
+            }
+        }
+        catch (Exception ex) when (ex is CheckpointFormatException or IOException or UnauthorizedAccessException)
+        {
+            // Not a model we can read: it names nothing we would keep; its data name is simply reused.
+        }
+        return used;
+    }
+
+    private static void ReplaceInitializersInto(OutputSet set, string modelPath, string outputPath, IEnumerable<TensorPayload> payloads)
+    {
+        var sourceFull = Path.GetFullPath(modelPath);
+        var outFull = Path.GetFullPath(outputPath);
         using var reader = OnnxReader.Open(modelPath);
+        set.AddInput(reader, "template");
+        set.Lock(outFull);
+        foreach (var file in FilesReplacedBy(outFull))
+        {
+            set.AddOutput(file, "output");
+        }
         var replacements = new Dictionary<string, TensorPayload>(StringComparer.Ordinal);
         foreach (var p in payloads)
         {
@@ -66,7 +144,9 @@ public static class OnnxWriter
         }
 
         var outFolder = Path.GetDirectoryName(outFull)!;
-        var dataName = Path.GetFileName(outFull) + ".data";
+        var inUse = DataNamesInUse(outFull);
+        var dataName = DataNames(outFull).FirstOrDefault(n => !inUse.Contains(n))
+            ?? throw new InvalidInputException($"{outputPath}: the model there uses both {string.Join(" and ", DataNames(outFull))}, so neither can take the new data without breaking it first; choose another output or remove it.");
         var dataPath = Path.Combine(outFolder, dataName);
         var plan = Plan(reader, replacements.Keys, replacements);
         var keptExternal = reader.Initializers.Where(i => i.Source is OnnxReader.ExternalSource && !plan.InPlace.ContainsKey(i) && !plan.Removed.Contains(i)).ToList();
@@ -188,7 +268,7 @@ public static class OnnxWriter
 
         if (externalOut.Count > 0)
         {
-            AtomicFile.Write(dataPath, s =>
+            set.Write(dataPath, s =>
             {
                 foreach (var init in externalOut)
                 {
@@ -196,7 +276,7 @@ public static class OnnxWriter
                 }
             });
         }
-        AtomicFile.Write(outputPath, s =>
+        set.Write(outFull, s =>
         {
             foreach (var f in reader.ModelFields)
             {
@@ -213,6 +293,11 @@ public static class OnnxWriter
                 }
             }
         });
+        // The previous model's data file: no longer named once the new model is in place (the new data has the other name).
+        foreach (var old in inUse)
+        {
+            set.DeleteOnCommit(Path.Combine(outFolder, old), "output");
+        }
     }
 
     /// <summary>

@@ -60,7 +60,7 @@ public sealed partial class PyTorchReader
             }
             reason = keyPath.Length == 0 ? "the top level, as requested" : $"'{keyPath}', as requested";
         }
-        else if (candidates.Count > 0 && candidates[0].Path.Length == 0)
+        else if (candidates.Count > 0 && candidates[0].Path.Length == 0 && !found.Partial.Contains(candidates[0].Dict))
         {
             chosen = 0;
             reason = "the top-level object is a dictionary of tensors";
@@ -81,7 +81,7 @@ public sealed partial class PyTorchReader
                     chosen = i;
                 }
             }
-            reason = $"'{candidates[chosen].Path}' is the largest of {candidates.Count} dictionaries of tensors ({string.Join(", ", candidates.Select(c => $"'{c.Path}'"))}); pass a key path to read another";
+            reason = $"'{candidates[chosen].Path}' is the largest of {candidates.Count} dictionaries of tensors ({string.Join(", ", candidates.Select(c => $"'{c.Path}'{(found.Partial.Contains(c.Dict) ? $" ({c.Entries.Count} tensors beside other entries)" : "")}"))}); pass a key path to read another";
         }
         else
         {
@@ -459,6 +459,9 @@ public sealed partial class PyTorchReader
 
         public List<(string Path, PyDict Dict)> Dictionaries { get; } = [];
 
+        /// <summary>Dictionaries made of the tensors of a dictionary that also holds other entries.</summary>
+        public HashSet<PyDict> Partial { get; } = new(ReferenceEqualityComparer.Instance);
+
         public Dictionary<string, string> Metadata { get; } = new(StringComparer.Ordinal);
 
         public void Walk(object root)
@@ -488,6 +491,19 @@ public sealed partial class PyTorchReader
                     {
                         Dictionaries.Add((at, d));
                         return;
+                    }
+                    if (d.Entries.Any(e => e.Key is string && e.Value is TensorRef))
+                    {
+                        // Tensors beside other entries (a nested state dict, numbers): never dropped silently. They are a
+                        // dictionary of their own at this key path (its other entries are walked as usual), chosen by
+                        // --key or by size like any other, and always named among the candidates.
+                        var partial = new PyDict(d.IsOrderedDict);
+                        foreach (var (k, v) in d.Entries.Where(e => e.Key is string && e.Value is TensorRef))
+                        {
+                            partial.Set(k, v);
+                        }
+                        Partial.Add(partial);
+                        Dictionaries.Add((at, partial));
                     }
                     foreach (var (k, v) in d.Entries)
                     {

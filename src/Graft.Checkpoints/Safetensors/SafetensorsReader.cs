@@ -32,8 +32,12 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
 
     private const string MetadataKey = "__metadata__";
 
-    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
     private readonly TensorIndex<Entry> _index;
+    private readonly FileIdentity? _identity;
+    private readonly Lock _gate = new();
+    private Microsoft.Win32.SafeHandles.SafeFileHandle? _handle;
+    private int _inUse;
+    private bool _disposed;
 
     private SafetensorsReader(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle, Parsed parsed)
     {
@@ -42,6 +46,7 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
         // page cache without becoming part of this process's resident memory, and a file truncated meanwhile is an
         // error rather than a SIGBUS.
         _handle = handle;
+        _identity = FileIdentity.Of(handle);
         DataOffset = parsed.DataOffset;
         _index = new TensorIndex<Entry>(path, parsed.Entries, static e => e.Info);
         Metadata = new ReadOnlyDictionary<string, string>(parsed.Metadata);
@@ -122,8 +127,15 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     public void ReadBytes(TensorInfo tensor, Span<byte> destination)
     {
         var e = _index.FindForRead(tensor, destination);
-        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
-        FileRead.Exactly(_handle, DataOffset + e.Begin, destination, Path, e.Info.Name);
+        var handle = Acquire();
+        try
+        {
+            FileRead.Exactly(handle, DataOffset + e.Begin, destination, Path, e.Info.Name);
+        }
+        finally
+        {
+            Release();
+        }
     }
 
     /// <inheritdoc/>
@@ -132,23 +144,95 @@ public sealed unsafe class SafetensorsReader : ICheckpointReader
     {
         ArgumentNullException.ThrowIfNull(destination);
         var e = _index.Find(tensor);
-        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
-        var position = DataOffset + e.Begin;
-        var remaining = e.Info.ByteLength;
-        var direct = FileCopy.TryCopy(_handle, position, remaining, destination);
-        position += direct;
-        remaining -= direct;
-        if (remaining == 0)
+        var handle = Acquire();
+        try
         {
-            return;
+            var position = DataOffset + e.Begin;
+            var remaining = e.Info.ByteLength;
+            var direct = FileCopy.TryCopy(handle, position, remaining, destination);
+            position += direct;
+            remaining -= direct;
+            if (remaining == 0)
+            {
+                return;
+            }
+            FileRead.CopyRange(handle, position, remaining, destination, Path, e.Info.Name, CopyChunkSize);
         }
-        FileRead.CopyRange(_handle, position, remaining, destination, Path, e.Info.Name, CopyChunkSize);
+        finally
+        {
+            Release();
+        }
     }
 
     /// <summary>Releases the file. Tensors cannot be read afterwards.</summary>
     public void Dispose()
     {
-        _handle.Dispose();
+        lock (_gate)
+        {
+            _disposed = true;
+            _handle?.Dispose();
+            _handle = null;
+        }
+    }
+
+    /// <summary>True while the file is open (not <see cref="Park"/>ed).</summary>
+    internal bool IsOpen
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _handle is not null;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Closes the file while no read is under way, keeping the parsed header: the next read reopens it, after checking
+    /// that the path still names the same file (device and inode). A sharded checkpoint of thousands of shards so holds
+    /// only the shards it is reading open, not one descriptor per shard. Returns false when a read is under way.
+    /// </summary>
+    internal bool Park()
+    {
+        lock (_gate)
+        {
+            if (_inUse > 0 || _handle is null)
+            {
+                return false;
+            }
+            _handle.Dispose();
+            _handle = null;
+            return true;
+        }
+    }
+
+    private Microsoft.Win32.SafeHandles.SafeFileHandle Acquire()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_handle is null)
+            {
+                var reopened = FileIdentity.OpenInput(Path);
+                if (_identity is { } was && (FileIdentity.Of(reopened) is not { } now || !now.SameFileAs(was)))
+                {
+                    reopened.Dispose();
+                    throw new CheckpointFormatException(CheckpointErrorKind.Inconsistent, Path, null,
+                        "the file was replaced since its header was read; open the checkpoint again.");
+                }
+                _handle = reopened;
+            }
+            _inUse++;
+            return _handle;
+        }
+    }
+
+    private void Release()
+    {
+        lock (_gate)
+        {
+            _inUse--;
+        }
     }
 
     /// <summary>

@@ -11,9 +11,11 @@ namespace Graft.Checkpoints.Sharded;
 /// shard file in the same folder. Presents all shards as one checkpoint.
 /// </summary>
 /// <remarks>
-/// Shards are opened eagerly, each with <see cref="SafetensorsReader"/> (which maps and validates only headers), so
+/// Shards are opened eagerly, each with <see cref="SafetensorsReader"/> (which reads and validates only headers), so
 /// every disagreement between the index and its shards is reported at open, and listing stays as cheap as reading
-/// the headers. Shard names must be plain file names inside the index's folder, also after following links.
+/// the headers. Each shard's file is closed again once its header is checked, and reopened (after checking it is still
+/// the same file) when a tensor of it is read; at most <see cref="MaxOpenShards"/> stay open at a time, so a checkpoint
+/// of thousands of shards needs a handful of file descriptors, not one per shard. Shard names must be plain file names inside the index's folder, also after following links.
 /// Tensors are listed shard by shard (shards in ordinal name order), each shard in its file order.
 /// </remarks>
 public sealed class ShardedSafetensorsReader : ICheckpointReader
@@ -21,7 +23,12 @@ public sealed class ShardedSafetensorsReader : ICheckpointReader
     /// <summary>Largest index file accepted; real ones are a few hundred kilobytes.</summary>
     public const long MaxIndexBytes = 100_000_000;
 
+    /// <summary>Most shard files held open at once; the least recently read is closed beyond it.</summary>
+    public const int MaxOpenShards = 16;
+
     private readonly List<SafetensorsReader> _shards;
+    private readonly LinkedList<SafetensorsReader> _recent = new();
+    private readonly Lock _recentGate = new();
     private readonly TensorIndex<(TensorInfo Info, SafetensorsReader Shard)> _index;
 
     private ShardedSafetensorsReader(string path, List<SafetensorsReader> shards, Dictionary<string, string> metadata)
@@ -85,7 +92,9 @@ public sealed class ShardedSafetensorsReader : ICheckpointReader
         {
             foreach (var shard in shardNames)
             {
-                shards.Add(SafetensorsReader.Open(resolved[shard]));
+                var reader = SafetensorsReader.Open(resolved[shard]);
+                shards.Add(reader);
+                reader.Park();
             }
             for (var i = 0; i < shardNames.Count; i++)
             {
@@ -264,11 +273,28 @@ public sealed class ShardedSafetensorsReader : ICheckpointReader
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The tensor does not belong to this checkpoint, or the destination has the wrong length.</exception>
-    public void ReadBytes(TensorInfo tensor, Span<byte> destination) => Shard(tensor).ReadBytes(tensor, destination);
+    public void ReadBytes(TensorInfo tensor, Span<byte> destination) => Used(Shard(tensor)).ReadBytes(tensor, destination);
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The tensor does not belong to this checkpoint.</exception>
-    public void CopyTo(TensorInfo tensor, Stream destination) => Shard(tensor).CopyTo(tensor, destination);
+    public void CopyTo(TensorInfo tensor, Stream destination) => Used(Shard(tensor)).CopyTo(tensor, destination);
+
+    /// <summary>Marks a shard as just read and closes the least recently read ones beyond <see cref="MaxOpenShards"/>.</summary>
+    private SafetensorsReader Used(SafetensorsReader shard)
+    {
+        lock (_recentGate)
+        {
+            _recent.Remove(shard);
+            _recent.AddFirst(shard);
+            while (_recent.Count > MaxOpenShards)
+            {
+                var last = _recent.Last!.Value;
+                _recent.RemoveLast();
+                last.Park(); // a shard being read by another thread stays open until it is read next
+            }
+        }
+        return shard;
+    }
 
     /// <summary>The shard reader that holds a tensor, for zero-copy access through <see cref="SafetensorsReader.GetTensorOffset"/>.</summary>
     /// <exception cref="ArgumentException">The tensor does not belong to this checkpoint.</exception>

@@ -10,15 +10,18 @@ namespace Graft.Checkpoints.Sharded;
 /// <c>model-00001-of-0000N.safetensors</c> files, plus <c>model.safetensors.index.json</c>.
 /// </summary>
 /// <remarks>
-/// <para>Rewriting a sharded checkpoint is crash-safe: readers see the previous checkpoint or the new one, never a mix.
-/// Every file is written atomically (temporary file, flush, rename), shards first and the index last; the index rename
-/// is the commit. New shards never take the name of a shard the existing index at the same path names: when the
-/// Hugging Face names (<c>model-00001-of-00003.safetensors</c>) are taken, the new shards are named
-/// <c>model-00001-of-00003-b.safetensors</c>, and the write after that goes back to the plain names (two generations
-/// alternate). After the commit, shards the previous index named and the new one does not are deleted, only those named
-/// after this index's prefix (never another checkpoint's files). A crash before the commit leaves the previous checkpoint
-/// intact beside some unreferenced new shards; a crash after it leaves the new checkpoint beside stale old shards; both
-/// kinds are deleted by the next successful write.</para>
+/// <para>Rewriting a sharded checkpoint is crash-safe, and a writer owns only its own generation. Every file is staged in
+/// the command's <see cref="OutputSet"/> (temporary files beside their destinations) and renamed into place shards
+/// first, index last: the index rename is the commit. New shards never take an existing file's name, nor a name the
+/// existing index or any other <c>*.safetensors.index.json</c> in the folder names: the Hugging Face names
+/// (<c>model-00001-of-00003.safetensors</c>) when free, else the same with the first free suffix <c>-b</c>…<c>-z</c>
+/// (so two generations alternate). After the commit the writer deletes only shards that its own previous index named
+/// (under this writer's naming) and that no other index in the folder names: never another checkpoint's shards, never
+/// a user's file that merely has a shard's name. A crash before the commit leaves the previous checkpoint intact beside
+/// temporaries (removed by a later run once the crashed process is gone, <see cref="OutputSet"/>); a crash during the
+/// renames leaves the previous checkpoint beside unnamed new shards. A lock file beside the index
+/// (<see cref="OutputSet.Lock"/>) makes a second concurrent writer of the same index fail cleanly instead of
+/// interleaving two generations.</para>
 /// <para>Output is deterministic for a given previous state. Each shard carries the metadata <c>{"format": "pt"}</c>,
 /// which transformers expects; the index's <c>metadata</c> holds the caller's strings plus <c>total_size</c> (the number
 /// of tensor bytes, a JSON number as transformers writes it; a caller's <c>total_size</c> is replaced).</para>
@@ -69,53 +72,61 @@ public static class ShardedSafetensorsWriter
         }
 
         var groups = Split(list, maxShardBytes);
-        var previous = PreviousShards(indexPath, prefix);
-        var shardNames = ShardNames(prefix, groups.Count, suffix: "");
-        if (shardNames.Any(previous.Contains))
-        {
-            shardNames = ShardNames(prefix, groups.Count, suffix: "-b");
-        }
         var shardMetadata = new Dictionary<string, string> { ["format"] = "pt" };
         // Validate every shard header (names, Unicode) before the first file is written.
         foreach (var g in groups)
         {
             _ = SafetensorsWriter.BuildHeader(g, shardMetadata);
         }
-        var index = BuildIndex(list, groups, shardNames, metadata);
 
-        var paths = shardNames.Select(n => Path.Combine(folder, n)).ToList();
+        var set = OutputSet.CurrentOrNew(out var owned);
         try
         {
+            // One writer per index at a time: two interleaved generations would delete each other's shards.
+            set.Lock(indexPath);
+            set.AddOutput(indexPath, "output");
+            var previous = PreviousShards(indexPath, prefix);
+            var others = ShardsOfOtherIndexes(folder, fileName);
+            var shardNames = ChooseShardNames(folder, prefix, groups.Count, previous, others);
+            var index = BuildIndex(list, groups, shardNames, metadata);
+            var paths = shardNames.Select(n => Path.Combine(folder, n)).ToList();
+            foreach (var p in paths)
+            {
+                set.AddOutput(p, "output");
+            }
+            // What the previous generation owned and nothing else names: deleted once the new index is in place.
+            foreach (var stale in previous.Where(n => !others.Contains(n) && !shardNames.Contains(n)))
+            {
+                set.DeleteOnCommit(Path.Combine(folder, stale), "output");
+            }
             // One shard after the other: writing two at once was measured slower on this project's machines (2 GB
             // sharded convert, interleaved runs: median 2.08 s in parallel, 1.85 s in sequence), and it keeps at most one
-            // transformed tensor in memory.
+            // transformed tensor in memory. Shards are staged before the index, so they are renamed into place first and
+            // the index rename is the commit.
             for (var i = 0; i < groups.Count; i++)
             {
                 SafetensorsWriter.Write(paths[i], groups[i], shardMetadata);
             }
             AtomicFile.Write(indexPath, s => s.Write(index));
-        }
-        catch
-        {
-            // Nothing references this write's shards (their names are not the live index's): remove them.
-            foreach (var p in paths)
+            if (owned)
             {
-                DeleteShard(p);
+                set.Commit();
             }
-            throw;
+            return paths.AsReadOnly();
         }
-        // Committed: what the previous index named, and shards of an interrupted write, are no longer part of anything.
-        var keep = new HashSet<string>(shardNames, StringComparer.Ordinal);
-        foreach (var stale in previous.Concat(OwnShardFiles(folder, prefix)).Where(n => !keep.Contains(n)).Distinct(StringComparer.Ordinal))
+        finally
         {
-            DeleteShard(Path.Combine(folder, stale));
+            if (owned)
+            {
+                set.Dispose();
+            }
         }
-        return paths.AsReadOnly();
     }
 
     /// <summary>
-    /// Every existing file a write to <paramref name="indexPath"/> could replace or delete: the index itself, the shards
-    /// it names under this writer's naming, and other shards of that naming in its folder (full paths).
+    /// Every existing file a write to <paramref name="indexPath"/> could replace or delete: the index itself and the shards
+    /// its previous generation owns (named by the index under this writer's naming, and by no other index in the folder).
+    /// New shards never take an existing file's name.
     /// </summary>
     public static IReadOnlyList<string> FilesReplacedBy(string indexPath)
     {
@@ -127,9 +138,51 @@ public static class ShardedSafetensorsWriter
         {
             var prefix = fileName[..^IndexSuffix.Length];
             var folder = Path.GetDirectoryName(full)!;
-            files.AddRange(PreviousShards(full, prefix).Concat(OwnShardFiles(folder, prefix)).Distinct(StringComparer.Ordinal).Select(n => Path.Combine(folder, n)));
+            var others = ShardsOfOtherIndexes(folder, fileName);
+            files.AddRange(PreviousShards(full, prefix).Where(n => !others.Contains(n)).Order(StringComparer.Ordinal).Select(n => Path.Combine(folder, n)));
         }
         return files;
+    }
+
+    /// <summary>
+    /// The Hugging Face names (<c>PREFIX-00001-of-0000N.safetensors</c>) when none of them is taken, else the same with
+    /// the first suffix <c>-b</c>, <c>-c</c>… for which none is: a name is taken when the previous index or another
+    /// index in the folder names it, or any file (a user's, a crashed write's) already has it. So a write never
+    /// replaces a file it does not own, and two generations alternate.
+    /// </summary>
+    private static List<string> ChooseShardNames(string folder, string prefix, int count, HashSet<string> previous, HashSet<string> others)
+    {
+        foreach (var suffix in new[] { "" }.Concat(Enumerable.Range('b', 25).Select(c => "-" + (char)c)))
+        {
+            var names = ShardNames(prefix, count, suffix);
+            if (!names.Any(n => previous.Contains(n) || others.Contains(n) || File.Exists(Path.Combine(folder, n)) || IsLink(Path.Combine(folder, n))))
+            {
+                return names;
+            }
+        }
+        throw new InvalidInputException($"{Path.Combine(folder, prefix + IndexSuffix)}: every shard name from {prefix}-00001-of-{count:D5}.safetensors to the suffix -z is taken by another file in {folder}; move those files or choose another index name.");
+    }
+
+    private static bool IsLink(string path) => FileIdentity.Of(path, followLastLink: false) is { Kind: FileKind.SymbolicLink };
+
+    /// <summary>Every shard name that the other sharded indexes in <paramref name="folder"/> name (never deleted or replaced).</summary>
+    private static HashSet<string> ShardsOfOtherIndexes(string folder, string ownIndexName)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var other in Directory.EnumerateFiles(folder, "*" + IndexSuffix))
+            {
+                if (Path.GetFileName(other) != ownIndexName)
+                {
+                    names.UnionWith(NamedShards(other, prefix: null));
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+        return names;
     }
 
     private static List<string> ShardNames(string prefix, int count, string suffix) =>
@@ -137,7 +190,7 @@ public static class ShardedSafetensorsWriter
             .Select(i => string.Create(CultureInfo.InvariantCulture, $"{prefix}-{i:D5}-of-{count:D5}{suffix}.safetensors"))
             .ToList();
 
-    /// <summary>True for a name this writer gives shards of <paramref name="prefix"/>: <c>PREFIX-NNNNN-of-NNNNN[-b].safetensors</c>.</summary>
+    /// <summary>True for a name this writer gives shards of <paramref name="prefix"/>: <c>PREFIX-NNNNN-of-NNNNN[-b…-z].safetensors</c>.</summary>
     private static bool IsOwnShardName(string name, string prefix)
     {
         if (!name.StartsWith(prefix + "-", StringComparison.Ordinal) || !name.EndsWith(".safetensors", StringComparison.Ordinal))
@@ -145,7 +198,7 @@ public static class ShardedSafetensorsWriter
             return false;
         }
         var rest = name[(prefix.Length + 1)..^".safetensors".Length];
-        if (rest.EndsWith("-b", StringComparison.Ordinal))
+        if (rest.Length == 16 && rest[^2] == '-' && rest[^1] is >= 'b' and <= 'z')
         {
             rest = rest[..^2];
         }
@@ -153,59 +206,49 @@ public static class ShardedSafetensorsWriter
     }
 
     /// <summary>Shard names the index already at <paramref name="indexPath"/> refers to, restricted to this writer's own names.</summary>
-    private static HashSet<string> PreviousShards(string indexPath, string prefix)
+    private static HashSet<string> PreviousShards(string indexPath, string prefix) => NamedShards(indexPath, prefix);
+
+    /// <summary>
+    /// The shard names an index file names (only this writer's own names for <paramref name="prefix"/> when one is
+    /// given); empty when it is missing, not a regular file, over 64 MB or not an index.
+    /// </summary>
+    private static HashSet<string> NamedShards(string indexPath, string? prefix)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         try
         {
+            if (FileIdentity.Supported && FileIdentity.Of(indexPath) is not { Kind: FileKind.Regular })
+            {
+                return names;
+            }
             var info = new FileInfo(indexPath);
             if (!info.Exists || info.Length > 64L << 20)
             {
                 return names;
             }
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(indexPath));
+            byte[] bytes;
+            using (var fs = new FileStream(FileIdentity.OpenInput(indexPath), FileAccess.Read))
+            {
+                bytes = new byte[Math.Min(fs.Length, 64L << 20)];
+                fs.ReadExactly(bytes);
+            }
+            using var doc = JsonDocument.Parse(bytes);
             if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("weight_map", out var map) && map.ValueKind == JsonValueKind.Object)
             {
                 foreach (var e in map.EnumerateObject())
                 {
-                    if (e.Value.ValueKind == JsonValueKind.String && e.Value.GetString() is { } n && IsOwnShardName(n, prefix))
+                    if (e.Value.ValueKind == JsonValueKind.String && e.Value.GetString() is { } n && (prefix is null || IsOwnShardName(n, prefix)))
                     {
                         names.Add(n);
                     }
                 }
             }
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or JsonException or CheckpointFormatException)
         {
             // Not a readable index: nothing of it is reused or deleted; it is simply replaced.
         }
         return names;
-    }
-
-    /// <summary>Regular files in <paramref name="folder"/> named like this writer's shards of <paramref name="prefix"/>.</summary>
-    private static List<string> OwnShardFiles(string folder, string prefix)
-    {
-        try
-        {
-            return Directory.EnumerateFiles(folder, prefix + "-*.safetensors")
-                .Select(Path.GetFileName)
-                .Where(n => n is not null && IsOwnShardName(n, prefix))
-                .Select(n => n!)
-                .ToList();
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return [];
-        }
-    }
-
-    /// <summary>Best effort (a stale shard left behind is harmless: the committed index does not name it); never a link.</summary>
-    private static void DeleteShard(string path)
-    {
-        if (!new FileInfo(path).Attributes.HasFlag(FileAttributes.ReparsePoint))
-        {
-            AtomicFile.TryDelete(path);
-        }
     }
 
     private static List<List<TensorPayload>> Split(List<TensorPayload> list, long maxShardBytes)

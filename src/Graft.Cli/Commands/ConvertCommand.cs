@@ -36,6 +36,9 @@ internal static class ConvertCommand
             }
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
             using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));
+            // OUT is committed only once what the command says about it has been written: standard output on a full disk
+            // (`> /dev/full`) fails the command with no new OUT, rather than exit 3 with OUT written.
+            using var outputs = new OutputSet();
             var written = ProgressView.Run(ctx, "convert", report => CheckpointFile.Convert(reader, outPath, outFormat, maxShard,
                 report is null ? null : new Reporter(report)));
             if (parse.GetValue(json))
@@ -46,6 +49,8 @@ internal static class ConvertCommand
             {
                 ctx.Out.WriteLine(TerminalText.Escape($"{written.Path} ({written.Format}): {written.Tensors} tensors, {Format.Bytes(written.Bytes)}, from {written.Source} ({written.SourceFormat})"));
             }
+            ctx.Out.Flush();
+            outputs.Commit();
             return ExitCodes.Ok;
         });
         return cmd;

@@ -98,7 +98,8 @@ internal static class DemoCommand
 
         var report = Graft.Transfer.WeightTransfer.Files(srcPath, tplPath, outPath);
         ReportView.Render(ctx, report);
-        File.WriteAllText(Path.Combine(dir, "report.json"), report.ToJson());
+        // Like every other file the demo writes into --out DIR: atomically, never through a link or over a special file.
+        AtomicFile.Write(Path.Combine(dir, "report.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(report.ToJson())));
         o.WriteLine();
 
         // Load the result into a fresh target network and check what the transforms promise.

@@ -35,18 +35,29 @@ internal static class ShowCommand
             }
             var otherPath = parse.GetValue(compare)?.FullName;
             var otherName = parse.GetValue(compareTensor) ?? name;
-            if (outPath == path || outPath == otherPath || CheckpointFile.IsSameFile(outPath, path) || (otherPath is not null && CheckpointFile.IsSameFile(outPath, otherPath)))
-            {
-                throw new InvalidInputException($"{outPath}: the image must not overwrite a checkpoint.");
-            }
+            // The picture is checked against every file the checkpoints read (their shards and data files too) by identity.
+            using var outputs = new OutputSet();
+            outputs.AddOutput(outPath, "image");
             using var scope = NewDisposeScope();
-            var first = Load(path, name);
-            var second = otherPath is null ? null : Load(otherPath, otherName);
+            var first = Load(path, name, outputs, "checkpoint");
+            var second = otherPath is null ? null : Load(otherPath, otherName, outputs, "--compare checkpoint");
             long side = Math.Max(MaxKernelSide(first), second is null ? 0 : MaxKernelSide(second));
-            int s = parse.GetValue(scale) ?? FilterGrid.AutoScale(side);
-            if (s < 1 || s > 256)
+            var given = parse.GetValue(scale);
+            if (given is < 1 or > 256)
             {
-                throw new InvalidInputException($"--scale {s}: expected 1 to 256 pixels per kernel element.");
+                throw new InvalidInputException($"--scale {given}: expected 1 to 256 pixels per kernel element.");
+            }
+            // The image is bounded: by default the scale shrinks until every panel fits FilterGrid.DefaultPixels; a size
+            // that cannot be drawn within FilterGrid.MaxPixels is refused, before any pixel is allocated.
+            long[][] shapes = second is null ? [first.shape] : [first.shape, second.shape];
+            int s = given ?? shapes.Select(sh => FilterGrid.FitScale(sh, FilterGrid.AutoScale(side), FilterGrid.DefaultPixels) ?? 1).Min();
+            foreach (var sh in shapes)
+            {
+                if (!FilterGrid.TrySize(sh, s, out var w, out var h) || w > FilterGrid.MaxPixels / h)
+                {
+                    var size = w > 0 && h > 0 ? $"{w}×{h} pixels" : "too many pixels to count";
+                    throw new InvalidInputException($"{new Shape(sh)} at {s} pixels per kernel element would be {size}, over the {FilterGrid.MaxPixels} pixels (4096×4096) show draws; {(given is null ? "the tensor has too many filters to draw" : "pass a smaller --scale")}.");
+                }
             }
             var panels = new List<(Raster, string, string)> { Panel(path, name, first, s) };
             if (second is not null)
@@ -55,15 +66,17 @@ internal static class ShowCommand
             }
             using var bmp = Png.Panels(panels);
             Png.Write(outPath, bmp);
+            outputs.Commit();
             ctx.Out.WriteLine(TerminalText.Escape($"wrote {outPath} ({bmp.Width}×{bmp.Height}): {string.Join("; ", panels.Select(p => p.Item2 + " — " + p.Item3))}"));
             return ExitCodes.Ok;
         });
         return cmd;
     }
 
-    private static Tensor Load(string path, string name)
+    private static Tensor Load(string path, string name, OutputSet outputs, string role)
     {
         using var reader = CheckpointFile.Open(path);
+        outputs.AddInput(reader, role);
         if (!reader.TryGetTensor(name, out var info))
         {
             var convs = reader.Tensors.Where(t => t.Shape.Rank >= 3).Select(t => t.Name).Take(12).ToList();

@@ -33,18 +33,25 @@ internal static class TransferCommand
             var tpl = parse.GetValue(into)!.FullName;
             var outPath = parse.GetValue(output)!.FullName;
             var reportPath = parse.GetValue(report)?.FullName;
-            if (reportPath is not null && (reportPath == outPath || CheckpointFile.IsSameFile(reportPath, src) || CheckpointFile.IsSameFile(reportPath, tpl)
-                || CheckpointFile.IsSameFile(reportPath, outPath)))
-            {
-                throw new InvalidInputException($"{reportPath}: the report must not overwrite the source, the template or the output.");
-            }
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
-            var result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.WeightTransfer.Files(src, tpl, outPath, policy,
-                report is null ? null : new Reporter(report), parse.GetValue(outFormat),
-                refuse: policyOptions.PreserveFunction(parse) ? KeepsFunction : null, maxShardBytes: maxShard));
-            if (reportPath is not null)
+            // OUT (with its shards or data file) and the report are one output set: checked against every file the source
+            // and template read before anything is written, staged, and renamed into place together at the end, or not
+            // at all (a report that cannot be written leaves no new OUT).
+            TransferReport result;
+            using (var outputs = new OutputSet())
             {
-                AtomicFile.Write(reportPath, result.WriteJson);
+                if (reportPath is not null)
+                {
+                    outputs.AddOutput(reportPath, "report");
+                }
+                result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.WeightTransfer.Files(src, tpl, outPath, policy,
+                    report is null ? null : new Reporter(report), parse.GetValue(outFormat),
+                    refuse: policyOptions.PreserveFunction(parse) ? KeepsFunction : null, maxShardBytes: maxShard));
+                if (reportPath is not null)
+                {
+                    AtomicFile.Write(reportPath, result.WriteJson);
+                }
+                outputs.Commit();
             }
             if (parse.GetValue(json))
             {

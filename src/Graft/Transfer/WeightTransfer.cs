@@ -141,6 +141,32 @@ public static class WeightTransfer
         ArgumentException.ThrowIfNullOrEmpty(sourcePath);
         ArgumentException.ThrowIfNullOrEmpty(templatePath);
         ArgumentException.ThrowIfNullOrEmpty(outputPath);
+        // Every file of the output (shards, ONNX data) and the inputs' files join one output set: staged together,
+        // committed together, or (on any failure) none of them; a caller's set (the CLI's, with its report) commits them.
+        var set = OutputSet.CurrentOrNew(out var owned);
+        try
+        {
+            var report = FilesInto(sourcePath, templatePath, outputPath, policy, progress, outputFormat, sourceFormat, templateFormat, refuse, maxShardBytes);
+            if (owned)
+            {
+                set.Commit();
+            }
+            return report;
+        }
+        finally
+        {
+            if (owned)
+            {
+                set.Dispose();
+            }
+        }
+    }
+
+    /// <summary>The body of <see cref="Files"/>, inside the ambient output set (its writers stage into it).</summary>
+    private static TransferReport FilesInto(string sourcePath, string templatePath, string outputPath, TransferPolicy? policy,
+        IProgress<TransferProgress>? progress, string? outputFormat, string? sourceFormat, string? templateFormat,
+        Func<TransferPlan, IReadOnlyList<string>>? refuse, long? maxShardBytes)
+    {
         using var source = CheckpointFile.Open(sourcePath, sourceFormat);
         using var template = CheckpointFile.Open(templatePath, templateFormat);
         // The same rule as convert: the extension names the format, or the caller does; nothing is written under a name

@@ -70,6 +70,67 @@ public static class FilterGrid
     /// <summary>Colour of the gaps: a muted blue that no weight value maps to.</summary>
     public static readonly (byte R, byte G, byte B) GapColour = (48, 64, 112);
 
+    /// <summary>
+    /// The most pixels an image may have (4096 × 4096): its RGB raster and the bitmap encoded from it stay near 120 MB.
+    /// <see cref="Render"/> refuses more; callers pick a smaller scale (<see cref="FitScale"/>) or refuse.
+    /// </summary>
+    public const long MaxPixels = 4096L * 4096;
+
+    /// <summary>The default image budget (2048 × 2048 pixels): the automatic scale shrinks until the image fits it.</summary>
+    public const long DefaultPixels = 2048L * 2048;
+
+    /// <summary>
+    /// The size of the image <see cref="Render"/> draws for a weight of <paramref name="shape"/> at <paramref name="scale"/>
+    /// pixels per element, computed with checked arithmetic; false when it does not even fit a 64-bit count.
+    /// </summary>
+    public static bool TrySize(long[] shape, int scale, out long width, out long height)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        Check(shape, "weight");
+        width = height = 0;
+        try
+        {
+            var (cols, rows, tileW, tileH) = Layout(shape, scale);
+            width = checked((cols * (tileW + Gap)) + Gap);
+            height = checked((rows * (tileH + Gap)) + Gap);
+            _ = checked(width * height * 3);
+            return true;
+        }
+        catch (OverflowException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// The largest scale from <paramref name="preferred"/> down to 1 at which the image has at most
+    /// <paramref name="budget"/> pixels; null when even scale 1 has more.
+    /// </summary>
+    public static int? FitScale(long[] shape, int preferred, long budget = DefaultPixels)
+    {
+        for (var s = preferred; s >= 1; s--)
+        {
+            if (TrySize(shape, s, out var w, out var h) && w <= budget / h)
+            {
+                return s;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Grid columns and rows and the tile size in pixels, with checked arithmetic.</summary>
+    private static (long Cols, long Rows, long TileW, long TileH) Layout(long[] shape, int scale)
+    {
+        long outs = shape[0], ins = shape[1];
+        var (kh, kw) = shape.Length == 3 ? (1L, shape[2]) : (shape[^2], shape[^1]);
+        var mode = ModeFor(shape);
+        bool grid = mode != FilterGridMode.PerInput || ins == 1;
+        long tiles = grid ? outs : checked(outs * ins);
+        long cols = grid ? (long)Math.Ceiling(Math.Sqrt(tiles)) : ins;
+        long rows = grid ? (tiles + cols - 1) / Math.Max(1, cols) : outs;
+        return (cols, rows, checked(kw * scale), checked(kh * scale));
+    }
+
     /// <summary>The pixel scale that makes the larger kernel side about <paramref name="targetPixels"/> pixels.</summary>
     public static int AutoScale(long kernelSide, int targetPixels = 32) => (int)Math.Max(1, Math.Min(64, (targetPixels + kernelSide - 1) / Math.Max(1, kernelSide)));
 
@@ -126,8 +187,12 @@ public static class FilterGrid
         var norm = max > 0 ? (w / (2 * max)) + 0.5 : zeros_like(w) + 0.5;
         var values = norm.clamp(0, 1).contiguous().data<float>().ToArray();
         long outs = w.shape[0], ins = w.shape[1], kh = w.shape[2], kw = w.shape[3];
-        int s = scale ?? AutoScale(Math.Max(kh, kw));
+        int s = scale ?? FitScale(shape, AutoScale(Math.Max(kh, kw)), DefaultPixels) ?? 1;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(s, nameof(scale));
+        if (!TrySize(shape, s, out var width, out var height) || width > MaxPixels / height)
+        {
+            throw new ArgumentException($"{name}: at {s} pixels per element the image would be {(width > 0 && height > 0 ? $"{width}×{height} pixels" : "too large to count")}, over the {MaxPixels} pixels Graft draws; choose a smaller scale.", nameof(scale));
+        }
 
         // Tiles: Rgb and mean → one per filter in a square-ish grid; per-input → a row per filter, a column per input
         // (with a single input, a square grid as well).

@@ -345,6 +345,31 @@ public sealed class PyTorchHostileInputTests : IDisposable
         Expect.Fails(path, CheckpointErrorKind.ForbiddenOpcode, "persistent id");
     }
 
+    private static object[] FloatTensor(string storage) =>
+        [Rebuild, '(', .. Tuple("storage", FloatStorage, storage, "cpu", 4L), 'Q', 0L, .. Tuple(4L), .. Tuple(1L), (byte)0x89, OrderedDict, ')', 'R', 't', 'R'];
+
+    [Fact]
+    public void Open_TensorsBesideANestedDictionary_AreACandidateNotDropped()
+    {
+        // {"w": tensor, "epoch": 3, "sub": {"v": tensor}}: "w" sits beside a number and a nested state dict.
+        var pkl = Assemble([(byte)0x80, (byte)2, '}', '(', "w", .. FloatTensor("0"), "epoch", 3, "sub", '}', '(', "v", .. FloatTensor("1"), 'u', 'u', '.']);
+        var path = Checkpoint(pkl, [("0", new byte[16]), ("1", new byte[16])]);
+        using (var reader = PyTorchReader.Open(path))
+        {
+            Assert.Equal(["", "sub"], reader.TensorDictionaries.Select(d => d.KeyPath));
+            Assert.Contains("beside other entries", reader.SelectionReason, StringComparison.Ordinal);
+        }
+        using (var top = PyTorchReader.Open(path, ""))
+        {
+            Assert.Equal(["w"], top.Tensors.Select(t => t.Name));
+            Assert.Equal("3", top.Metadata["epoch"]);
+        }
+        using (var sub = PyTorchReader.Open(path, "sub"))
+        {
+            Assert.Equal(["v"], sub.Tensors.Select(t => t.Name));
+        }
+    }
+
     [Fact]
     public void Open_LegacyFixtureTruncated_IsOutOfBounds()
     {

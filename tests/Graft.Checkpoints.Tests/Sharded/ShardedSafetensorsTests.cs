@@ -86,28 +86,106 @@ public sealed class ShardedSafetensorsTests : IDisposable
     }
 
     [Fact]
-    public void Write_RemovesOrphansOfAnInterruptedWrite_ButNoOtherFile()
+    public void Write_FilesNoIndexNames_AreNeverDeletedOrReplaced_EvenWithShardNames()
     {
         var index = _dir.File("model.safetensors.index.json");
-        // Left by a write killed before its index was renamed into place, and files that are not this index's shards.
-        string[] orphans = ["model-00001-of-00007.safetensors", "model-00003-of-00004-b.safetensors"];
+        // Files that merely look like this index's shards (a user's, a copy's) and files of other names: none is ours.
+        string[] lookalikes = ["model-00001-of-00007.safetensors", "model-00003-of-00004-b.safetensors", "model-00001-of-00001.safetensors"];
         string[] others = ["other-00001-of-00002.safetensors", "model-final.safetensors", "model-00001-of-00002.safetensors.bak", "notes.txt"];
-        foreach (var f in orphans.Concat(others))
+        foreach (var f in lookalikes.Concat(others))
         {
             File.WriteAllBytes(_dir.File(f), [1, 2, 3]);
         }
-        ShardedSafetensorsWriter.Write(index, [P("a", 10)], null, maxShardBytes: 100);
-        Assert.Equal(others.Append("model-00001-of-00001.safetensors").Append("model.safetensors.index.json").Order(StringComparer.Ordinal), Files());
+        var written = ShardedSafetensorsWriter.Write(index, [P("a", 10)], null, maxShardBytes: 100);
+        // The plain name is taken by a file no index names: the new shard takes the next generation's name instead.
+        Assert.Equal(["model-00001-of-00001-b.safetensors"], written.Select(Path.GetFileName));
+        Assert.Equal(lookalikes.Concat(others).Append("model-00001-of-00001-b.safetensors").Append("model.safetensors.index.json").Order(StringComparer.Ordinal), Files());
+        foreach (var f in lookalikes.Concat(others))
+        {
+            Assert.Equal([1, 2, 3], File.ReadAllBytes(_dir.File(f)));
+        }
     }
 
     [Fact]
-    public void FilesReplacedBy_NamesTheIndexItsShardsAndOrphans()
+    public void Write_ShardsAnotherIndexNames_AreNeitherReplacedNorDeleted()
+    {
+        // d/other.safetensors.index.json names model-0000N-of-00003.safetensors: a checkpoint beside ours with our names.
+        var other = _dir.File("other.safetensors.index.json");
+        var index = _dir.File("model.safetensors.index.json");
+        ShardedSafetensorsWriter.Write(index, [P("a", 10, 5), P("b", 10, 5), P("c", 10, 5)], null, maxShardBytes: 40);
+        File.Move(index, other);
+        var before = Directory.GetFiles(_dir.Path).ToDictionary(f => f, File.ReadAllBytes);
+        for (var round = 0; round < 3; round++)
+        {
+            ShardedSafetensorsWriter.Write(index, [P("a", 10, 1), P("b", 10, 1), P("c", 10, 1)], null, maxShardBytes: 40);
+            ShardedSafetensorsWriter.Write(index, [P("a", 10, 2)], null, maxShardBytes: 100);
+        }
+        foreach (var (f, bytes) in before)
+        {
+            Assert.Equal(bytes, File.ReadAllBytes(f));
+        }
+        using (var r = ShardedSafetensorsReader.Open(other))
+        {
+            Assert.Equal(3, r.ShardPaths.Count);
+        }
+        using (var r = ShardedSafetensorsReader.Open(index))
+        {
+            Assert.Equal(["a"], r.Tensors.Select(t => t.Name));
+        }
+        // Only the other checkpoint, ours, and nothing of our earlier generations.
+        Assert.Equal(before.Count + 2, Files().Length);
+        Assert.DoesNotContain(_dir.File("model-00001-of-00003.safetensors"), ShardedSafetensorsWriter.FilesReplacedBy(index));
+    }
+
+    [Fact]
+    public void Write_TwoConcurrentWritersOfOneIndex_TenRounds_IndexAlwaysNamesCompleteShards()
+    {
+        var index = _dir.File("model.safetensors.index.json");
+        int losses = 0;
+        for (var round = 0; round < 10; round++)
+        {
+            var errors = new System.Collections.Concurrent.ConcurrentBag<Exception>();
+            var threads = Enumerable.Range(0, 2).Select(w => new Thread(() =>
+            {
+                try
+                {
+                    ShardedSafetensorsWriter.Write(index, Enumerable.Range(0, 6).Select(i => P($"t{i}", 4096, (byte)(w + 1))), null, maxShardBytes: 20_000 + 4096 * w);
+                }
+                catch (IOException ex)
+                {
+                    errors.Add(ex);
+                }
+            })).ToList();
+            threads.ForEach(t => t.Start());
+            threads.ForEach(t => t.Join());
+            foreach (var e in errors)
+            {
+                // The loser fails cleanly, saying why; it wrote nothing.
+                Assert.Contains("another graft process is writing it", e.Message, StringComparison.Ordinal);
+                losses++;
+            }
+            Assert.True(errors.Count < 2, $"round {round}: both writers failed");
+            using var r = ShardedSafetensorsReader.Open(index);
+            Assert.Equal(6, r.Tensors.Count);
+            foreach (var t in r.Tensors)
+            {
+                var b = new byte[t.ByteLength];
+                r.ReadBytes(t, b);
+            }
+            // Every shard file in the folder is one the index names: no generation left behind, none missing.
+            Assert.Equal(r.ShardPaths.Select(Path.GetFileName).Append("model.safetensors.index.json").Order(StringComparer.Ordinal), Files());
+        }
+        Assert.True(losses <= 10);
+    }
+
+    [Fact]
+    public void FilesReplacedBy_NamesTheIndexAndTheShardsItsPreviousGenerationOwns()
     {
         var index = _dir.File("m.safetensors.index.json");
         ShardedSafetensorsWriter.Write(index, [P("a", 10), P("b", 10)], null, maxShardBytes: 40);
         File.WriteAllBytes(_dir.File("m-00009-of-00009.safetensors"), [0]);
         File.WriteAllBytes(_dir.File("n-00001-of-00001.safetensors"), [0]);
-        Assert.Equal(["m-00001-of-00002.safetensors", "m-00002-of-00002.safetensors", "m-00009-of-00009.safetensors", "m.safetensors.index.json"],
+        Assert.Equal(["m-00001-of-00002.safetensors", "m-00002-of-00002.safetensors", "m.safetensors.index.json"],
             ShardedSafetensorsWriter.FilesReplacedBy(index).Select(f => Path.GetFileName(f)!).Order(StringComparer.Ordinal));
     }
 

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Graft against TorchSharp.PyBridge 1.4.4 on the same files: what each loads into a TorchVision ResNet-50, what each
-# refuses (and how), how fast (in-process, median of N after a warm-up, model built before the clock) and peak memory
-# (one load in its own process, /usr/bin/time %M; process start, libtorch and the model included).
+# refuses (and how), how fast (both tools interleaved in one process: a warm-up load each, then N rounds alternating
+# the order, a full GC before every load, the model built before the clock; medians) and peak memory (one load in its
+# own process, /usr/bin/time %M; process start, libtorch and the model included).
 #   Graft:    Transfer.IntoModule(file, model)              (adapts what differs, reports every tensor)
 #   PyBridge: model.load_py(file) / model.load_safetensors(file)   (strict: names and shapes must match)
 # Files: a torch.save'd ResNet-50 state dict (real PyTorch), its safetensors copy (graft convert), the same into a
 # 10-class model (shapes differ at the head), tests/fixtures' hostile pickle (os.system), a truncated .pt and a
 # safetensors header declaring 1 TB.
-# Usage: bench/compare/graft-vs-pybridge.sh [repetitions]     (PYTHON=/path/to/python3 with torch to override)
+# Usage: bench/compare/graft-vs-pybridge.sh [rounds]   (default 9)     (PYTHON=/path/to/python3 with torch to override)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-reps="${1:-5}"
+reps="${1:-9}"
 python="${PYTHON:-/usr/bin/python3}"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 . bench/compare/lib.sh
@@ -43,7 +44,18 @@ run() {  # run TOOL FILE CLASSES REPS -> "result | peak MiB"
   printf '%s | %s' "$line" "$peak"
 }
 
-echo "$(nproc) cores; $reps repetitions after a warm-up, medians; page cache warm; TorchVision ResNet-50 (25.6 M parameters)"
+echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); page cache warm; TorchVision ResNet-50 (25.6 M parameters)"
+echo
+echo "Same shapes, both tools interleaved in one process ($reps rounds after a warm-up, GC before each load; medians):"
+echo
+echo "| file | Graft ms | PyBridge ms | Graft / PyBridge |"
+echo "|---|--:|--:|--:|"
+for file in resnet50.pt resnet50.safetensors; do
+  read -r _ g _ p _ r <<<"$(dotnet "$work/cmp/PyBridgeCompare.dll" interleaved "$work/$file" 1000 "$reps")"
+  echo "| $file | $g | $p | $r |"
+done
+echo
+echo "Each file and tool alone (median of $reps after a warm-up; peak RSS of one load in its own process):"
 echo
 echo "| file | into | tool | result (ms, median) | peak MiB |"
 echo "|---|---|---|---|--:|"

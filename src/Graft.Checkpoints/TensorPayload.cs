@@ -40,6 +40,13 @@ public abstract class TensorPayload
     public virtual bool IsComputed => false;
 
     /// <summary>
+    /// Writes the bytes straight into <paramref name="destination"/> (exactly <see cref="ByteLength"/> long) when that
+    /// costs no intermediate buffer (a tensor read from a checkpoint lands in the destination by one positioned read;
+    /// bytes in memory by one copy); returns false when the payload can only stream (<see cref="WriteTo"/>).
+    /// </summary>
+    internal virtual bool TryReadInto(Span<byte> destination) => false;
+
+    /// <summary>
     /// A payload that writes exactly like <paramref name="inner"/> and then calls <paramref name="written"/> (for
     /// progress): writers may list every payload before writing any, so progress must come from the writes themselves.
     /// </summary>
@@ -67,6 +74,16 @@ public abstract class TensorPayload
             inner.WriteTo(destination);
             written(inner);
         }
+
+        internal override bool TryReadInto(Span<byte> destination)
+        {
+            if (!inner.TryReadInto(destination))
+            {
+                return false;
+            }
+            written(inner);
+            return true;
+        }
     }
 
     private sealed class MemoryPayload : TensorPayload
@@ -83,6 +100,12 @@ public abstract class TensorPayload
         }
 
         public override void WriteTo(Stream destination) => destination.Write(_bytes.Span);
+
+        internal override bool TryReadInto(Span<byte> destination)
+        {
+            _bytes.Span.CopyTo(destination);
+            return true;
+        }
     }
 
     private sealed class CheckpointPayload : TensorPayload
@@ -97,5 +120,11 @@ public abstract class TensorPayload
         }
 
         public override void WriteTo(Stream destination) => _reader.CopyTo(_tensor, destination);
+
+        internal override bool TryReadInto(Span<byte> destination)
+        {
+            _reader.ReadBytes(_tensor, destination);
+            return true;
+        }
     }
 }

@@ -88,6 +88,9 @@ public sealed class StateDictCheckpoint : ICheckpointReader
         }
     }
 
+    /// <summary>The module's own tensor of that name (the one a load writes into).</summary>
+    internal Tensor Tensor(string name) => Get(_infos.TryGetValue(name, out var info) ? info : throw new ArgumentException($"{Path} has no tensor '{name}'."));
+
     /// <summary>Nothing to release: the tensors belong to their module.</summary>
     public void Dispose()
     {

@@ -152,6 +152,10 @@ public static class TensorBridge
     private static unsafe void WriteInPlace(TensorPayload payload, Tensor destination)
     {
         var span = destination.bytes;
+        if (payload.TryReadInto(span))
+        {
+            return;
+        }
         fixed (byte* p = span)
         {
             using var stream = new UnmanagedMemoryStream(p, span.Length, span.Length, FileAccess.Write);

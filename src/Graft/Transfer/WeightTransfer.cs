@@ -253,8 +253,14 @@ public static class WeightTransfer
 
     /// <summary>
     /// Transfers a checkpoint (any format Graft reads, or a module's state as <see cref="StateDictCheckpoint"/>) into
-    /// a live module in place, and returns the report. Nothing is written to the module unless the whole plan succeeds
-    /// (strict refusals, rename conflicts and disagreeing groups throw first).
+    /// a live module in place, and returns the report. Nothing is written to the module until every check that can
+    /// fail before data moves has passed: names, rename conflicts, strict refusals, shapes and dtypes of every planned
+    /// chain, disagreeing channel groups, and the byte ranges of every source tensor (checked when the file is opened).
+    /// Then each tensor is written once: plain copies stream from the file straight into the parameter's storage (no
+    /// intermediate array), tensors computed with libtorch are made one at a time after them (while they stream,
+    /// libtorch's numerics self-check runs on another thread), and tensors kept from the template are not touched. What can still interrupt a load half-way is an I/O error while reading (the
+    /// file truncated or a disk failing under the load): the tensors written before it hold the checkpoint's values,
+    /// the rest their previous ones, and the exception says which file failed.
     /// </summary>
     /// <param name="source">The source tensors.</param>
     /// <param name="target">The module receiving them; its current values serve as the template's init.</param>
@@ -267,18 +273,43 @@ public static class WeightTransfer
         var groups = inputShape is null ? null : ChannelTracer.Trace(target, inputShape, DTypeOf(target));
         using var t = StateDictCheckpoint.FromModule(target, "<target module>");
         var run = Start(source, t, policy, groups);
-        // Materialise every output before writing any, so the target's own values still serve as template init.
-        var computed = run.Outputs.Select(p =>
+        var targets = run.Plan.Targets;
+        var outputs = run.Outputs;
+        bool libTorch = targets.Any(p => p.Engine == TargetEngine.LibTorch);
+        if (libTorch)
         {
-            var bytes = new byte[p.ByteLength];
-            using (var ms = new MemoryStream(bytes))
+            // The numerics guard's self-check (tens of milliseconds cold) runs on the warm-up thread while the copies
+            // below stream; the computed tensors come last and find its verdict ready.
+            TensorBridge.WarmUp();
+        }
+        try
+        {
+            // A kept tensor is the module's own value already. Every other output reads only the source and its own
+            // template tensor, and a computed one is made whole before it is written, so writing in place as we go
+            // gives the same module as materialising everything first, without a second copy of the checkpoint.
+            Write(computedByLibTorch: false);
+            if (libTorch)
             {
-                p.WriteTo(ms);
+                Write(computedByLibTorch: true);
             }
-            return TensorPayload.FromBytes(p.Name, p.DType, p.Shape, bytes);
-        }).ToList();
-        StateDictCheckpoint.LoadInto(target, computed);
-        return run.Report(new ReportFile(t.Path, "module", computed.Count));
+        }
+        catch
+        {
+            TensorBridge.AfterWarmUp();
+            throw;
+        }
+        return run.Report(new ReportFile(t.Path, "module", targets.Count));
+
+        void Write(bool computedByLibTorch)
+        {
+            for (int i = 0; i < targets.Count; i++)
+            {
+                if (targets[i].Status != TargetStatus.Kept && (targets[i].Engine == TargetEngine.LibTorch) == computedByLibTorch)
+                {
+                    TensorBridge.CopyInto(outputs[i], t.Tensor(targets[i].Target.Name));
+                }
+            }
+        }
     }
 
     /// <summary>Opens <paramref name="sourcePath"/> (format detected, or <paramref name="sourceFormat"/>) and transfers it into a live module.</summary>

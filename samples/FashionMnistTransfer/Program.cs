@@ -73,10 +73,10 @@ foreach (int n in options.Sizes)
             }
             var curve = new List<(int Epoch, double Accuracy)> { (0, Training.Accuracy(model, curveX, curveY)) };
             var epochWatch = Stopwatch.StartNew();
-            double trainSeconds = 0;
+            var epochSeconds = new List<double>();
             Training.Fit(model, trainX, trainY, options.Recipe, pretrained: arm != Arm.Scratch, seed, epoch =>
             {
-                trainSeconds += epochWatch.Elapsed.TotalSeconds;
+                epochSeconds.Add(epochWatch.Elapsed.TotalSeconds);
                 if (options.CurveEpochs.Contains(epoch))
                 {
                     curve.Add((epoch, Training.Accuracy(model, curveX, curveY)));
@@ -86,10 +86,10 @@ foreach (int n in options.Sizes)
             });
             double accuracy = Training.Accuracy(model, testX, testY);
             runs.Add(new RunResult(n, seed, Words.Of(arm), accuracy, curve.Select(c => new CurvePoint(c.Epoch, c.Accuracy)).ToList(),
-                report is null ? null : transferSeconds, trainSeconds / options.Recipe.Epochs));
+                report is null ? null : transferSeconds, EpochSeconds(epochSeconds)));
             Progress(log, "");
             log.WriteLine(string.Format(inv, "N = {0,5}, seed {1}, {2,-11} test accuracy {3,6:P1}   ({4:F1} s an epoch)",
-                n, seed, Words.Of(arm), accuracy, trainSeconds / options.Recipe.Epochs));
+                n, seed, Words.Of(arm), accuracy, EpochSeconds(epochSeconds)));
         }
         trainX.Dispose();
         trainY.Dispose();
@@ -120,6 +120,10 @@ static string Describe(TransferReport report)
     return $"{report.Targets.Count} tensors: {string.Join(", ", counts)}" + Environment.NewLine + "  " + string.Join(Environment.NewLine + "  ", notable);
 }
 
+// The median epoch after the first (which warms up: JIT, allocator), or the only one.
+static double EpochSeconds(List<double> epochs) =>
+    epochs.Count == 1 ? epochs[0] : epochs.Skip(1).Order().ElementAt((epochs.Count - 1) / 2);
+
 static void Progress(TextWriter log, string text)
 {
     if (!Console.IsErrorRedirected && ReferenceEquals(log, Console.Error) || !Console.IsOutputRedirected && ReferenceEquals(log, Console.Out))
@@ -136,7 +140,7 @@ internal static class Words
     public static string Of(Arm arm) => arm switch { Arm.Transferred => "transferred", Arm.StemReinit => "stem-reinit", _ => "scratch" };
 }
 
-/// <summary>One fine-tuning run.</summary>
+/// <summary>One fine-tuning run; <c>EpochSeconds</c> is the median training time of an epoch after the first.</summary>
 internal sealed record RunResult(int N, int Seed, string Arm, double Accuracy, IReadOnlyList<CurvePoint> Curve, double? TransferSeconds, double EpochSeconds);
 
 /// <summary>Test accuracy (on the curve subset) after an epoch; epoch 0 is before fine-tuning.</summary>

@@ -20,7 +20,7 @@ internal sealed record Options(
         var values = new Dictionary<string, string>
         {
             ["--n"] = quick ? "100" : "100,1000", ["--seeds"] = quick ? "1" : "3", ["--epochs"] = quick ? "1" : "15",
-            ["--lr"] = "3e-4", ["--bn"] = "frozen", ["--warmup"] = quick ? "0" : "1", ["--size"] = "64",
+            ["--lr"] = "3e-4", ["--bn"] = "frozen", ["--warmup"] = quick ? "0" : "1", ["--size"] = quick ? "32" : "64",
             ["--test-per-class"] = quick ? "20" : "200", ["--curve-images"] = "500",
             ["--arms"] = "transferred,stem-reinit,scratch", ["--data"] = FashionMnist.DefaultFolder,
         };

@@ -50,4 +50,32 @@ public class SamplesTests
         Assert.Contains("pair: conv1 ← Convolution249", stdout);
         Assert.Matches(@"loss [\d.]+ → [\d.]+ after 3 steps", stdout);
     }
+
+    /// <summary>
+    /// ML.NET's ImageNet ResNet-18 (ONNX, tensors named Parameter91, Constant98 …) carried into a 1-channel, 10-class
+    /// TorchVision ResNet by graph matching alone, then the three arms fine-tuned on real Fashion-MNIST images. Needs
+    /// Debian's dataset-fashion-mnist: the sample installs it as root; elsewhere this test says what to run.
+    /// </summary>
+    [Fact]
+    public void FashionMnistTransfer_Quick_CarriesTheOnnxNetworkAndTrainsAllThreeArms()
+    {
+        if (!File.Exists("/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz") && Environment.UserName != "root")
+        {
+            Assert.Fail("Fashion-MNIST is not installed and this process cannot install it: run `sudo apt-get install dataset-fashion-mnist`");
+        }
+        var (code, stdout, stderr) = CliHarness.RunDll(SampleDll("FashionMnistTransfer"), Timeout, null, "--quick");
+        Assert.True(code == 0, stdout + stderr);
+        // The stem is the one adapted tensor (3 RGB inputs summed to 1), the new 10-class head keeps its own init, and
+        // every other tensor of the [2, 2, 2, 3] network is carried from the ONNX file.
+        Assert.Matches(@"conv1\.weight adapted: stem inputs 3→1: sum over the source inputs", stdout);
+        Assert.Matches(@"fc\.weight kept", stdout);
+        foreach (var arm in new[] { "transferred", "stem-reinit", "scratch" })
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(stdout, $@"seed 1, {arm} +test accuracy +([\d.]+) %");
+            Assert.True(m.Success, $"no accuracy for {arm}:\n{stdout}");
+            double accuracy = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.InRange(accuracy, 0, 100);
+        }
+        Assert.Matches(@"\| 100 \| [\d.]+ ± 0\.0 % \| [\d.]+ ± 0\.0 % \| [\d.]+ ± 0\.0 % \|", stdout);
+    }
 }

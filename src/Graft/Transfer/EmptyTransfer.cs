@@ -41,8 +41,27 @@ internal static class EmptyTransfer
         return layers.Count;
     }
 
-    /// <summary>The template's classifier head: the layer of its last rank-2 weight, or null.</summary>
-    internal static string? HeadLayer(IReadOnlyList<TensorInfo> template)
+    /// <summary>
+    /// The template's classifier head: the layer of the last weight the policy's <see cref="TransferPolicy.HeadPattern"/>
+    /// names (the planner's own test for a head), or null. The last linear layer of a network is not a head by shape
+    /// alone: a template of two linear layers whose first has no source carries its second for real.
+    /// </summary>
+    internal static string? HeadLayer(IReadOnlyList<TensorInfo> template, TransferPolicy policy)
+    {
+        var head = NamePatterns.CompileRegex(policy.HeadPattern, "Head pattern (TransferPolicy.HeadPattern)");
+        for (int i = template.Count - 1; i >= 0; i--)
+        {
+            var n = TensorName.Parse(template[i].Name);
+            if (n.IsLayerWeight && head.IsMatch(template[i].Name))
+            {
+                return n.Layer;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The layer of the template's last rank-2 weight (a network's last linear layer: its classifier, read by structure), or null.</summary>
+    internal static string? LastLinearLayer(IReadOnlyList<TensorInfo> template)
     {
         for (int i = template.Count - 1; i >= 0; i--)
         {
@@ -58,7 +77,7 @@ internal static class EmptyTransfer
     /// <summary>Throws <see cref="TransferRefusedException"/> when the plan carries nothing but (at most) a head.</summary>
     internal static void Check(TransferPlan plan, IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template)
     {
-        var headLayer = HeadLayer(template);
+        var headLayer = HeadLayer(template, plan.Policy);
         if (template.Count == 0 || plan.Policy.Strict || CarriedLayers(plan, headLayer, out bool head) > 0
             || (head && template.All(t => TensorName.LayerOf(t.Name) == headLayer)))
         {

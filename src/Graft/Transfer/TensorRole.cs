@@ -62,7 +62,7 @@ public static class TensorRoles
         ArgumentNullException.ThrowIfNull(tensors);
         var roles = new Dictionary<string, RoleEvidence>(tensors.Count, StringComparer.Ordinal);
         var layers = LayerGroups.Of(tensors);
-        var head = EmptyTransfer.HeadLayer(tensors);
+        var head = EmptyTransfer.LastLinearLayer(tensors);
         for (int l = 0; l < layers.Count; l++)
         {
             var members = layers.Members(l);

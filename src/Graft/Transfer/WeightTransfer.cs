@@ -79,7 +79,7 @@ public static class WeightTransfer
             (effective, matches, notes, sourceHasNoHead) = (byGraph.Source, byGraph.Matches, byGraph.Notes, byGraph.SourceHasNoHead);
         }
         var plan = TransferPlanner.Plan(effective.Tensors, template.Tensors, policy, source.Path, template.Path, groups, matches);
-        if (sourceHasNoHead && EmptyTransfer.HeadLayer(template.Tensors) is { } head)
+        if (sourceHasNoHead && EmptyTransfer.LastLinearLayer(template.Tensors) is { } head)
         {
             // A feature extractor (no classifier in the graph): the template's head is new, as one with another class count.
             plan = plan with

@@ -130,6 +130,15 @@ public sealed class PlanReportAgreesTests : IDisposable
                     Assert.False(File.Exists(output));
                     return;
                 }
+                catch (TransferRefusedException planRefused)
+                {
+                    // A template none of whose layers outside the head has a source (only `extra`, say): both refuse,
+                    // with the same words, and nothing is written.
+                    var transferRefused = Assert.Throws<TransferRefusedException>(() => Graft.Transfer.WeightTransfer.Files(src, tpl, output, policy));
+                    Assert.Equal(planRefused.Message, transferRefused.Message);
+                    Assert.False(File.Exists(output));
+                    return;
+                }
             }
             var done = Graft.Transfer.WeightTransfer.Files(src, tpl, output, policy);
             Assert.Null(planned.Output);

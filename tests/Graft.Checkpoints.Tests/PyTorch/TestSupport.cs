@@ -165,26 +165,9 @@ internal static class PythonTorch
     public static string Required(string module) =>
         InterpreterWith(module) ?? throw new Xunit.Sdk.XunitException(Missing(module) + ". CI (CI=true) must run this check against the reference implementation, so it fails instead of skipping.");
 
-    public static (int ExitCode, string Stdout, string Stderr) Run(string interpreter, string script, TimeSpan timeout)
-    {
-        var psi = new ProcessStartInfo(interpreter)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add(script);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            return (-1, "", "timed out");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    /// <summary>Runs <c>INTERPRETER -c SCRIPT</c> (the process runner the ONNX export fixtures use).</summary>
+    public static (int ExitCode, string Stdout, string Stderr) Run(string interpreter, string script, TimeSpan timeout) =>
+        Graft.TestSupport.OnnxExports.Run(interpreter, ["-c", script], timeout);
 
     private static string? Probe(string module)
     {

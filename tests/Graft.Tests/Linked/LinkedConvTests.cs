@@ -44,6 +44,11 @@ public class LinkedConvTests
         Assert.Equal(new[] { "conv_1.bias", "conv_1.weight" }, net.named_parameters().Select(p => p.name).Order(StringComparer.Ordinal));
         Assert.Equal(new[] { "conv_1.bias", "conv_1.weight" }, net.state_dict().Keys.Order(StringComparer.Ordinal));
         Assert.Equal(new long[] { 64, 32, 3, 3 }, net.conv_2.WeightShape.ToArray());
+        // The values too: conv_2 runs on conv_1's output with the derived weight and bias (whose own values the next
+        // test checks against the hand-computed square), nothing else.
+        using var h = nn.functional.conv2d(x, net.conv_1.weight, net.conv_1.bias, padding: [1, 1]);
+        using var expected = nn.functional.conv2d(h, net.conv_2.DerivedWeight(), net.conv_2.DerivedBias(), padding: [1, 1]);
+        AssertClose(expected, y);
     }
 
     [Fact]

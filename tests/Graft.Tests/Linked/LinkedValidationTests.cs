@@ -232,5 +232,18 @@ public class LinkedValidationTests
         using var y = linked.forward(x);
 
         Assert.Equal(new long[] { 4, 2 }, y.shape);
+        // y = x · Wᵀ + b with W the (2, 3, 1, 1) kernel read as (2, 3) and the convolution's own bias, in float64 here.
+        var w = source.weight.detach().to(ScalarType.Float64).data<double>().ToArray();
+        var b = source.bias!.detach().to(ScalarType.Float64).data<double>().ToArray();
+        var xs = x.to(ScalarType.Float64).data<double>().ToArray();
+        var ys = y.detach().to(ScalarType.Float64).data<double>().ToArray();
+        for (int r = 0; r < 4; r++)
+        {
+            for (int o = 0; o < 2; o++)
+            {
+                double expected = b[o] + xs[r * 3] * w[o * 3] + xs[r * 3 + 1] * w[o * 3 + 1] + xs[r * 3 + 2] * w[o * 3 + 2];
+                Assert.True(Math.Abs(ys[r * 2 + o] - expected) <= 1e-6 * Math.Max(1, Math.Abs(expected)), $"y[{r},{o}] = {ys[r * 2 + o]}, expected {expected}");
+            }
+        }
     }
 }

@@ -368,12 +368,8 @@ public static class Reinit
 
         public override Shape OutputShape(Shape input) => target;
 
-        protected override Tensor ApplyCore(Tensor input)
-        {
-            using var gen = new Generator((ulong)seed);
-            using var draw = (rand(target.ToArray(), dtype: ScalarType.Float64, generator: gen) * 2 - 1) * Bound;
-            return draw.to(input.dtype, input.device);
-        }
+        protected override Tensor ApplyCore(Tensor input) =>
+            SeededDraw(seed, input, gen => (rand(target.ToArray(), dtype: ScalarType.Float64, generator: gen) * 2 - 1) * Bound);
     }
 
     private sealed class Kaiming(Shape target, long seed) : WeightTransform
@@ -386,12 +382,19 @@ public static class Reinit
 
         public override Shape OutputShape(Shape input) => target;
 
-        protected override Tensor ApplyCore(Tensor input)
-        {
-            using var gen = new Generator((ulong)seed);
-            using var draw = randn(target.ToArray(), dtype: ScalarType.Float64, generator: gen) * ChannelFill.KaimingStd(target);
-            return draw.to(input.dtype, input.device);
-        }
+        protected override Tensor ApplyCore(Tensor input) =>
+            SeededDraw(seed, input, gen => randn(target.ToArray(), dtype: ScalarType.Float64, generator: gen) * ChannelFill.KaimingStd(target));
+    }
+
+    /// <summary>
+    /// A re-initialisation's values: drawn in float64 from a generator seeded with <paramref name="seed"/> (the same
+    /// seed gives the same values whatever the target's dtype), then cast to the input's dtype and device.
+    /// </summary>
+    private static Tensor SeededDraw(long seed, Tensor input, Func<Generator, Tensor> draw)
+    {
+        using var gen = new Generator((ulong)seed);
+        using var values = draw(gen);
+        return values.to(input.dtype, input.device);
     }
 }
 

@@ -12,35 +12,82 @@ namespace Graft.Demo;
 /// <param name="TestAccuracy">Fraction of the test set classified correctly.</param>
 public sealed record EpochStats(int Epoch, double TrainLoss, double TestLoss, double TestAccuracy);
 
-/// <summary>The demo's budget. Both fine-tuning runs get the same one.</summary>
+/// <summary>The demo's budget. Both fine-tuning arms get the same one, on every seed.</summary>
 /// <param name="PretrainImages">Images of the pretraining task.</param>
 /// <param name="PretrainEpochs">Epochs of pretraining.</param>
 /// <param name="TrainImages">Training images of the target task (few: that is where transfer helps).</param>
-/// <param name="TestImages">Held-out test images of the target task.</param>
+/// <param name="TestImages">Held-out test images of the target task (one test set for every seed).</param>
 /// <param name="Epochs">Fine-tuning epochs, the same for the transferred and the from-scratch network.</param>
 /// <param name="BatchSize">Batch size everywhere.</param>
 /// <param name="LearningRate">Adam learning rate everywhere.</param>
-/// <param name="Seed">Seed for data, initialisation and batch order.</param>
-public sealed record TransferLearningBudget(int PretrainImages, int PretrainEpochs, int TrainImages, int TestImages, int Epochs, int BatchSize, double LearningRate, int Seed)
+/// <param name="Seed">Seed of the pretraining and of the test set; fine-tuning seed k is derived from it.</param>
+/// <param name="Seeds">
+/// Fine-tuning runs: each draws its own training images, target initialisation and batch order, shared by its two arms.
+/// One run of a few dozen images says little (single runs cross, and their rounding differs between CPUs); the mean
+/// and spread over several do.
+/// </param>
+public sealed record TransferLearningBudget(int PretrainImages, int PretrainEpochs, int TrainImages, int TestImages, int Epochs, int BatchSize, double LearningRate, int Seed, int Seeds)
 {
     /// <summary>The full demo (well under a minute on 2 cores).</summary>
-    public static TransferLearningBudget Full { get; } = new(2000, 3, 96, 400, 12, 16, 3e-3, 7);
+    public static TransferLearningBudget Full { get; } = new(2000, 3, 48, 400, 12, 16, 1e-3, 7, 5);
 
-    /// <summary>A smaller budget for tests: the same steps, less data and fewer epochs.</summary>
-    public static TransferLearningBudget Quick { get; } = new(400, 1, 48, 100, 3, 16, 3e-3, 7);
+    /// <summary>A smaller budget for tests: the same steps, less data, fewer epochs and seeds.</summary>
+    public static TransferLearningBudget Quick { get; } = new(400, 1, 48, 100, 3, 16, 1e-3, 7, 2);
 }
+
+/// <summary>One fine-tuning seed: both arms' histories, from the same images, initialisation and batch order.</summary>
+/// <param name="Seed">The seed of this run's training images, target initialisation and batch order.</param>
+/// <param name="Transferred">Epoch 0…n of the transferred network.</param>
+/// <param name="Scratch">Epoch 0…n of the same architecture from the same initialisation, without the transfer.</param>
+public sealed record FineTuneRun(int Seed, IReadOnlyList<EpochStats> Transferred, IReadOnlyList<EpochStats> Scratch);
 
 /// <summary>What <see cref="TransferLearningDemo.Run"/> measured.</summary>
 /// <param name="PretrainAccuracy">Accuracy of the pretrained network on held-out images of the pretraining task.</param>
 /// <param name="Source">The pretrained network (RGB, 8 classes).</param>
-/// <param name="Transferred">The target network after transfer and fine-tuning.</param>
-/// <param name="TransferReport">What the transfer did to every tensor.</param>
-/// <param name="StemAfterTransfer">A copy of the target's conv1 weight right after the transfer, before fine-tuning.</param>
-/// <param name="TransferredHistory">Epoch 0…n of the transferred network.</param>
-/// <param name="ScratchHistory">Epoch 0…n of the same architecture from its own initialisation.</param>
+/// <param name="Transferred">The first seed's target network after transfer and fine-tuning.</param>
+/// <param name="TransferReport">What the transfer did to every tensor (the same on every seed: only the init differs).</param>
+/// <param name="StemAfterTransfer">A copy of the first seed's conv1 weight right after the transfer, before fine-tuning.</param>
+/// <param name="Runs">Every fine-tuning seed, in order.</param>
 /// <param name="Elapsed">Wall-clock time of the whole experiment.</param>
 public sealed record TransferLearningResult(double PretrainAccuracy, nn.Module<Tensor, Tensor> Source, nn.Module<Tensor, Tensor> Transferred, TransferReport TransferReport, Tensor StemAfterTransfer,
-    IReadOnlyList<EpochStats> TransferredHistory, IReadOnlyList<EpochStats> ScratchHistory, TimeSpan Elapsed);
+    IReadOnlyList<FineTuneRun> Runs, TimeSpan Elapsed)
+{
+    /// <summary>Test accuracy per epoch over the seeds: mean and sample standard deviation for each arm.</summary>
+    public IReadOnlyList<(int Epoch, MeanStd Transferred, MeanStd Scratch)> AccuracyByEpoch =>
+        [.. Enumerable.Range(0, Runs[0].Transferred.Count).Select(e => (e,
+            MeanStd.Of(Runs.Select(r => r.Transferred[e].TestAccuracy)), MeanStd.Of(Runs.Select(r => r.Scratch[e].TestAccuracy))))];
+
+    /// <summary>
+    /// The paired gap (transferred − from scratch, same seed) in final test accuracy, and in test accuracy averaged over
+    /// the fine-tuning epochs (1…n: the area under the learning curve, which single noisy epochs move less).
+    /// </summary>
+    public (MeanStd Final, MeanStd OverEpochs) Gap =>
+        (MeanStd.Of(Runs.Select(r => r.Transferred[^1].TestAccuracy - r.Scratch[^1].TestAccuracy)),
+         MeanStd.Of(Runs.Select(r => r.Transferred.Skip(1).Average(e => e.TestAccuracy) - r.Scratch.Skip(1).Average(e => e.TestAccuracy))));
+
+    /// <summary>Seeds on which the transferred network ends ahead of the from-scratch one.</summary>
+    public int SeedsAhead => Runs.Count(r => r.Transferred[^1].TestAccuracy > r.Scratch[^1].TestAccuracy);
+}
+
+/// <summary>Mean and sample standard deviation (n − 1; 0 for one value) of a few measurements.</summary>
+/// <param name="Mean">The mean.</param>
+/// <param name="Std">The sample standard deviation.</param>
+/// <param name="Count">How many values.</param>
+public readonly record struct MeanStd(double Mean, double Std, int Count)
+{
+    /// <summary>Mean and sample standard deviation of <paramref name="values"/> (at least one).</summary>
+    public static MeanStd Of(IEnumerable<double> values)
+    {
+        var v = values.ToArray();
+        if (v.Length == 0)
+        {
+            throw new ArgumentException("no values", nameof(values));
+        }
+        double mean = v.Average();
+        double std = v.Length < 2 ? 0 : Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Length - 1));
+        return new MeanStd(mean, std, v.Length);
+    }
+}
 
 /// <summary>
 /// Why transfer matters, measured: pretrain a small CNN on <see cref="SyntheticBars.Orientation"/> (RGB, 8 classes),
@@ -81,6 +128,7 @@ public static class TransferLearningDemo
     public static TransferLearningResult Run(TransferLearningBudget? budget = null, Action<string>? log = null)
     {
         var b = budget ?? TransferLearningBudget.Full;
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(b.Seeds, nameof(budget));
         var clock = Stopwatch.StartNew();
         // Each line gives its own step's time; the result keeps the whole experiment's.
         var step = Stopwatch.StartNew();
@@ -99,23 +147,34 @@ public static class TransferLearningDemo
         var pre = Train(source, srcX, srcY, srcTestX, srcTestY, b.PretrainEpochs, b, b.Seed);
         log?.Invoke($"pretrained on {b.PretrainImages} RGB images, {b.PretrainEpochs} epochs: accuracy {pre[^1].TestAccuracy:P1} on held-out images ({Lap()})");
 
-        // 2. Two identical target networks: one gets the transfer, the other stays as initialised.
-        manual_seed(b.Seed + 100);
-        var transferred = TargetNetwork();
-        manual_seed(b.Seed + 100);
-        var scratch = TargetNetwork();
-        var report = Graft.Transfer.WeightTransfer.Modules(source, transferred);
-        var stem = transferred.state_dict()["conv1.weight"].detach().clone();
-
-        // 3. Fine-tune both on the same few grayscale images, same budget, same batch order.
-        var (x, y) = SyntheticBars.Pairs(b.TrainImages, b.Seed + 2);
+        // 2. Per seed: two identical target networks (one gets the transfer), this seed's images and batch order.
         var (testX, testY) = SyntheticBars.Pairs(b.TestImages, b.Seed + 3);
-        step.Restart();
-        var tHist = Train(transferred, x, y, testX, testY, b.Epochs, b, b.Seed + 4);
-        log?.Invoke($"fine-tuned the transferred network: {b.Epochs} epochs on {b.TrainImages} images ({Lap()})");
-        var sHist = Train(scratch, x, y, testX, testY, b.Epochs, b, b.Seed + 4);
-        log?.Invoke($"trained the from-scratch network: {b.Epochs} epochs on the same images ({Lap()})");
-        return new TransferLearningResult(pre[^1].TestAccuracy, source, transferred, report, stem, tHist, sHist, clock.Elapsed);
+        var runs = new List<FineTuneRun>();
+        nn.Module<Tensor, Tensor>? first = null;
+        TransferReport? report = null;
+        Tensor? stem = null;
+        for (int k = 0; k < b.Seeds; k++)
+        {
+            int seed = b.Seed + (1000 * (k + 1));
+            manual_seed(seed);
+            var transferred = TargetNetwork();
+            manual_seed(seed);
+            var scratch = TargetNetwork();
+            var r = Graft.Transfer.WeightTransfer.Modules(source, transferred);
+            if (k == 0)
+            {
+                (first, report, stem) = (transferred, r, transferred.state_dict()["conv1.weight"].detach().clone());
+            }
+
+            // 3. Fine-tune both on the same few grayscale images, same budget, same batch order.
+            var (x, y) = SyntheticBars.Pairs(b.TrainImages, seed + 2);
+            step.Restart();
+            var tHist = Train(transferred, x, y, testX, testY, b.Epochs, b, seed + 4);
+            var sHist = Train(scratch, x, y, testX, testY, b.Epochs, b, seed + 4);
+            runs.Add(new FineTuneRun(seed, tHist, sHist));
+            log?.Invoke($"seed {k + 1} of {b.Seeds}: fine-tuned both networks, {b.Epochs} epochs on {b.TrainImages} images: transferred {tHist[^1].TestAccuracy:P1}, from scratch {sHist[^1].TestAccuracy:P1} ({Lap()})");
+        }
+        return new TransferLearningResult(pre[^1].TestAccuracy, source, first!, report!, stem!, runs, clock.Elapsed);
     }
 
     /// <summary>

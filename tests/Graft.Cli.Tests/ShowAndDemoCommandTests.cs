@@ -121,9 +121,10 @@ public sealed class DemoTrainingTests
         var (code, stdout, stderr) = h.Run("demo", "--out", h.Dir, "--quick");
         Assert.True(code == 0, stdout + stderr);
         Assert.Contains("verified.", stdout);
-        Assert.Contains("transferred: train loss", stdout);
-        Assert.Contains("from scratch", stdout);
-        Assert.Contains("after 3 epochs: transferred", stdout);
+        Assert.Contains("mean ± sample std over 2 seeds", stdout);
+        Assert.Matches(@"seed 2 of 2: fine-tuned both networks", stdout);
+        Assert.Matches(@"after 3 epochs: transferred [\d.]+ ± [\d.]+ %, from scratch [\d.]+ ± [\d.]+ %; same-seed gap [+-]?[\d.]+ ± [\d.]+ points, the transferred network ahead on [0-2] of 2 seeds", stdout);
+        Assert.Matches(@"so (on these images transfer pays|this run does not show that transfer pays)", stdout);
         var (w, hgt) = ShowCommandTests.PngSize(h.PathOf("learning-curves.png"));
         Assert.Equal((1040, 360), (w, hgt));
         ShowCommandTests.PngSize(h.PathOf("filters.png"));

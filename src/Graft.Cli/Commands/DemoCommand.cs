@@ -153,37 +153,54 @@ internal static class DemoCommand
         o.WriteLine("  source: conv1 3→16 k3 · conv2 16→32 · conv3 32→64 · fc 64→8 (BatchNorm, max-pool, global average pool)");
         o.WriteLine("  target: conv1 1→24 k5 · conv2 24→48 · conv3 48→64 · fc 64→4");
         o.WriteLine($"  both target networks: same initialisation (seed), same images, same batch order, Adam lr {budget.LearningRate.ToString(CultureInfo.InvariantCulture)}, batch {budget.BatchSize}, {budget.Epochs} epochs.");
+        o.WriteLine($"  {budget.Seeds} fine-tuning seeds: each draws its own {budget.TrainImages} training images, initialisation and batch order, shared by its two arms.");
         var r = TransferLearningDemo.Run(budget, line => o.WriteLine("  " + line));
         var s = r.TransferReport.Summary;
         o.WriteLine($"  transfer: {s.Copied} copied, {s.Adapted} adapted, {s.Kept} kept from the target's init (the 4-class head), {s.UnusedSources} source tensors unused.");
 
+        o.WriteLine($"test accuracy on {budget.TestImages} held-out images, mean ± sample std over {budget.Seeds} seeds:");
         var table = new Table().Border(TableBorder.Simple)
             .AddColumn(new TableColumn("epoch").RightAligned())
-            .AddColumn(new TableColumn("transferred: train loss").RightAligned()).AddColumn(new TableColumn("test loss").RightAligned()).AddColumn(new TableColumn("test acc").RightAligned())
-            .AddColumn(new TableColumn("from scratch: train loss").RightAligned()).AddColumn(new TableColumn("test loss").RightAligned()).AddColumn(new TableColumn("test acc").RightAligned());
-        foreach (var (t, z) in r.TransferredHistory.Zip(r.ScratchHistory))
+            .AddColumn(new TableColumn("transferred").RightAligned())
+            .AddColumn(new TableColumn("from scratch").RightAligned())
+            .AddColumn(new TableColumn("train loss: transferred").RightAligned())
+            .AddColumn(new TableColumn("from scratch").RightAligned());
+        foreach (var (epoch, t, z) in r.AccuracyByEpoch)
         {
-            table.AddRow(t.Epoch.ToString(CultureInfo.InvariantCulture), F(t.TrainLoss), F(t.TestLoss), P(t.TestAccuracy), F(z.TrainLoss), F(z.TestLoss), P(z.TestAccuracy));
+            table.AddRow(epoch.ToString(CultureInfo.InvariantCulture), PM(t), PM(z),
+                F(r.Runs.Average(run => run.Transferred[epoch].TrainLoss)), F(r.Runs.Average(run => run.Scratch[epoch].TrainLoss)));
         }
         ctx.Console.Write(table);
-        var (ft, fz) = (r.TransferredHistory[^1], r.ScratchHistory[^1]);
-        o.WriteLine($"after {budget.Epochs} epochs: transferred {P(ft.TestAccuracy)} test accuracy (loss {F(ft.TestLoss)}), from scratch {P(fz.TestAccuracy)} (loss {F(fz.TestLoss)}).");
-        o.WriteLine("(epoch 0 is before fine-tuning: both heads are the target's own random init, so both start near chance.)");
-        foreach (var (name, history) in new[] { ("transferred", r.TransferredHistory), ("from scratch", r.ScratchHistory) })
+        var (_, ft, fz) = r.AccuracyByEpoch[^1];
+        var gap = r.Gap;
+        o.WriteLine($"after {budget.Epochs} epochs: transferred {PM(ft)}, from scratch {PM(fz)}; same-seed gap {Points(gap.Final)}, the transferred network ahead on {r.SeedsAhead} of {budget.Seeds} seeds.");
+        o.WriteLine($"averaged over epochs 1-{budget.Epochs} (the area under each learning curve): gap {Points(gap.OverEpochs)}.");
+        o.WriteLine(gap.OverEpochs.Mean > 2 * gap.OverEpochs.Std / Math.Sqrt(gap.OverEpochs.Count)
+            ? "so on these images transfer pays: the mean gap is more than twice its standard error."
+            : "so this run does not show that transfer pays: the mean gap is within twice its standard error.");
+        o.WriteLine("(epoch 0 is before fine-tuning: both heads are the target's own random init, so both start near chance;");
+        o.WriteLine(" single seeds differ by several points, and a CPU whose kernels round differently prints other single-seed numbers:");
+        o.WriteLine(" the mean over seeds and its spread are what to compare.)");
+        foreach (var run in r.Runs)
         {
-            if (history.FirstOrDefault(e => !double.IsFinite(e.TrainLoss) || !double.IsFinite(e.TestLoss)) is { } bad)
+            foreach (var (name, history) in new[] { ("transferred", run.Transferred), ("from scratch", run.Scratch) })
             {
-                failed.Add($"training: the {name} network's loss is not finite from epoch {bad.Epoch}");
+                if (history.FirstOrDefault(e => !double.IsFinite(e.TrainLoss) || !double.IsFinite(e.TestLoss)) is { } bad)
+                {
+                    failed.Add($"training: the {name} network's loss is not finite from epoch {bad.Epoch} (seed {run.Seed})");
+                }
             }
         }
 
         var curves = Path.Combine(dir, "learning-curves.png");
         var blue = new SKColor(31, 119, 180);
         var orange = new SKColor(255, 127, 14);
+        string mean = $" (mean of {budget.Seeds})";
         using (var acc = Plot.Lines("test accuracy on the target task", "epoch",
-            [new("transferred", blue, [.. r.TransferredHistory.Select(e => e.TestAccuracy)]), new("from scratch", orange, [.. r.ScratchHistory.Select(e => e.TestAccuracy)])], 0, 1))
+            [new("transferred" + mean, blue, [.. r.AccuracyByEpoch.Select(e => e.Transferred.Mean)]), new("from scratch" + mean, orange, [.. r.AccuracyByEpoch.Select(e => e.Scratch.Mean)])], 0, 1))
         using (var loss = Plot.Lines("training loss (cross-entropy)", "epoch",
-            [new("transferred", blue, [.. r.TransferredHistory.Select(e => e.TrainLoss)]), new("from scratch", orange, [.. r.ScratchHistory.Select(e => e.TrainLoss)])]))
+            [new("transferred" + mean, blue, [.. Enumerable.Range(0, budget.Epochs + 1).Select(e => r.Runs.Average(run => run.Transferred[e].TrainLoss))]),
+             new("from scratch" + mean, orange, [.. Enumerable.Range(0, budget.Epochs + 1).Select(e => r.Runs.Average(run => run.Scratch[e].TrainLoss))])]))
         using (var both = Plot.Beside(acc, loss))
         {
             Png.Write(curves, both);
@@ -209,7 +226,9 @@ internal static class DemoCommand
 
     private static string F(double v) => v.ToString("0.000", CultureInfo.InvariantCulture);
 
-    private static string P(double v) => v.ToString("P1", CultureInfo.InvariantCulture);
+    private static string PM(MeanStd v) => (100 * v.Mean).ToString("0.0", CultureInfo.InvariantCulture) + " ± " + (100 * v.Std).ToString("0.0", CultureInfo.InvariantCulture) + " %";
+
+    private static string Points(MeanStd v) => (100 * v.Mean).ToString("+0.0;-0.0;0.0", CultureInfo.InvariantCulture) + " ± " + (100 * v.Std).ToString("0.0", CultureInfo.InvariantCulture) + " points";
 
     private static Tensor Features(Sequential net, Tensor x)
     {

@@ -121,7 +121,7 @@ internal static class GraftApp
                 stderr.WriteLine($"graft: removed {TerminalText.Escape(path)}, a temporary file left by an earlier graft that was killed.");
             }
         }
-        NumericsGuard.WorkaroundApplied += Notice;
+        NumericsGuard.Intervened += Notice;
         OutputSet.StaleTemporaryRemoved += Stale;
         try
         {
@@ -142,7 +142,7 @@ internal static class GraftApp
         }
         finally
         {
-            NumericsGuard.WorkaroundApplied -= Notice;
+            NumericsGuard.Intervened -= Notice;
             OutputSet.StaleTemporaryRemoved -= Stale;
         }
     }

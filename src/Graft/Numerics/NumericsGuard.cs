@@ -9,7 +9,7 @@ namespace Graft.Numerics;
 /// </summary>
 /// <remarks>
 /// <para>Once per process: run <see cref="NumericsCheck"/>; when it fails (on some AVX-512 AMD hosts libtorch 2.10's oneDNN
-/// kernels return wrong values or NaN), turn mkldnn off for the process (<see cref="LibTorchSwitches"/>) and check
+/// kernels return wrong values or NaN), turn mkldnn off for the process (through the switch <c>libtorch_cpu</c> exports) and check
 /// again. Either way <see cref="Intervened"/> is raised once: if the second check passes the process computes correctly;
 /// if not, <see cref="Ensure"/> throws <see cref="NumericsException"/> every time it is called, so nothing is computed
 /// wrongly in silence.</para>

@@ -7,75 +7,6 @@ using Spectre.Console;
 
 namespace Graft.Cli;
 
-/// <summary>Documented exit codes of the <c>graft</c> command.</summary>
-internal static class ExitCodes
-{
-    public const int Ok = 0;
-    /// <summary><c>graft diff --exit-code</c> only: the checkpoints differ (like <c>git diff --exit-code</c>).</summary>
-    public const int Differs = 1;
-    /// <summary>
-    /// The command line could not be parsed (unknown option, missing argument): 64 as sysexits' EX_USAGE, apart from
-    /// <see cref="Differs"/> so that a typo never reads as "the files differ".
-    /// </summary>
-    public const int Syntax = 64;
-    /// <summary>
-    /// An argument value is invalid (bad rule, output equal to an input, unknown format, a bad environment variable), or
-    /// the plan refuses what the arguments ask (a rule that does not fit a tensor): <see cref="InvalidInputException"/>
-    /// and <see cref="TransferPlanException"/>.
-    /// </summary>
-    public const int InvalidArgument = 2;
-    /// <summary>An input file is missing or unreadable, or the output cannot be written.</summary>
-    public const int FileError = 3;
-    /// <summary>A checkpoint is malformed or hostile.</summary>
-    public const int BadCheckpoint = 4;
-    /// <summary><c>--strict</c>: something would not be fully transferred. Nothing was written.</summary>
-    public const int NotStrict = 5;
-    /// <summary>libtorch's CPU convolutions compute wrong values on this machine and the workaround did not cure them; nothing was computed.</summary>
-    public const int Numerics = 6;
-    /// <summary>A numerical verification failed (the demo's checks): a promise did not hold on this machine.</summary>
-    public const int VerificationFailed = 7;
-    /// <summary>A bug in Graft; rerun with <c>--verbose</c> for the stack trace.</summary>
-    public const int Internal = 70;
-}
-
-/// <summary>What every command gets: where to write, and how loud to be.</summary>
-internal sealed class CliContext(TextWriter stdout, TextWriter stderr)
-{
-    public TextWriter Out { get; } = stdout;
-
-    public TextWriter Err { get; } = stderr;
-
-    private readonly Lazy<IAnsiConsole> _console = new(() => CreateConsole(stdout));
-
-    /// <summary>
-    /// Rich output (tables, progress) on standard output; 160 columns wide when not a terminal. Made on first use:
-    /// loading and detecting Spectre.Console is a measurable part of start-up that commands writing plain text skip.
-    /// </summary>
-    public IAnsiConsole Console => _console.Value;
-
-    /// <summary>True when standard output takes ANSI escapes: a terminal that Spectre.Console detects as one (never when redirected).</summary>
-    public bool Ansi => ReferenceEquals(Out, System.Console.Out) && !System.Console.IsOutputRedirected && Console.Profile.Capabilities.Ansi;
-
-    private static IAnsiConsole CreateConsole(TextWriter stdout)
-    {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-    {
-        Out = new AnsiConsoleOutput(stdout),
-        Ansi = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected ? AnsiSupport.Detect : AnsiSupport.No,
-        ColorSystem = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-        Interactive = ReferenceEquals(stdout, System.Console.Out) && !System.Console.IsOutputRedirected ? InteractionSupport.Detect : InteractionSupport.No,
-        });
-        if (!ReferenceEquals(stdout, System.Console.Out) || System.Console.IsOutputRedirected)
-        {
-            console.Profile.Width = 160;
-        }
-        return console;
-    }
-
-    /// <summary>True when a person watches standard error (progress bars go there only then).</summary>
-    public bool ErrIsTerminal => ReferenceEquals(Err, System.Console.Error) && !System.Console.IsErrorRedirected;
-}
-
 /// <summary>Entry point shared by <c>Main</c> and the CLI tests (which run commands in-process).</summary>
 internal static class GraftApp
 {
@@ -121,7 +52,7 @@ internal static class GraftApp
                 stderr.WriteLine($"graft: removed {TerminalText.Escape(path)}, a temporary file left by an earlier graft that was killed.");
             }
         }
-        NumericsGuard.WorkaroundApplied += Notice;
+        NumericsGuard.Intervened += Notice;
         OutputSet.StaleTemporaryRemoved += Stale;
         try
         {
@@ -142,7 +73,7 @@ internal static class GraftApp
         }
         finally
         {
-            NumericsGuard.WorkaroundApplied -= Notice;
+            NumericsGuard.Intervened -= Notice;
             OutputSet.StaleTemporaryRemoved -= Stale;
         }
     }

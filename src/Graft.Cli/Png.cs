@@ -1,5 +1,5 @@
 using Graft.Checkpoints;
-using Graft.Visual;
+using Graft.Cli.Visual;
 using SkiaSharp;
 
 namespace Graft.Cli;

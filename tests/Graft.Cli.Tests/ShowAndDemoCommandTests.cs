@@ -99,7 +99,7 @@ public sealed class ShowCommandTests : IDisposable
         var (code, _, stderr) = _h.Run("show", path, "--tensor", "w", "--out", _h.PathOf("g.png"));
         Assert.True(code == 0, stderr);
         var (w, h) = PngSize(_h.PathOf("g.png"));
-        Assert.True((long)w * h <= Graft.Visual.FilterGrid.DefaultPixels * 3 / 2, $"{w}×{h}");
+        Assert.True((long)w * h <= Graft.Cli.Visual.FilterGrid.DefaultPixels * 3 / 2, $"{w}×{h}");
     }
 
     [Fact]

@@ -47,7 +47,7 @@ internal static class ConvertCommand
             }
             else
             {
-                ctx.Out.WriteLine(TerminalText.Escape($"{written.Path} ({written.Format}): {written.Tensors} tensors, {Format.Bytes(written.Bytes)}, from {written.Source} ({written.SourceFormat})"));
+                ctx.Out.WriteLine(TerminalText.Escape($"{written.Path} ({written.Format}): {written.Tensors} tensors, {ByteSize.Format(written.Bytes)}, from {written.Source} ({written.SourceFormat})"));
             }
             ctx.Out.Flush();
             outputs.Commit();
@@ -74,36 +74,5 @@ internal static class ConvertCommand
             throw new InvalidInputException($"--key selects a dictionary inside a PyTorch checkpoint; {path} is {f.Name}.");
         }
         return PyTorchReader.Open(path, key);
-    }
-}
-
-/// <summary>Sizes on the command line: a number of bytes with an optional unit (KB, MB, GB decimal; KiB, MiB, GiB binary).</summary>
-internal static class ByteSize
-{
-    public static long Parse(string text, string option)
-    {
-        var t = text.Trim();
-        int split = 0;
-        while (split < t.Length && (char.IsAsciiDigit(t[split]) || t[split] == '.'))
-        {
-            split++;
-        }
-        long unit = t[split..].Trim().ToUpperInvariant() switch
-        {
-            "" or "B" => 1,
-            "KB" => 1000,
-            "MB" => 1000_000,
-            "GB" => 1000_000_000,
-            "KIB" => 1L << 10,
-            "MIB" => 1L << 20,
-            "GIB" => 1L << 30,
-            _ => 0,
-        };
-        if (unit == 0 || !double.TryParse(t[..split], System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var n)
-            || n <= 0 || n * unit >= long.MaxValue || n * unit < 1)
-        {
-            throw new InvalidInputException($"{option}: '{text}' is not a positive size (for example 500MB, 2GiB or 1048576).");
-        }
-        return (long)(n * unit);
     }
 }

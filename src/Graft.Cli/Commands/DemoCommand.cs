@@ -5,7 +5,7 @@ using Graft.Checkpoints;
 using Graft.Demo;
 using Graft.Numerics;
 using Graft.Transfer;
-using Graft.Visual;
+using Graft.Cli.Visual;
 using SkiaSharp;
 using Spectre.Console;
 using TorchSharp;

@@ -56,7 +56,7 @@ internal static class DoctorCommand
         }
         else if (r.Guard is { } g)
         {
-            o.WriteLine($"guard       mode {g.Mode.ToString().ToLowerInvariant()}, action {Kebab(g.Action)}, {(g.Trusted ? "results trusted" : "RESULTS NOT TRUSTED")}");
+            o.WriteLine($"guard       mode {CliJson.Word(g.Mode)}, action {CliJson.Word(g.Action)}, {(g.Trusted ? "results trusted" : "RESULTS NOT TRUSTED")}");
             o.WriteLine($"            {g.Describe()}");
             foreach (var (label, check) in new[] { ("first check", g.FirstCheck), ("final check", g.FinalCheck) })
             {
@@ -78,12 +78,4 @@ internal static class DoctorCommand
     }
 
     private static string E(double v) => double.IsNaN(v) ? "NaN    " : v.ToString("0.0e+0", CultureInfo.InvariantCulture).PadRight(7);
-
-    private static string Kebab(NumericsAction a) => a switch
-    {
-        NumericsAction.None => "none",
-        NumericsAction.MkldnnDisabled => "mkldnn-disabled",
-        NumericsAction.IsaCapped => "isa-capped",
-        _ => "mkldnn-disabled-by-request",
-    };
 }

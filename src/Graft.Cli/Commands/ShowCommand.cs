@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Graft.Checkpoints;
-using Graft.Visual;
+using Graft.Cli.Visual;
 using static TorchSharp.torch;
 
 namespace Graft.Cli.Commands;

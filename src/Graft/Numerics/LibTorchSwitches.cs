@@ -8,7 +8,7 @@ namespace Graft.Numerics;
 /// (<c>at::globalContext()</c> and <c>at::Context::setUserEnabledMkldnn(bool)</c>), and reads oneDNN's
 /// <c>DNNL_MAX_CPU_ISA</c> from the native environment (which .NET's <see cref="Environment"/> does not reach on Linux).
 /// </summary>
-public static class LibTorchSwitches
+internal static class LibTorchSwitches
 {
     private const string IsaVariable = "DNNL_MAX_CPU_ISA";
 

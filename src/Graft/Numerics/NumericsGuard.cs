@@ -2,76 +2,6 @@ using Graft.Checkpoints;
 
 namespace Graft.Numerics;
 
-/// <summary>What <see cref="NumericsGuard"/> is told to do (environment variable <see cref="NumericsGuard.ModeVariable"/>).</summary>
-public enum NumericsGuardMode
-{
-    /// <summary>Check; when the check fails, turn mkldnn off and check again (the default).</summary>
-    Auto,
-
-    /// <summary>Turn mkldnn off without waiting for a failure, then check (<c>on</c>): for users who know their CPU is affected, and for tests.</summary>
-    On,
-
-    /// <summary>Neither check nor change anything (<c>off</c>): for users who know better.</summary>
-    Off,
-}
-
-/// <summary>What the guard did to the process.</summary>
-public enum NumericsAction
-{
-    /// <summary>Nothing: the check passed as the process was (or the guard is off).</summary>
-    None,
-
-    /// <summary>mkldnn (oneDNN) was turned off for the process because the check failed.</summary>
-    MkldnnDisabled,
-
-    /// <summary>mkldnn (oneDNN) was turned off because the guard was forced on.</summary>
-    MkldnnDisabledByRequest,
-
-    /// <summary>
-    /// oneDNN was capped at AVX2 before its first kernel (<c>DNNL_MAX_CPU_ISA=AVX2</c>), because an earlier process on
-    /// this machine saw its kernels miscompute (<see cref="NumericsGuard.MemoryFile"/>); the check then passed.
-    /// </summary>
-    IsaCapped,
-}
-
-/// <summary>The guard's decision, once per process.</summary>
-/// <param name="Mode">The mode it ran in.</param>
-/// <param name="FirstCheck">The check as the process was (null when forced on or off).</param>
-/// <param name="Action">What it changed.</param>
-/// <param name="FinalCheck">The check after the change (null when nothing changed or the guard is off).</param>
-/// <param name="Trusted">True when libtorch's convolutions can be trusted: the last check passed (or the guard is off).</param>
-public sealed record NumericsGuardReport(NumericsGuardMode Mode, NumericsCheckResult? FirstCheck, NumericsAction Action, NumericsCheckResult? FinalCheck, bool Trusted)
-{
-    /// <summary>The check that decided: the one after the change, else the first.</summary>
-    public NumericsCheckResult? LastCheck => FinalCheck ?? FirstCheck;
-
-    /// <summary>One line for a person: what was found and what was done.</summary>
-    public string Describe() => (Mode, Action, Trusted) switch
-    {
-        (NumericsGuardMode.Off, _, _) => $"numerics guard off ({NumericsGuard.ModeVariable}=off): libtorch's convolutions are not checked",
-        (_, NumericsAction.MkldnnDisabled, true) =>
-            $"libtorch's oneDNN convolutions miscompute on this CPU (self-check {FirstCheck!.Describe()}); mkldnn is turned off for this process, and the check now passes (convolutions are slower; later runs cap oneDNN at AVX2 instead, which is as right and faster)",
-        (_, NumericsAction.IsaCapped, true) => $"oneDNN capped at AVX2 (its AVX-512 convolutions miscomputed on this CPU in an earlier run); self-check {FinalCheck!.Describe()}",
-        (_, NumericsAction.MkldnnDisabledByRequest, true) => $"mkldnn turned off for this process ({NumericsGuard.ModeVariable}=on); self-check {FinalCheck!.Describe()}",
-        (_, NumericsAction.None, true) => $"self-check {FirstCheck!.Describe()}",
-        _ => $"libtorch's CPU convolutions give wrong results on this machine and no workaround cured it (self-check {LastCheck?.Describe() ?? "not run"}); nothing that needs them can be trusted",
-    };
-}
-
-/// <summary>Thrown by <see cref="NumericsGuard.Ensure"/> when libtorch's convolutions compute wrong values and the workaround did not help.</summary>
-public sealed class NumericsException : Exception
-{
-    /// <summary>Creates the exception for a guard report that is not trusted.</summary>
-    public NumericsException(NumericsGuardReport report)
-        : base((report ?? throw new ArgumentNullException(nameof(report))).Describe())
-    {
-        Report = report;
-    }
-
-    /// <summary>The guard's report.</summary>
-    public NumericsGuardReport Report { get; }
-}
-
 /// <summary>
 /// Makes sure libtorch's CPU convolutions compute right before Graft relies on them. Graft calls <see cref="Ensure"/>
 /// itself before its first convolution (linked layers, <c>Verify</c>, growth checks, transfers that compute); an
@@ -79,9 +9,9 @@ public sealed class NumericsException : Exception
 /// </summary>
 /// <remarks>
 /// <para>Once per process: run <see cref="NumericsCheck"/>; when it fails (on some AVX-512 AMD hosts libtorch 2.10's oneDNN
-/// kernels return wrong values or NaN), turn mkldnn off for the process (<see cref="LibTorchSwitches"/>) and check
-/// again. If the second check passes the process computes correctly and <see cref="WorkaroundApplied"/> is raised; if
-/// not, <see cref="Ensure"/> throws <see cref="NumericsException"/> every time it is called, so nothing is computed
+/// kernels return wrong values or NaN), turn mkldnn off for the process (through the switch <c>libtorch_cpu</c> exports) and check
+/// again. Either way <see cref="Intervened"/> is raised once: if the second check passes the process computes correctly;
+/// if not, <see cref="Ensure"/> throws <see cref="NumericsException"/> every time it is called, so nothing is computed
 /// wrongly in silence.</para>
 /// <para><see cref="ModeVariable"/> (<c>auto</c>, <c>on</c>, <c>off</c>) forces the guard; <see cref="FaultVariable"/>
 /// (<c>first</c>, <c>always</c>) injects a failing check, for tests of this path on machines whose kernels are fine.</para>
@@ -96,13 +26,14 @@ public static class NumericsGuard
 
     private static readonly Lock s_gate = new();
     private static NumericsGuardReport? s_report;
-    private static int s_ensureCalls;
 
-    /// <summary>How often <see cref="Ensure"/> was called in this process: lets tests see that an entry point guards itself.</summary>
-    internal static int EnsureCalls => Volatile.Read(ref s_ensureCalls);
-
-    /// <summary>Raised once, on the thread that ran the guard, when the guard changed the process (mkldnn turned off), or found it untrustworthy.</summary>
-    public static event EventHandler<NumericsGuardReport>? WorkaroundApplied;
+    /// <summary>
+    /// Raised once, on the thread that ran the guard, when the guard intervened: it changed the process (mkldnn turned
+    /// off, oneDNN capped), or found libtorch's convolutions wrong and no workaround cured them (then <see cref="Ensure"/>
+    /// refuses). Not raised when the check passed as the process was, nor when the guard is off. An application shows
+    /// the report's <see cref="NumericsGuardReport.Describe"/> to its user once.
+    /// </summary>
+    public static event EventHandler<NumericsGuardReport>? Intervened;
 
     /// <summary>The guard's decision, or null before <see cref="Ensure"/> first ran.</summary>
     public static NumericsGuardReport? Report => Volatile.Read(ref s_report);
@@ -114,7 +45,6 @@ public static class NumericsGuard
     /// <exception cref="InvalidInputException"><see cref="ModeVariable"/> or <see cref="FaultVariable"/> has a value it does not know.</exception>
     public static NumericsGuardReport Ensure()
     {
-        Interlocked.Increment(ref s_ensureCalls);
         var report = Volatile.Read(ref s_report);
         if (report is null)
         {
@@ -131,7 +61,7 @@ public static class NumericsGuard
             }
             if (ran && (report.Action != NumericsAction.None || !report.Trusted))
             {
-                WorkaroundApplied?.Invoke(null, report);
+                Intervened?.Invoke(null, report);
             }
         }
         return report.Trusted ? report : throw new NumericsException(report);

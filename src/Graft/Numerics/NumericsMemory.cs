@@ -26,7 +26,7 @@ internal static class NumericsMemory
         try
         {
             Directory.CreateDirectory(Path.GetDirectoryName(f)!);
-            var cpu = MachineReport.DescribeCpu();
+            var cpu = CpuDescription.OfThisMachine();
             var tmp = f + "." + Environment.ProcessId + ".tmp";
             System.IO.File.WriteAllText(tmp,
                 $"Graft's numerics self-check found libtorch's oneDNN convolutions miscomputing on this CPU ({cpu.Vendor} {cpu.Model}; {string.Join(' ', cpu.Flags)}), {DateTime.UtcNow:u}.{Environment.NewLine}" +
@@ -51,7 +51,7 @@ internal static class NumericsMemory
         {
             return null;
         }
-        var cpu = MachineReport.DescribeCpu();
+        var cpu = CpuDescription.OfThisMachine();
         var key = $"{cpu.Vendor}|{cpu.Model}|{string.Join(' ', cpu.Flags)}|{typeof(global::TorchSharp.torch).Assembly.GetName().Version}";
         var hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(key)))[..16].ToLowerInvariant();
         return Path.Combine(root, "graft", "numerics", $"onednn-miscomputes-{hash}.txt");

@@ -1,5 +1,4 @@
-using Graft.Growth;
-using Graft.Linked;
+using System.Diagnostics;
 using Graft.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,7 +7,8 @@ namespace Graft.Tests.Numerics;
 
 /// <summary>
 /// The numerics guard: its decisions (with a scripted check and lever, so every path runs on any machine), the real
-/// self-check in this process, and that Graft's entry points guard themselves.
+/// self-check in this process, and that Graft's entry points guard themselves (in a child process whose self-check fails
+/// on purpose).
 /// </summary>
 public sealed class NumericsGuardTests
 {
@@ -199,35 +199,39 @@ public sealed class NumericsGuardTests
         Assert.True(a.allclose(b, rtol: 0, atol: 0));
     }
 
-    public static TheoryData<string> EntryPoints => new() { "Verify.Compare", "LinkedConv.forward", "LinkedLinear.forward", "WeightTransfer.Modules (computing)" };
-
-    [Theory]
-    [MemberData(nameof(EntryPoints))]
-    public void EntryPoint_CallsTheGuard(string entry)
+    [Fact]
+    public async Task EntryPoints_GuardRefuses_EveryOneThrowsNumericsException()
     {
-        using var scope = NewDisposeScope();
-        int before = NumericsGuard.EnsureCalls;
-        switch (entry)
+        // A child process of this assembly (see Program), whose guard's self-check fails every time: each entry point
+        // must refuse instead of computing on kernels the guard found wrong. NumericsSetup gives the child a cache folder
+        // of its own, so nothing the guard remembers leaks.
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(typeof(GuardedEntryPoints).Assembly.Location);
+        psi.ArgumentList.Add(GuardedEntryPoints.Command);
+        psi.Environment[NumericsGuard.FaultVariable] = "always";
+        psi.Environment[NumericsGuard.ModeVariable] = "auto";
+        using var child = Process.Start(psi)!;
+        var stdoutRead = child.StandardOutput.ReadToEndAsync();
+        var stderrRead = child.StandardError.ReadToEndAsync();
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2)))
         {
-            case "Verify.Compare":
-                var a = nn.Conv2d(2, 2, 3);
-                Verify.Compare(a, a, _ => randn(1, 2, 5, 5), 1);
-                break;
-            case "LinkedConv.forward":
-                var src = nn.Conv2d(2, 4, 3);
-                Link.Conv2d(src).forward(randn(1, 2, 5, 5));
-                break;
-            case "LinkedLinear.forward":
-                var lin = nn.Linear(3, 2);
-                Link.Linear(lin).forward(randn(1, 3));
-                break;
-            default:
-                // A bilinear kernel resize has no managed twin (a stem's input sum would run without libtorch).
-                var s = nn.Conv2d(3, 4, 3);
-                var t = nn.Conv2d(3, 4, 5);
-                Graft.Transfer.WeightTransfer.Modules(s, t, Graft.Transfer.TransferPolicy.Default with { Kernel = Graft.Transfer.KernelRule.Bilinear });
-                break;
+            try
+            {
+                await child.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                child.Kill(entireProcessTree: true);
+                Assert.Fail("the child process did not finish within two minutes");
+            }
         }
-        Assert.True(NumericsGuard.EnsureCalls > before, $"{entry} computed without asking the numerics guard");
+        var stdout = await stdoutRead;
+        Assert.True(child.ExitCode == 0, $"exit {child.ExitCode}: {stdout}{await stderrRead}");
+        var outcomes = stdout.Split('\n', StringSplitOptions.TrimEntries)
+            .Where(l => l.StartsWith(GuardedEntryPoints.Prefix, StringComparison.Ordinal))
+            .Select(l => l[GuardedEntryPoints.Prefix.Length..].Split(": ", 2))
+            .ToDictionary(p => p[0], p => p[1], StringComparer.Ordinal);
+        Assert.Equal(GuardedEntryPoints.All.Select(e => e.Name), outcomes.Keys);
+        Assert.All(outcomes, o => Assert.True(o.Value == GuardedEntryPoints.Refused, $"{o.Key} did not ask the numerics guard before computing: {o.Value}"));
     }
 }

@@ -1,53 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Graft.Visual;
-
-/// <summary>An RGB image in memory: 3 bytes per pixel, rows top to bottom. Encoding it (PNG …) is the caller's business.</summary>
-public sealed class Raster
-{
-    /// <summary>Makes a raster filled with one colour.</summary>
-    public Raster(int width, int height, (byte R, byte G, byte B) fill)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
-        Width = width;
-        Height = height;
-        Rgb = new byte[checked(width * height * 3)];
-        for (int i = 0; i < Rgb.Length; i += 3)
-        {
-            (Rgb[i], Rgb[i + 1], Rgb[i + 2]) = fill;
-        }
-    }
-
-    /// <summary>Width in pixels.</summary>
-    public int Width { get; }
-
-    /// <summary>Height in pixels.</summary>
-    public int Height { get; }
-
-    /// <summary>The pixels: R, G, B bytes, row-major.</summary>
-    public byte[] Rgb { get; }
-
-    /// <summary>Sets one pixel.</summary>
-    public void Set(int x, int y, byte r, byte g, byte b)
-    {
-        int i = ((y * Width) + x) * 3;
-        Rgb[i] = r;
-        Rgb[i + 1] = g;
-        Rgb[i + 2] = b;
-    }
-}
-
-/// <summary>How the input channels of a filter are drawn.</summary>
-public enum FilterGridMode
-{
-    /// <summary>Exactly 3 input channels: one colour tile per filter (input 0 = red, 1 = green, 2 = blue).</summary>
-    Rgb,
-    /// <summary>One grey tile per filter and input channel: a row per filter, a column per input (1 input: a square grid).</summary>
-    PerInput,
-    /// <summary>One grey tile per filter showing the mean over its inputs (used when per-input tiles would be too many).</summary>
-    MeanOverInputs,
-}
+namespace Graft.Cli.Visual;
 
 /// <summary>
 /// Draws the filters of a convolution weight, PyTorch layout (out, in, k…), as a grid of tiles, so a person can see
@@ -59,7 +12,7 @@ public enum FilterGridMode
 /// (nearest neighbour), so 3×3 kernels stay visible. Rank 3 weights (Conv1d) are drawn as 1×k strips; rank 5
 /// (Conv3d) as their central depth slice.
 /// </remarks>
-public static class FilterGrid
+internal static class FilterGrid
 {
     /// <summary>Above this many (filter, input) tiles, <see cref="FilterGridMode.PerInput"/> falls back to the mean over inputs.</summary>
     public const int MaxPerInputTiles = 4096;

@@ -2,11 +2,14 @@ using System.Globalization;
 
 /// <summary>The command line: sizes, seeds, the recipe and the outputs.</summary>
 internal sealed record Options(
-    IReadOnlyList<int> Sizes, int Seeds, Recipe Recipe, int Size, int TestPerClass, int CurveImages,
+    IReadOnlyList<int> Sizes, IReadOnlyList<int> SeedList, Recipe Recipe, int Size, int TestPerClass, int CurveImages,
     IReadOnlySet<int> CurveEpochs, IReadOnlyList<Arm> Arms, string Data, string? Out, bool Json, bool Quick)
 {
+    /// <summary>How many seeds each arm and size runs.</summary>
+    public int Seeds => SeedList.Count;
+
     private const string Usage = """
-        usage: FashionMnistTransfer [--quick] [--n 100,1000] [--seeds 3] [--epochs 15] [--lr 3e-4] [--bn frozen|train]
+        usage: FashionMnistTransfer [--quick] [--n 100,1000] [--seeds 3 | --seeds 2-3] [--epochs 15] [--lr 3e-4] [--bn frozen|train]
                                     [--warmup 1] [--size 64] [--test-per-class 200] [--arms transferred,stem-reinit,scratch]
                                     [--data DIR] [--out DIR] [--json]
         """;
@@ -85,7 +88,14 @@ internal sealed record Options(
             // Learning curves at about six points and the last epoch (each point costs a pass over the curve images).
             int step = Math.Max(1, epochs / 5);
             var curveEpochs = Enumerable.Range(1, epochs).Where(e => e == 1 || e % step == 0 || e == epochs).ToHashSet();
-            return new Options(sizes, int.Parse(values["--seeds"], inv), recipe, int.Parse(values["--size"], inv),
+            // "--seeds 3" runs seeds 1–3; "--seeds 2-3" runs seeds 2 and 3 only (to spread one table over processes).
+            var range = values["--seeds"].Split('-');
+            int first = range.Length == 2 ? int.Parse(range[0], inv) : 1, last = int.Parse(range[^1], inv);
+            if (range.Length > 2 || first < 1 || last < first)
+            {
+                throw new FormatException($"--seeds takes a count (3: seeds 1-3) or a range (2-3), not '{values["--seeds"]}'");
+            }
+            return new Options(sizes, [.. Enumerable.Range(first, last - first + 1)], recipe, int.Parse(values["--size"], inv),
                 int.Parse(values["--test-per-class"], inv), int.Parse(values["--curve-images"], inv), curveEpochs, arms,
                 values["--data"], output, json, quick);
         }

@@ -51,7 +51,7 @@ var clock = Stopwatch.StartNew();
 bool reported = false;
 foreach (int n in options.Sizes)
 {
-    foreach (int seed in Enumerable.Range(1, options.Seeds))
+    foreach (int seed in options.SeedList)
     {
         var (trainX, trainY) = FashionMnist.Balanced(train.Pixels, train.Labels, train.Count, n / 10, seed, options.Size);
         foreach (var arm in options.Arms)

@@ -1,5 +1,3 @@
-using Graft.Checkpoints.Sharded;
-
 namespace Graft.Checkpoints;
 
 /// <summary>Progress of a conversion: tensors written so far, out of how many, and the one being written.</summary>
@@ -63,7 +61,30 @@ public static partial class CheckpointFile
         {
             throw new InvalidInputException($"{outputPath}: is a folder; give an output file name.");
         }
-        var outFormat = OutputFormat(outputPath, format);
+        return Convert(input, outputPath, OutputFormat(outputPath, format), maxShardBytes, progress);
+    }
+
+    /// <summary>
+    /// <see cref="Convert(ICheckpointReader, string, string?, long?, IProgress{ConvertProgress}?)"/> into a format already
+    /// chosen (<see cref="OutputFormat"/>), so a caller that checked the output's format early does not name it again.
+    /// </summary>
+    /// <exception cref="InvalidInputException">The output is a folder, the format cannot write, or the output would
+    /// replace an input file.</exception>
+    public static ConvertResult Convert(ICheckpointReader input, string outputPath, ICheckpointFormat outFormat, long? maxShardBytes,
+        IProgress<ConvertProgress>? progress)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ArgumentException.ThrowIfNullOrEmpty(outputPath);
+        ArgumentNullException.ThrowIfNull(outFormat);
+        outputPath = System.IO.Path.GetFullPath(outputPath);
+        if (Directory.Exists(outputPath))
+        {
+            throw new InvalidInputException($"{outputPath}: is a folder; give an output file name.");
+        }
+        if (!outFormat.CanWrite)
+        {
+            throw new InvalidInputException($"Graft cannot write the {outFormat.Name} format; write one of {WritableFormatNames()}.");
+        }
         var set = OutputSet.CurrentOrNew(out var owned);
         try
         {
@@ -75,16 +96,8 @@ public static partial class CheckpointFile
             {
                 payloads = payloads.Select(p => TensorPayload.Observed(p, w => progress.Report(new ConvertProgress(++done, total, w.Name))));
             }
-            IReadOnlyList<string> files = [outputPath];
-            if (outFormat is ShardedSafetensorsFormat)
-            {
-                var shards = ShardedSafetensorsWriter.Write(outputPath, payloads, input.Metadata, maxShardBytes ?? ShardedSafetensorsFormat.DefaultMaxShardBytes);
-                files = [outputPath, .. shards];
-            }
-            else
-            {
-                Write(outputPath, payloads, input.Metadata, outFormat.Name, maxShardBytes);
-            }
+            // The output was checked above (EnsureOutputSparesInputs): the format object writes it, not looked up again.
+            var files = outFormat.WriteFiles(outputPath, payloads, input.Metadata, maxShardBytes);
             if (owned)
             {
                 set.Commit();

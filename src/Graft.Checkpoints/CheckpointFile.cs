@@ -190,12 +190,11 @@ public static partial class CheckpointFile
     /// output; for a sharded output the shards its previous generation owns (<see cref="Sharded.ShardedSafetensorsWriter.FilesReplacedBy"/>);
     /// for ONNX both names its external data file may take (<see cref="Onnx.OnnxWriter.FilesReplacedBy"/>).
     /// </summary>
-    public static IReadOnlyList<string> FilesReplacedBy(string outputPath, ICheckpointFormat outputFormat) => outputFormat switch
+    public static IReadOnlyList<string> FilesReplacedBy(string outputPath, ICheckpointFormat outputFormat)
     {
-        Sharded.ShardedSafetensorsFormat => Sharded.ShardedSafetensorsWriter.FilesReplacedBy(outputPath),
-        Onnx.OnnxFormat => Onnx.OnnxWriter.FilesReplacedBy(outputPath),
-        _ => [Path.GetFullPath(outputPath)],
-    };
+        ArgumentNullException.ThrowIfNull(outputFormat);
+        return outputFormat.FilesReplacedBy(outputPath);
+    }
 
     /// <summary>
     /// True when both paths name one existing file: the same device and inode after every link along either path is
@@ -234,17 +233,7 @@ public static partial class CheckpointFile
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         AtomicFile.EnsureReplaceable(path);
-        var f = OutputFormat(path, format);
-        if (maxShardBytes is { } max)
-        {
-            if (f is not Sharded.ShardedSafetensorsFormat)
-            {
-                throw new InvalidInputException($"{path}: a shard size applies to a sharded output (*{Sharded.ShardedSafetensorsWriter.IndexSuffix}); this output is {f.Name}.");
-            }
-            Sharded.ShardedSafetensorsWriter.Write(path, tensors, metadata, max);
-            return;
-        }
         // A format that cannot write says why and what to use instead (ONNX points to OnnxWriter.ReplaceInitializers).
-        f.Write(path, tensors, metadata);
+        _ = OutputFormat(path, format).WriteFiles(path, tensors, metadata, maxShardBytes);
     }
 }

@@ -2,11 +2,9 @@ namespace Graft.Checkpoints;
 
 /// <summary>
 /// One checkpoint file format: how to recognise it, open it and (if supported) write it.
-/// Formats register in <see cref="CheckpointFile.Formats"/>, and reading, detecting and writing go through them. A few
-/// places still test for one format because that format adds a behaviour this interface has no member for: a sharded
-/// safetensors output replaces several files (<c>CheckpointFile.EnsureOutputSparesInputs</c>, <c>CheckpointFile.Write</c>
-/// with a shard size, and <c>CheckpointFile.Convert</c>'s listing of what it wrote), an ONNX output keeps its template's graph
-/// (<c>WeightTransfer.Files</c>), and <c>graft convert</c>'s PyTorch-only option checks for PyTorch input.
+/// Formats register in <see cref="CheckpointFile.Formats"/>, and reading, detecting and writing go through them: what
+/// differs between formats is asked of the format object (which files a write replaces, whether it takes a shard size,
+/// whether it writes only into a template of its own), never decided by testing for one format or by its name.
 /// </summary>
 public interface ICheckpointFormat
 {
@@ -33,4 +31,40 @@ public interface ICheckpointFormat
     /// destination is untouched. Throws <see cref="NotSupportedException"/> when <see cref="CanWrite"/> is false.
     /// </summary>
     void Write(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null);
+
+    /// <summary>
+    /// Every file writing <paramref name="outputPath"/> in this format may replace or delete, as full paths: checked
+    /// against every input before anything is written. By default the output alone; a sharded output adds the shards its
+    /// previous generation owns, an ONNX output both names of its external data file.
+    /// </summary>
+    IReadOnlyList<string> FilesReplacedBy(string outputPath) => [Path.GetFullPath(outputPath)];
+
+    /// <summary>
+    /// True when the format is written only into a template of the same format, whose structure it keeps (ONNX: the
+    /// graph is copied and the initializers replaced), so <see cref="Write"/> cannot make one from tensors alone.
+    /// </summary>
+    bool WritesFromTemplate => false;
+
+    /// <summary>
+    /// Writes <paramref name="tensors"/> into a copy of the template at <paramref name="templatePath"/> (same format),
+    /// keeping its structure, to <paramref name="path"/>; for the formats whose <see cref="WritesFromTemplate"/> is true.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The format writes from tensors alone (<see cref="Write"/>).</exception>
+    void WriteFromTemplate(string templatePath, string path, IEnumerable<TensorPayload> tensors) =>
+        throw new NotSupportedException($"The {Name} format is written from tensors alone; use Write.");
+
+    /// <summary>
+    /// Writes as <see cref="Write"/> does, in files of at most <paramref name="maxShardBytes"/> tensor bytes when the
+    /// format is sharded; returns every file written (the output first).
+    /// </summary>
+    /// <exception cref="InvalidInputException">A shard size is given and the format is not sharded.</exception>
+    IReadOnlyList<string> WriteFiles(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata, long? maxShardBytes)
+    {
+        if (maxShardBytes is not null)
+        {
+            throw new InvalidInputException($"{path}: a shard size applies to a sharded output (*{Sharded.ShardedSafetensorsWriter.IndexSuffix}); this output is {Name}.");
+        }
+        Write(path, tensors, metadata);
+        return [Path.GetFullPath(path)];
+    }
 }

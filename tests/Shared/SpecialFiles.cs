@@ -66,3 +66,15 @@ internal static class SpecialFiles
         return default!;
     }
 }
+
+/// <summary>A theory that needs Unix links and processes (<c>ln</c>, symbolic links); skipped with the reason elsewhere.</summary>
+public sealed class UnixOnlyTheoryAttribute : TheoryAttribute
+{
+    public UnixOnlyTheoryAttribute()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Skip = "needs Unix hard and symbolic links; not on Windows";
+        }
+    }
+}

@@ -39,4 +39,14 @@ public sealed class OnnxFormat : ICheckpointFormat
     public void Write(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
         throw new NotSupportedException(
             "An ONNX file needs a graph as well as weights; use OnnxWriter.ReplaceInitializers(modelPath, outputPath, payloads) to write new weights into an existing model.");
+
+    /// <summary>The model and both names its external data file takes in turn (<see cref="OnnxWriter.FilesReplacedBy"/>).</summary>
+    public IReadOnlyList<string> FilesReplacedBy(string outputPath) => OnnxWriter.FilesReplacedBy(outputPath);
+
+    /// <summary>True: a model is written into a template model, whose graph it keeps (<see cref="OnnxWriter.ReplaceInitializers"/>).</summary>
+    public bool WritesFromTemplate => true;
+
+    /// <summary>The template's graph with its initializers replaced by <paramref name="tensors"/> (<see cref="OnnxWriter.ReplaceInitializers"/>).</summary>
+    public void WriteFromTemplate(string templatePath, string path, IEnumerable<TensorPayload> tensors) =>
+        OnnxWriter.ReplaceInitializers(templatePath, path, tensors);
 }

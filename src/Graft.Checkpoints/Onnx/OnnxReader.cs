@@ -221,6 +221,14 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
 
     internal Entry Find(TensorInfo tensor) => _index.Find(tensor);
 
+    /// <summary>The fields of a weight's TensorProto, read again from the file (headers only, not the data).</summary>
+    internal List<Field> TensorFields(Initializer weight)
+    {
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        var t = weight.TensorField;
+        return ProtobufWire.Fields(_handle, Path, t.ValueStart, t.End, weight.Info.Name, $"initializer at offset {t.TagStart}");
+    }
+
     internal IEnumerable<string> ExternalFilePaths => _externalFiles.Keys;
 
     private void ReadExternal(string tensor, ExternalSource ext, long offset, Span<byte> destination)
@@ -295,7 +303,11 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
 
     internal sealed record ExternalSource(string Location, string RealPath, long Offset) : Source;
 
-    internal sealed record EmptySource : Source;
+    internal sealed record EmptySource : Source
+    {
+        /// <summary>The one instance (a model of many empty tensors needs no object per tensor for this).</summary>
+        public static readonly EmptySource Instance = new();
+    }
 
     internal sealed record Segment(long Start, long Length, bool Packed);
 
@@ -303,7 +315,11 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
     /// A stored weight (an initializer, or a Constant node's tensor when <see cref="ConstantNode"/> is set): its
     /// description, its field in the graph (the node's, for a Constant), its TensorProto's fields, and its data source.
     /// </summary>
-    internal sealed record Initializer(TensorInfo Info, Field GraphField, List<Field> Fields, Source Source)
+    /// <remarks>
+    /// The TensorProto's own fields are not kept (a model of 100,000 initializers would hold a few hundred thousand
+    /// records for them); <see cref="TensorFields"/> reads them again when a writer needs them.
+    /// </remarks>
+    internal sealed record Initializer(TensorInfo Info, Field GraphField, Field TensorField, Source Source)
     {
         /// <summary>The index of the Constant node holding this tensor; -1 for an initializer.</summary>
         public int ConstantNode { get; init; } = -1;
@@ -315,7 +331,8 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
     /// <summary>The one validation routine: model fields, the graph, then each initializer in order.</summary>
     private sealed partial class Parser(string path, byte* file, long length)
     {
-        private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+        private readonly ProtobufWire _wire = new(path, file);
+        private readonly Dictionary<Shape, Shape> _shapes = [];
         private readonly Dictionary<string, SafeFileHandle> _external = new(StringComparer.Ordinal);
 
         public Parsed Parse()
@@ -424,8 +441,8 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
                     dims.Add(d);
                 }
             }
-            var info = TensorInfo.Declared(path, name, dtype, new Shape(dims));
-            return new Initializer(info, field, fields, Source(info, fields));
+            var info = TensorInfo.Declared(path, name, dtype, Intern(new Shape(dims)));
+            return new Initializer(info, field, field, Source(info, fields));
         }
 
         private Source Source(TensorInfo info, List<Field> fields)
@@ -465,7 +482,7 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
                     throw new CheckpointFormatException(CheckpointErrorKind.LengthMismatch, path, name,
                         $"the tensor has no data; shape {info.Shape} of {info.DType} needs {info.ByteLength} bytes.");
                 }
-                return new EmptySource();
+                return EmptySource.Instance;
             }
             var number = typed[0].Number;
             if (typed.Any(f => f.Number != number) || number != TypedField(info.DType))
@@ -561,6 +578,23 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
             return new ExternalSource(location, real, offset);
         }
 
+        /// <summary>
+        /// One <see cref="Shape"/> object per distinct shape (up to 4,096 of them): a model's biases and norms repeat a
+        /// few shapes many times, and a model of 100,000 tensors would otherwise hold 100,000 equal shapes.
+        /// </summary>
+        private Shape Intern(Shape shape)
+        {
+            if (_shapes.TryGetValue(shape, out var known))
+            {
+                return known;
+            }
+            if (_shapes.Count < 4096)
+            {
+                _shapes.Add(shape, shape);
+            }
+            return shape;
+        }
+
         private long Number(string text, string tensor, string key) =>
             long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var v)
                 ? v
@@ -583,125 +617,13 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
             return (key, value);
         }
 
-        private string Text(Field f, string? tensor, string what)
-        {
-            if (f.ValueLength > 1 << 20)
-            {
-                throw Corrupt(tensor, $"{what} at offset {f.ValueStart} is {f.ValueLength} bytes long.");
-            }
-            try
-            {
-                return StrictUtf8.GetString(new ReadOnlySpan<byte>(file + f.ValueStart, (int)f.ValueLength));
-            }
-            catch (DecoderFallbackException)
-            {
-                throw Corrupt(tensor, $"{what} at offset {f.ValueStart} is not valid UTF-8.");
-            }
-        }
+        private string Text(Field f, string? tensor, string what) => _wire.Text(f, tensor, what);
 
-        /// <summary>The int64 values of a varint field, packed (wire type 2) or not (wire type 0).</summary>
-        private List<long> Varints(Field f, string tensor)
-        {
-            if (f.WireType == 0)
-            {
-                return [(long)f.Varint];
-            }
-            if (f.WireType != 2)
-            {
-                throw Corrupt(tensor, $"field {f.Number} has wire type {f.WireType}.");
-            }
-            var values = new List<long>();
-            var pos = f.ValueStart;
-            while (pos < f.End)
-            {
-                values.Add((long)ReadVarint(ref pos, f.End, tensor, $"packed field {f.Number}"));
-            }
-            return values;
-        }
+        private List<long> Varints(Field f, string tensor) => _wire.Varints(f, tensor);
 
-        /// <summary>A base-128 varint at <paramref name="pos"/> (advanced past it), at most 10 bytes and 64 bits, inside [pos, end).</summary>
-        private ulong ReadVarint(ref long pos, long end, string? tensor, string what)
-        {
-            ulong result = 0;
-            var at = pos;
-            for (var shift = 0; shift < 64; shift += 7)
-            {
-                if (pos >= end)
-                {
-                    throw Corrupt(tensor, $"{what} is not a valid protobuf message: the varint at offset {at} is cut off by the end of its message at {end}.");
-                }
-                var b = file[pos++];
-                if (shift == 63 && b > 1)
-                {
-                    throw Corrupt(tensor, $"{what} is not a valid protobuf message: the varint at offset {at} overflows 64 bits.");
-                }
-                result |= (ulong)(b & 0x7F) << shift;
-                if ((b & 0x80) == 0)
-                {
-                    return result;
-                }
-            }
-            throw Corrupt(tensor, $"{what} is not a valid protobuf message: the varint at offset {at} is longer than 10 bytes.");
-        }
+        private List<Field> Fields(long start, long end, string? tensor, string what) => _wire.Fields(start, end, tensor, what);
 
-        /// <summary>
-        /// Splits the message in [<paramref name="start"/>, <paramref name="end"/>) into fields, decoding tags and
-        /// varints straight from the mapped bytes (no stream or buffer per message: a 500-layer graph is thousands of
-        /// small messages). Length-delimited values are not read, so a 1 GB raw_data costs nothing here.
-        /// </summary>
-        private List<Field> Fields(long start, long end, string? tensor, string what)
-        {
-            var fields = new List<Field>();
-            var pos = start;
-            while (pos < end)
-            {
-                var tagStart = pos;
-                var tag = ReadVarint(ref pos, end, tensor, what);
-                if (tag > uint.MaxValue)
-                {
-                    throw Corrupt(tensor, $"{what} is not a valid protobuf message: the tag at offset {tagStart} is over 32 bits.");
-                }
-                var number = (int)(tag >> 3);
-                var wire = (int)(tag & 7);
-                var tagEnd = pos;
-                if (number == 0)
-                {
-                    throw Corrupt(tensor, $"{what}: field number 0 at offset {tagStart}.");
-                }
-                switch (wire)
-                {
-                    case 0:
-                        var varint = ReadVarint(ref pos, end, tensor, what);
-                        fields.Add(new Field(number, wire, tagStart, tagEnd, tagEnd, pos, varint));
-                        break;
-                    case 1 or 5:
-                        var size = wire == 1 ? 8 : 4;
-                        if (end - pos < size)
-                        {
-                            throw Corrupt(tensor, $"{what} is not a valid protobuf message: field {number} at offset {tagStart} is cut off by the end of its message at {end}.");
-                        }
-                        pos += size;
-                        fields.Add(new Field(number, wire, tagStart, tagEnd, tagEnd, pos, 0));
-                        break;
-                    case 2:
-                        var len = ReadVarint(ref pos, end, tensor, what);
-                        if (len > (ulong)(end - pos))
-                        {
-                            throw new CheckpointFormatException(CheckpointErrorKind.OutOfBounds, path, tensor,
-                                $"{what}: field {number} at offset {tagStart} declares {len} bytes, past the end of its message at {end}.");
-                        }
-                        var valueStart = pos;
-                        pos += (long)len;
-                        fields.Add(new Field(number, wire, tagStart, tagEnd, valueStart, pos, 0));
-                        break;
-                    default:
-                        throw Corrupt(tensor, $"{what}: field {number} at offset {tagStart} has wire type {wire} (groups are not used by ONNX).");
-                }
-            }
-            return fields;
-        }
-
-        private CheckpointFormatException Corrupt(string? tensor, string detail) => new(CheckpointErrorKind.Corrupt, path, tensor, detail);
+        private CheckpointFormatException Corrupt(string? tensor, string detail) => _wire.Corrupt(tensor, detail);
     }
 
     /// <summary>ONNX <c>TensorProto.DataType</c> codes Graft maps to a <see cref="DType"/>.</summary>

@@ -198,7 +198,7 @@ public static class OnnxWriter
                 if (plan.InPlace.TryGetValue(init, out var data))
                 {
                     var head = new MemoryStream();
-                    foreach (var f in init.Fields.Where(f => !DataFields.Contains(f.Number)))
+                    foreach (var f in reader.TensorFields(init).Where(f => !DataFields.Contains(f.Number)))
                     {
                         head.Write(reader.Bytes(f.TagStart, checked((int)(f.End - f.TagStart))));
                     }
@@ -237,7 +237,7 @@ public static class OnnxWriter
         foreach (var (entry, data) in plan.Added)
         {
             var head = new MemoryStream();
-            foreach (var f in entry.Storage.Fields.Where(f => !DataFields.Contains(f.Number) && f.Number != 8))
+            foreach (var f in reader.TensorFields(entry.Storage).Where(f => !DataFields.Contains(f.Number) && f.Number != 8))
             {
                 head.Write(reader.Bytes(f.TagStart, checked((int)(f.End - f.TagStart))));
             }

@@ -52,6 +52,41 @@ public sealed unsafe partial class PyTorchReader : ICheckpointReader
         _index = new TensorIndex<TensorEntry>(path, tensors, static t => t.Info);
         Metadata = metadata;
         CommonKeyPrefix = FindCommonPrefix(Tensors);
+        (StoredByteLength, SharedStorageCount, TensorsOnSharedStorages) = Sharing(tensors);
+    }
+
+    /// <summary>
+    /// The bytes the file stores for the selected tensors: each storage they view counted once. Less than the sum of
+    /// the tensors' lengths when tensors share a storage (tied weights, views of one buffer); a conversion writes every
+    /// tensor in full, so what it writes is the sum, not this.
+    /// </summary>
+    public long StoredByteLength { get; }
+
+    /// <summary>How many storages more than one selected tensor views (0 when no tensors share one).</summary>
+    public int SharedStorageCount { get; }
+
+    /// <summary>How many selected tensors view a storage that another selected tensor views too.</summary>
+    public int TensorsOnSharedStorages { get; }
+
+    private static (long Stored, int Shared, int Tensors) Sharing(List<TensorEntry> tensors)
+    {
+        var views = new Dictionary<StorageRef, int>(ReferenceEqualityComparer.Instance);
+        foreach (var t in tensors)
+        {
+            views[t.Storage] = views.GetValueOrDefault(t.Storage) + 1;
+        }
+        long stored = 0;
+        int shared = 0, onShared = 0;
+        foreach (var (storage, count) in views)
+        {
+            stored = checked(stored + storage.Numel * storage.DType.ElementSize());
+            if (count > 1)
+            {
+                shared++;
+                onShared += count;
+            }
+        }
+        return (stored, shared, onShared);
     }
 
     /// <inheritdoc/>

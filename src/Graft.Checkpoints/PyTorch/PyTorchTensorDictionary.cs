@@ -12,12 +12,3 @@ namespace Graft.Checkpoints.PyTorch;
 /// <param name="TensorCount">How many tensors it holds.</param>
 /// <param name="ByteLength">Total bytes of its tensors (views of one storage are counted once per view).</param>
 public sealed record PyTorchTensorDictionary(string KeyPath, int TensorCount, long ByteLength);
-
-/// <summary>Which of PyTorch's two file layouts a checkpoint uses.</summary>
-public enum PyTorchContainer
-{
-    /// <summary>The uncompressed zip <c>torch.save</c> writes since 1.6.</summary>
-    Zip,
-    /// <summary>The older concatenation of pickles followed by raw storages (<c>_use_new_zipfile_serialization=False</c>).</summary>
-    Legacy,
-}

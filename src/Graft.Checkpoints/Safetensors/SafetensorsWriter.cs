@@ -50,12 +50,12 @@ public static class SafetensorsWriter
         WriteBody(destination, header, tensors);
     }
 
-    private static void WriteBody(Stream destination, byte[] header, IReadOnlyList<TensorPayload> tensors)
+    private static void WriteBody(Stream destination, ReadOnlyMemory<byte> header, IReadOnlyList<TensorPayload> tensors)
     {
         Span<byte> prefix = stackalloc byte[8];
         BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.Length);
         destination.Write(prefix);
-        destination.Write(header);
+        destination.Write(header.Span);
         foreach (var i in DataOrder(tensors))
         {
             PayloadStream.WriteExactly(tensors[i], destination);
@@ -81,7 +81,11 @@ public static class SafetensorsWriter
     }
 
     /// <summary>The padded header bytes (without the 8-byte length prefix).</summary>
-    internal static byte[] BuildHeader(IReadOnlyList<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata)
+    /// <remarks>
+    /// Built in one buffer sized from the names up front and returned without a copy: a header of 100,000 tensors is
+    /// several megabytes, and growing it by doubling then copying it out held three times that.
+    /// </remarks>
+    internal static ReadOnlyMemory<byte> BuildHeader(IReadOnlyList<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in tensors)
@@ -100,7 +104,13 @@ public static class SafetensorsWriter
             }
         }
 
-        var json = new ArrayBufferWriter<byte>(256);
+        long estimate = 64;
+        foreach (var t in tensors)
+        {
+            // "NAME":{"dtype":"F32","shape":[…],"data_offsets":[…,…]}, with room for a few escapes and long numbers.
+            estimate += t.Name.Length + 80 + 12L * t.Shape.Rank;
+        }
+        var json = new ArrayBufferWriter<byte>((int)Math.Min(estimate, SafetensorsReader.MaxHeaderLength));
         Ascii(json, "{");
         var first = true;
         if (metadata is { Count: > 0 })
@@ -168,10 +178,10 @@ public static class SafetensorsWriter
             throw new InvalidInputException(
                 $"The header would be {padded} bytes, over the {SafetensorsReader.MaxHeaderLength}-byte limit readers enforce; split the checkpoint (a sharded output).");
         }
-        var header = new byte[padded];
-        json.WrittenSpan.CopyTo(header);
-        header.AsSpan(json.WrittenCount).Fill((byte)' ');
-        return header;
+        var pad = (int)(padded - json.WrittenCount);
+        json.GetSpan(pad)[..pad].Fill((byte)' ');
+        json.Advance(pad);
+        return json.WrittenMemory;
     }
 
     private static void Ascii(ArrayBufferWriter<byte> w, string s)

@@ -58,4 +58,11 @@ public sealed class ShardedSafetensorsFormat : ICheckpointFormat
     /// <summary>Writes shards of at most <see cref="DefaultMaxShardBytes"/> and the index at <paramref name="path"/>.</summary>
     public void Write(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
         ShardedSafetensorsWriter.Write(path, tensors, metadata, DefaultMaxShardBytes);
+
+    /// <summary>The index and the shards its previous generation owns (<see cref="ShardedSafetensorsWriter.FilesReplacedBy"/>).</summary>
+    public IReadOnlyList<string> FilesReplacedBy(string outputPath) => ShardedSafetensorsWriter.FilesReplacedBy(outputPath);
+
+    /// <summary>Writes shards of at most <paramref name="maxShardBytes"/> (default <see cref="DefaultMaxShardBytes"/>) and the index; returns the index and the shards.</summary>
+    public IReadOnlyList<string> WriteFiles(string path, IEnumerable<TensorPayload> tensors, IReadOnlyDictionary<string, string>? metadata, long? maxShardBytes) =>
+        [Path.GetFullPath(path), .. ShardedSafetensorsWriter.Write(path, tensors, metadata, maxShardBytes ?? DefaultMaxShardBytes)];
 }

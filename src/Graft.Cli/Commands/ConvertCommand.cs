@@ -28,19 +28,17 @@ internal static class ConvertCommand
         {
             var inPath = parse.GetValue(input)!.FullName;
             var outPath = parse.GetValue(output)!.FullName;
-            var outFormat = parse.GetValue(format);
-            if (!Directory.Exists(outPath))
-            {
-                // Before the input is opened: the rule transfer and the library share.
-                CheckpointFile.OutputFormat(outPath, outFormat);
-            }
+            // Chosen once, before the input is opened (the rule transfer and the library share), and handed on as is. A
+            // folder has no format; Convert says so.
+            ICheckpointFormat? outFormat = Directory.Exists(outPath) ? null : CheckpointFile.OutputFormat(outPath, parse.GetValue(format));
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
             using var reader = Open(inPath, parse.GetValue(inFormat), parse.GetValue(key));
             // OUT is committed only once what the command says about it has been written: standard output on a full disk
             // (`> /dev/full`) fails the command with no new OUT, rather than exit 3 with OUT written.
             using var outputs = new OutputSet();
-            var written = ProgressView.Run(ctx, "convert", report => CheckpointFile.Convert(reader, outPath, outFormat, maxShard,
-                report is null ? null : new Reporter(report)));
+            var written = ProgressView.Run(ctx, "convert", report => outFormat is null
+                ? CheckpointFile.Convert(reader, outPath, parse.GetValue(format), maxShard, report is null ? null : new Reporter(report))
+                : CheckpointFile.Convert(reader, outPath, outFormat, maxShard, report is null ? null : new Reporter(report)));
             if (parse.GetValue(json))
             {
                 ctx.Out.WriteLine(System.Text.Json.JsonSerializer.Serialize(written, CliJson.Options));

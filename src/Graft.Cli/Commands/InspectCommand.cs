@@ -37,7 +37,17 @@ internal static class InspectCommand
     /// checkpoint of 200,000 tensors costs no second copy of its index. <see cref="Parameters"/> counts what trains;
     /// <see cref="Buffers"/> the values of buffers (BatchNorm running statistics and counters, index tables).</summary>
     internal sealed record Summary(string Path, string Format, int Tensors, long Elements, long Parameters, long FloatParameters, long Buffers, long Bytes,
-        IReadOnlyDictionary<string, string> Metadata, IEnumerable<TensorRow> TensorList);
+        IReadOnlyDictionary<string, string> Metadata, IEnumerable<TensorRow> TensorList)
+    {
+        /// <summary>A <c>.pt</c>'s storages viewed by more than one tensor (null for other formats, or none shared).</summary>
+        public StorageSharing? SharedStorages { get; init; }
+    }
+
+    /// <summary>
+    /// Tensors that view one storage: the file stores <see cref="StoredBytes"/>, the tensors declare
+    /// <see cref="Summary.Bytes"/>, and a conversion writes the latter.
+    /// </summary>
+    internal sealed record StorageSharing(int Storages, int Tensors, long StoredBytes);
 
     private static Summary Summarise(ICheckpointReader reader)
     {
@@ -57,7 +67,12 @@ internal static class InspectCommand
             bytes += t.ByteLength;
         }
         return new Summary(reader.Path, reader.Format, reader.Tensors.Count, elements, parameters, floats, buffers, bytes, reader.Metadata,
-            reader.Tensors.Select(t => new TensorRow(t.Name, t.DType.SafetensorsName(), t.Shape.ToArray(), t.ElementCount, t.ByteLength, TensorName.IsBuffer(t.Name))));
+            reader.Tensors.Select(t => new TensorRow(t.Name, t.DType.SafetensorsName(), t.Shape.ToArray(), t.ElementCount, t.ByteLength, TensorName.IsBuffer(t.Name))))
+        {
+            SharedStorages = reader is Graft.Checkpoints.PyTorch.PyTorchReader { SharedStorageCount: > 0 } pt
+                ? new StorageSharing(pt.SharedStorageCount, pt.TensorsOnSharedStorages, pt.StoredByteLength)
+                : null,
+        };
     }
 
     private static readonly TextTableColumn[] Columns =
@@ -68,6 +83,10 @@ internal static class InspectCommand
         TextTable.Write(ctx, Columns, () => s.TensorList.Select(r =>
             new[] { r.Name + (r.Buffer ? " (buffer)" : ""), r.DType, new Shape(r.Shape).ToString(), r.Elements.ToString("N0"), ByteSize.Format(r.Bytes) }));
         ctx.Out.WriteLine(TerminalText.Escape($"{s.Path} ({s.Format}): {s.Tensors} tensors, {s.Elements:N0} elements: {s.Parameters:N0} parameters ({s.FloatParameters:N0} floating-point) and {s.Buffers:N0} in buffers (running statistics, counters, index tables), {ByteSize.Format(s.Bytes)}"));
+        if (s.SharedStorages is { } shared)
+        {
+            ctx.Out.WriteLine($"  shared storages: {shared.Tensors:N0} tensors view {shared.Storages:N0} storage(s); the file stores {ByteSize.Format(shared.StoredBytes)}, the tensors declare {ByteSize.Format(s.Bytes)}, and a conversion writes each tensor in full ({ByteSize.Format(s.Bytes)})");
+        }
         foreach (var (k, v) in s.Metadata.OrderBy(kv => kv.Key, StringComparer.Ordinal))
         {
             ctx.Out.WriteLine($"  {TerminalText.Escape(k)}: {TerminalText.Escape(v)}");

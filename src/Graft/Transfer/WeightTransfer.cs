@@ -174,7 +174,7 @@ public static class WeightTransfer
         var format = CheckpointFile.OutputFormat(outputPath, outputFormat, writersOnly: false);
         CheckpointFile.EnsureOutputSparesInputs(outputPath, format, (source, "source"), (template, "template"));
         var run = Start(source, template, policy, refuse: refuse);
-        if (format is Graft.Checkpoints.Onnx.OnnxFormat && template is Graft.Checkpoints.Onnx.OnnxReader onnxTemplate
+        if (format.WritesFromTemplate && template is Graft.Checkpoints.Onnx.OnnxReader onnxTemplate
             && Graft.Checkpoints.Onnx.OnnxWriter.Problems(onnxTemplate, run.Outputs.Select(o => o.Name)) is { Count: > 0 } problems)
         {
             // A weight the template shares between layers gets one value per layer in the output (un-shared); where the
@@ -194,18 +194,19 @@ public static class WeightTransfer
         };
         try
         {
-            if (format is Graft.Checkpoints.Onnx.OnnxFormat)
+            if (format.WritesFromTemplate)
             {
                 // An ONNX model is a graph with weights: the output is the template's graph with its initializers replaced.
                 if (template.Format != format.Name)
                 {
-                    throw new InvalidInputException($"{outputPath}: an ONNX output needs an ONNX template (its graph is kept); {templatePath} is {template.Format}.");
+                    throw new InvalidInputException($"{outputPath}: an {format.Name} output needs an {format.Name} template (its graph is kept); {templatePath} is {template.Format}.");
                 }
-                Graft.Checkpoints.Onnx.OnnxWriter.ReplaceInitializers(templatePath, outputPath, WithProgress(run.Outputs, progress));
+                format.WriteFromTemplate(templatePath, outputPath, WithProgress(run.Outputs, progress));
             }
             else
             {
-                CheckpointFile.Write(outputPath, WithProgress(run.Outputs, progress), metadata, format.Name, maxShardBytes);
+                // Checked above (EnsureOutputSparesInputs); the format object writes, not looked up again by name.
+                _ = format.WriteFiles(outputPath, WithProgress(run.Outputs, progress), metadata, maxShardBytes);
             }
         }
         catch

@@ -205,6 +205,47 @@ public sealed class PyTorchHostileInputTests : IDisposable
         Assert.Contains("256 MiB", e.Message);
     }
 
+    /// <summary>
+    /// Issue 21: 10,000 tensors that each view the whole of one 1 MiB storage are valid PyTorch (tied weights taken
+    /// to the extreme). They declare 9.8 GiB; the reader says the file stores 1 MiB of them, in one shared storage,
+    /// and each tensor reads its own (the storage's) values.
+    /// </summary>
+    [Fact]
+    public void Open_TenThousandTensorsSharingOneStorage_SaysWhatIsStoredAndShared()
+    {
+        const int tensors = 10_000;
+        const long numel = 1 << 18; // 1 MiB of float32
+        var parts = new List<object> { (byte)0x80, (byte)2, OrderedDict, ')', 'R', '(' };
+        for (var i = 0; i < tensors; i++)
+        {
+            parts.AddRange(["w" + i.ToString(System.Globalization.CultureInfo.InvariantCulture), Rebuild, '(',
+                .. Tuple("storage", FloatStorage, "0", "cpu", numel), 'Q', 0, .. Tuple(numel), .. Tuple(1), (byte)0x89, OrderedDict, ')', 'R',
+                't', 'R']);
+        }
+        parts.AddRange(['u', '.']);
+        var storage = new byte[numel * 4];
+        BitConverter.GetBytes(2.5f).CopyTo(storage, 4 * (numel - 1));
+        using var r = PyTorchReader.Open(Checkpoint(Assemble([.. parts]), "shared.pt", storage));
+        Assert.Equal(tensors, r.Tensors.Count);
+        Assert.Equal(tensors * numel * 4, r.Tensors.Sum(t => t.ByteLength));
+        Assert.Equal(numel * 4, r.StoredByteLength);
+        Assert.Equal(1, r.SharedStorageCount);
+        Assert.Equal(tensors, r.TensorsOnSharedStorages);
+        var last = r.Tensors[^1];
+        var bytes = new byte[last.ByteLength];
+        r.ReadBytes(last, bytes);
+        Assert.Equal(2.5f, BitConverter.ToSingle(bytes, bytes.Length - 4));
+    }
+
+    [Fact]
+    public void Open_TensorsOnTheirOwnStorages_ShareNothing()
+    {
+        using var r = PyTorchReader.Open(Checkpoint(OneTensor(6, 0, [2, 3], [3, 1])));
+        Assert.Equal(24, r.StoredByteLength);
+        Assert.Equal(0, r.SharedStorageCount);
+        Assert.Equal(0, r.TensorsOnSharedStorages);
+    }
+
     [Fact]
     public void Open_NegativeDimensionOrStride_IsInvalidShape()
     {

@@ -37,7 +37,7 @@ internal sealed record AxisPlan(string Name, long From, long To, int[][] Map, do
         if (to < from)
         {
             return new AxisPlan(name, from, to, Enumerable.Range(0, (int)to).Select(i => new[] { i }).ToArray(), 1.0,
-                "truncate", $"{name} {from}→{to}: the first {to} {unit} kept", $"{name} shrinks {from}→{to} (the first {to} kept): the function changes");
+                "truncate", $"{name} {from}→{to}: the first {to} {unit} kept", $"{name} {from}→{to}: only the first {to} {unit} kept, the function changes");
         }
         throw new TransferPlanException($"{name} {from}→{to}: growth by a factor that is not whole is not supported (the function-keeping growth copies whole {unit}); use a multiple of {from}.");
     }

@@ -90,6 +90,27 @@ public sealed class TransformerTransferTests : IDisposable
     public void Width_WithGqa_PreserveFunction_LogitsEqual() =>
         AssertKeepsLogits(Base with { KvHeads = 2 }, Base with { Hidden = 128, Heads = 16, KvHeads = 4, Intermediate = 256 });
 
+    /// <summary>More query heads at the same hidden size: copies, o_proj's columns divided by the count; K/V heads follow.</summary>
+    [Fact]
+    public void QueryHeads_8To16_KvHeads8To16_PreserveFunction_LogitsEqual() =>
+        AssertKeepsLogits(Base with { Layers = 2 }, Base with { Layers = 2, Heads = 16, KvHeads = 16 });
+
+    /// <summary>Fewer query heads: the first kept, o_proj keeps their columns (consistent shapes); refused under --preserve-function.</summary>
+    [Fact]
+    public void QueryHeads_8To4_PlainKeepsFirstHeadsAndOProjColumns_PreserveFunctionRefuses()
+    {
+        var small = Base with { Layers = 2 };
+        var (src, output, _) = Run(small, small with { Heads = 4, KvHeads = 4 }, preserve: false);
+        var (s, o) = (TinySpec.Load(src)["model.layers.1.self_attn.o_proj.weight"], TinySpec.Load(output)["model.layers.1.self_attn.o_proj.weight"]);
+        Assert.Equal([64L, 32], o.Shape);
+        for (int r = 0; r < 64; r++)
+        {
+            Assert.Equal(s.Data.AsSpan(r * 64, 32).ToArray(), o.Data.AsSpan(r * 32, 32).ToArray());
+        }
+        var e = Assert.Throws<TransferStrictException>(() => _dir.Transfer(src, Path.Combine(_dir.Root, "tpl", "model.safetensors"), preserve: true, name: "refused"));
+        Assert.Contains(e.Violations, v => v.Contains("query heads 8→4: only the first 4 heads kept", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Width_TiedEmbeddings_RefusedUnderPreserveFunction()
     {

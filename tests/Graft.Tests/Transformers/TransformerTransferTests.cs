@@ -166,6 +166,14 @@ public sealed class TransformerTransferTests : IDisposable
         Assert.Equal(t["model.layers.0.block_sparse_moe.gate.weight"].Data, o["model.layers.0.block_sparse_moe.gate.weight"].Data);
     }
 
+    /// <summary>A Mixtral widened ×2: every expert HyperCloned, the router's columns divided by 2 so its logits (and routing) stay.</summary>
+    [Fact]
+    public void MoeWidth_Mixtral4ExpertsTop2_Hidden64To128_PreserveFunction_LogitsEqual()
+    {
+        var moe = Base with { Experts = 4, TopK = 2, Layers = 2, KvHeads = 2 };
+        AssertKeepsLogits(moe, moe with { Hidden = 128, Heads = 16, KvHeads = 4, Intermediate = 256 });
+    }
+
     [Fact]
     public void Vocabulary_1000To1100_Default_OldLogitsEqual_NewRowsTheMean()
     {

@@ -24,6 +24,15 @@ internal static class Program
             Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{args[1]}: {bytes / 1_000_000} MB of tensors"));
             return 0;
         }
+        // `make-llama FOLDER LAYERS [hidden heads kvHeads intermediate]`: a 7B-shaped Llama-family checkpoint (bf16, sharded,
+        // with config.json), generated while written (issue 25's scale case; bench/compare/llm-grow-vs-cp.sh).
+        if (args.Length >= 3 && args[0] == "make-llama")
+        {
+            int[] n = args.Skip(2).Select(a => int.Parse(a, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+            long bytes = n.Length >= 5 ? LlamaCheckpoint.Write(args[1], n[0], n[1], n[2], n[3], n[4]) : LlamaCheckpoint.Write(args[1], n[0]);
+            Console.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{args[1]}: {bytes / 1_000_000} MB of tensors"));
+            return 0;
+        }
         // `load PATH [reps]`: median time to load every tensor into TorchSharp; `read PATH [reps]`: to read the file (the floor).
         if (args.Length >= 2 && args[0] is "load" or "read")
         {

@@ -32,6 +32,12 @@ public static class PreserveFunction
     public static IReadOnlyList<string> Problems(TransferPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
+        if (plan.Transformer is { } byRole)
+        {
+            // A decoder planned by role: its planner worked out what each decision keeps (copies divided by their count,
+            // repeated K/V heads, identity blocks, upcycled experts) and what it does not.
+            return byRole.FunctionProblems;
+        }
         var problems = new List<string>();
         foreach (var t in plan.Targets)
         {

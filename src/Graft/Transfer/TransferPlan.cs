@@ -218,6 +218,12 @@ public sealed record TransferPlan(string SourcePath, string TemplatePath, IReadO
     public IReadOnlyList<string> Notes { get; init; } = [];
 
     /// <summary>
+    /// For a plan made by role from two Llama-family <c>config.json</c> files (<see cref="Graft.Transformers.TransformerPlanner"/>):
+    /// the architectures and why the function would change; null for a plan made by names.
+    /// </summary>
+    public Graft.Transformers.TransformerPlan? Transformer { get; init; }
+
+    /// <summary>
     /// Problems <c>--strict</c> refuses, one line each (empty when the transfer is complete). Computed on every read,
     /// and each line only when it is read: a plan of 200,000 kept tensors must not hold 200,000 sentences.
     /// </summary>

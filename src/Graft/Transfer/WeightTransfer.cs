@@ -70,6 +70,12 @@ public static class WeightTransfer
     private static (TransferPlan Plan, ICheckpointReader Source) PlanWithSource(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy, ChannelGroups? groups)
     {
         policy ??= TransferPolicy.Default;
+        if (Graft.Transformers.TransformerPlanner.TryPlan(source, template, policy) is { } byRole)
+        {
+            // Both sides are Llama-family decoders with a config.json: roles and head structure come from it.
+            EmptyTransfer.Check(byRole, source.Tensors, template.Tensors);
+            return (byRole, source);
+        }
         var matches = NameMatcher.Match(source.Tensors, template.Tensors, policy);
         var effective = source;
         List<string> notes = [];

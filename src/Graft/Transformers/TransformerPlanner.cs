@@ -1,0 +1,321 @@
+using System.Globalization;
+using Graft.Checkpoints;
+using Graft.Checkpoints.Transformers;
+using Graft.Transfer;
+using Graft.Transforms;
+
+namespace Graft.Transformers;
+
+/// <summary>
+/// Plans a transfer between two Llama-family decoders by role, from their <c>config.json</c>: every target tensor gets
+/// its source tensor (possibly of another layer or the dense MLP of an expert) and a chain of typed steps that keeps the
+/// head structure consistent across q/k/v/o, the MLP and the norms. Width grows by HyperCloning (copies divided by their
+/// count), K/V heads by repetition (exact) or group means (not), depth by LLaMA-Pro identity blocks spread evenly after
+/// the existing blocks, a dense MLP into Mixtral experts by copies, the vocabulary by the mean of the old rows. Names
+/// and shapes only: nothing is read.
+/// </summary>
+public static class TransformerPlanner
+{
+    /// <summary>
+    /// The plan by role when both checkpoints have a Llama-family <c>config.json</c> beside them, else null (the caller
+    /// plans by names).
+    /// </summary>
+    /// <exception cref="CheckpointFormatException">A <c>config.json</c> is malformed or names a family not understood.</exception>
+    /// <exception cref="TransferPlanException">The change is one this planner does not make (head size, a non-whole
+    /// growth factor, experts to dense), or a tensor's shape disagrees with its config.</exception>
+    public static TransferPlan? TryPlan(ICheckpointReader source, ICheckpointReader template, TransferPolicy policy)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(template);
+        ArgumentNullException.ThrowIfNull(policy);
+        if (!File.Exists(source.Path) || !File.Exists(template.Path))
+        {
+            return null;
+        }
+        var s = TransformerConfig.FindBeside(source.Path);
+        var t = TransformerConfig.FindBeside(template.Path);
+        return s is null || t is null ? null : Plan(source.Tensors, template.Tensors, s, t, policy, source.Path, template.Path);
+    }
+
+    /// <summary>Plans <paramref name="source"/> (architecture <paramref name="s"/>) into <paramref name="template"/> (<paramref name="t"/>).</summary>
+    /// <exception cref="TransferPlanException">As <see cref="TryPlan"/>.</exception>
+    public static TransferPlan Plan(IReadOnlyList<TensorInfo> source, IReadOnlyList<TensorInfo> template, TransformerConfig s, TransformerConfig t,
+        TransferPolicy policy, string sourcePath = "<source>", string templatePath = "<template>")
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(template);
+        ArgumentNullException.ThrowIfNull(s);
+        ArgumentNullException.ThrowIfNull(t);
+        ArgumentNullException.ThrowIfNull(policy);
+        return new State(source, s, t, policy, sourcePath).Run(template, templatePath);
+    }
+
+    private sealed class State
+    {
+        private readonly Dictionary<string, TensorInfo> _source = new(StringComparer.Ordinal);
+        private readonly TransformerConfig _s;
+        private readonly TransformerConfig _t;
+        private readonly TransferPolicy _policy;
+        private readonly string _sourcePath;
+        private readonly AxisPlan _hidden;
+        private readonly AxisPlan _intermediate;
+        private readonly AxisPlan _query;
+        private readonly AxisPlan _kv;
+        private readonly AxisPlan _vocab;
+        private readonly (int Source, bool Identity)[] _layers;
+        private readonly List<string> _problems = [];
+        private readonly List<string> _notes = [];
+
+        public State(IReadOnlyList<TensorInfo> source, TransformerConfig s, TransformerConfig t, TransferPolicy policy, string sourcePath)
+        {
+            foreach (var x in source)
+            {
+                _source[x.Name] = x;
+            }
+            (_s, _t, _policy, _sourcePath) = (s, t, policy, sourcePath);
+            if (s.HeadDim != t.HeadDim)
+            {
+                throw new TransferPlanException($"head_dim {s.HeadDim}→{t.HeadDim} ({s.Path} → {t.Path}): heads change in number at a fixed head size " +
+                    "(rotary embeddings and the 1/√d scale belong to the head size); another head size is not supported.");
+            }
+            if (s.IsMixtureOfExperts && !t.IsMixtureOfExperts)
+            {
+                throw new TransferPlanException($"{s.Path} has {s.Experts} experts and {t.Path} none: merging experts into a dense MLP is not supported.");
+            }
+            if (s.IsMixtureOfExperts && s.Experts != t.Experts)
+            {
+                throw new TransferPlanException($"experts {s.Experts}→{t.Experts} ({s.Path} → {t.Path}): changing the number of experts of a mixture is not supported.");
+            }
+            _hidden = AxisPlan.Resize("hidden", s.HiddenSize, t.HiddenSize, "channels");
+            _intermediate = AxisPlan.Resize("intermediate", s.IntermediateSize, t.IntermediateSize, "channels");
+            _query = AxisPlan.Resize("query heads", s.Heads, t.Heads, "heads");
+            _kv = AxisPlan.KvHeads(_query, s.KvHeads, s.Heads, t.KvHeads, t.Heads);
+            _vocab = AxisPlan.Vocabulary(s.VocabSize, t.VocabSize);
+            _layers = Layers(s.Layers, t.Layers);
+            foreach (var a in new[] { _hidden, _intermediate, _query, _kv, _vocab }.Where(a => !a.IsIdentity))
+            {
+                _notes.Add(a.What);
+                if (a.Problem is not null)
+                {
+                    _problems.Add(a.Problem);
+                }
+            }
+            if (t.Layers > s.Layers)
+            {
+                var added = _layers.Select((l, i) => (l, i)).Where(x => x.l.Identity).Select(x => $"{x.i} (a copy of {x.l.Source})");
+                _notes.Add($"layers {s.Layers}→{t.Layers}: identity blocks (LLaMA-Pro: copies with o_proj and down_proj zeroed) spread evenly after the existing blocks, at {string.Join(", ", added)}");
+            }
+            else if (t.Layers < s.Layers)
+            {
+                _notes.Add($"layers {s.Layers}→{t.Layers}: the first {t.Layers} kept");
+                _problems.Add($"layers {s.Layers}→{t.Layers}: the last {s.Layers - t.Layers} dropped: the function changes");
+            }
+            if (t.IsMixtureOfExperts && !s.IsMixtureOfExperts)
+            {
+                _notes.Add($"dense → {t.Experts} experts top-{t.ExpertsPerToken} (sparse upcycling, Komatsuzaki et al. 2022): every expert a copy of the dense MLP; " +
+                    "the router keeps the template's init: with top-k weights renormalised, any router gives the dense output");
+            }
+            if (t.TieWordEmbeddings && !_hidden.IsIdentity)
+            {
+                _problems.Add($"tied embeddings with hidden {s.HiddenSize}→{t.HiddenSize}: the head is the embedding table, whose copies are not divided, so logits scale by {t.HiddenSize / s.HiddenSize}; set tie_word_embeddings false in the target's config.json");
+            }
+            if (s.TieWordEmbeddings != t.TieWordEmbeddings)
+            {
+                _notes.Add(t.TieWordEmbeddings ? "the target ties its head to the embeddings; the source's lm_head is not used" : "the source's tied head becomes lm_head, a copy of the embeddings");
+            }
+            if (s.RmsNormEps != t.RmsNormEps)
+            {
+                _problems.Add(string.Create(CultureInfo.InvariantCulture, $"rms_norm_eps {s.RmsNormEps:g6}→{t.RmsNormEps:g6}: every RMSNorm changes"));
+            }
+            if (s.RopeTheta != t.RopeTheta)
+            {
+                _problems.Add(string.Create(CultureInfo.InvariantCulture, $"rope_theta {s.RopeTheta:g6}→{t.RopeTheta:g6}: every rotary position changes"));
+            }
+        }
+
+        /// <summary>
+        /// Target layer → source layer. More layers: the source's in order, with identity blocks spread evenly after
+        /// them (new block k follows source layer ⌊(k+1)·S/N⌋ − 1 and copies it, as LLaMA-Pro's groups); fewer: the first.
+        /// </summary>
+        private static (int, bool)[] Layers(int from, int to)
+        {
+            if (to <= from)
+            {
+                return Enumerable.Range(0, to).Select(i => (i, false)).ToArray();
+            }
+            int added = to - from;
+            var result = new List<(int, bool)>(to);
+            int next = 0;
+            for (int i = 0; i < from; i++)
+            {
+                result.Add((i, false));
+                while (next < added && (long)(next + 1) * from / added - 1 == i)
+                {
+                    result.Add((i, true));
+                    next++;
+                }
+            }
+            return result.ToArray();
+        }
+
+        public TransferPlan Run(IReadOnlyList<TensorInfo> template, string templatePath)
+        {
+            var targets = new TargetPlan[template.Count];
+            var used = new HashSet<string>(StringComparer.Ordinal);
+            for (int i = 0; i < template.Count; i++)
+            {
+                targets[i] = PlanOne(template[i]);
+                if (targets[i].Source is { } src)
+                {
+                    used.Add(src.Name);
+                }
+            }
+            var unused = _source.Values.Where(x => !used.Contains(x.Name)).ToList();
+            foreach (var u in unused)
+            {
+                _problems.Add($"{u.Name}: source tensor not used");
+            }
+            foreach (var k in targets.Where(k => k.Status == TargetStatus.Kept && k.Cause is not (TargetCause.TemplateBuffer or TargetCause.Transferred) && !IsRouter(k)))
+            {
+                _problems.Add($"{k.Target.Name}: not carried over ({k.Reason})");
+            }
+            var notes = new List<string> { $"planned by role from config.json: {_s.Describe()} → {_t.Describe()}" };
+            notes.AddRange(_notes);
+            return new TransferPlan(_sourcePath, templatePath, targets, unused, _policy)
+            {
+                Notes = notes,
+                Transformer = new TransformerPlan(_s, _t, _problems),
+            };
+        }
+
+        private bool IsRouter(TargetPlan k) => TransformerTensor.Parse(k.Target.Name) is { Role: TransformerRole.Router } && _t.IsMixtureOfExperts && !_s.IsMixtureOfExperts;
+
+        private static TargetPlan Kept(TensorInfo target, TargetCause cause, string reason) => new()
+        {
+            Target = target, Status = TargetStatus.Kept, Reason = reason, Layout = Layout.DefaultForRank(target.Shape.Rank),
+            Layer = TensorName.LayerOf(target.Name), Cause = cause, Complete = cause == TargetCause.TemplateBuffer,
+        };
+
+        private TargetPlan PlanOne(TensorInfo target)
+        {
+            if (_policy.Rules.Any(r => r.Skip == true && r.Matches(target.Name)))
+            {
+                return Kept(target, TargetCause.Skipped, "skipped by a rule; the template's init is kept");
+            }
+            if (TransformerTensor.Parse(target.Name) is not { } role)
+            {
+                return _source.TryGetValue(target.Name, out var same) && same.Shape.SequenceEqual(target.Shape)
+                    ? Carried(target, same, WeightTransform.Identity, "not a Llama-family tensor; same name and shape")
+                    : Kept(target, TargetCause.NoSource, "not a Llama-family tensor, and no source of this name and shape");
+            }
+            if (role.Role == TransformerRole.RotaryFrequencies)
+            {
+                return Kept(target, TargetCause.TemplateBuffer, "rotary frequencies: computed by the model from its config; the template's are right");
+            }
+            var (layer, identity) = role.Layer >= 0
+                ? role.Layer < _layers.Length ? _layers[role.Layer] : throw Mismatch(target, $"layer {role.Layer}, but the config has {_t.Layers} layers")
+                : (-1, false);
+            TransformerTensor from;
+            if (role.Role is TransformerRole.ExpertGate or TransformerRole.ExpertUp or TransformerRole.ExpertDown && !_s.IsMixtureOfExperts)
+            {
+                var dense = role.Role switch { TransformerRole.ExpertGate => TransformerRole.Gate, TransformerRole.ExpertUp => TransformerRole.Up, _ => TransformerRole.Down };
+                from = new TransformerTensor(dense, layer, -1, false);
+            }
+            else if (role.Role == TransformerRole.Router && !_s.IsMixtureOfExperts)
+            {
+                return Kept(target, TargetCause.NoSource, "router of experts upcycled from a dense MLP: the template's init (every expert is the same MLP, so with renormalised top-k weights any router gives the dense output)");
+            }
+            else if (role.Role == TransformerRole.LmHead && _s.TieWordEmbeddings)
+            {
+                from = new TransformerTensor(TransformerRole.Embedding, -1, -1, false);
+            }
+            else
+            {
+                from = role.At(layer, role.Expert);
+            }
+            if (!_source.TryGetValue(from.Name, out var src))
+            {
+                return Kept(target, TargetCause.NoSource, $"no source tensor {from.Name}");
+            }
+            var chain = Steps(role);
+            if (identity && role.Role is TransformerRole.Output or TransformerRole.Down or TransformerRole.ExpertDown)
+            {
+                chain = chain.Then(ZeroWeights.Instance);
+            }
+            var where = role.Layer < 0 ? "" : identity ? $" (identity block: a copy of layer {layer})" : layer != role.Layer ? $" (from layer {layer})" : "";
+            return Carried(target, src, chain, $"{Word(role.Role, upcycled: from.Expert < 0 && role.Expert >= 0)}{where}");
+        }
+
+        /// <summary>The steps of a role: its out axis (rows), then its in axis (columns) where a linear layer reads it.</summary>
+        private WeightTransform Steps(TransformerTensor role)
+        {
+            long hd = _s.HeadDim;
+            bool vector = role.Bias || role.Role is TransformerRole.InputNorm or TransformerRole.PostAttentionNorm or TransformerRole.FinalNorm;
+            (WeightTransform Out, WeightTransform In) steps = role.Role switch
+            {
+                TransformerRole.Embedding => (_vocab.Out(0, 1), _hidden.Out(1, 1)),
+                TransformerRole.LmHead => (_vocab.Out(0, 1), _hidden.In(1, 1)),
+                TransformerRole.Query => (_query.Out(0, hd), _hidden.In(1, 1)),
+                TransformerRole.Key or TransformerRole.Value => (_kv.Out(0, hd), _hidden.In(1, 1)),
+                TransformerRole.Output => (_hidden.Out(0, 1), _query.In(1, hd)),
+                TransformerRole.Gate or TransformerRole.Up or TransformerRole.ExpertGate or TransformerRole.ExpertUp => (_intermediate.Out(0, 1), _hidden.In(1, 1)),
+                TransformerRole.Down or TransformerRole.ExpertDown => (_hidden.Out(0, 1), _intermediate.In(1, 1)),
+                TransformerRole.Router => (WeightTransform.Identity, _hidden.In(1, 1)),
+                _ => (_hidden.Out(0, 1), WeightTransform.Identity),
+            };
+            return vector ? steps.Out : steps.Out.Then(steps.In);
+        }
+
+        private TargetPlan Carried(TensorInfo target, TensorInfo src, WeightTransform chain, string why)
+        {
+            Shape produced;
+            try
+            {
+                produced = chain.OutputShape(src.Shape);
+            }
+            catch (ArgumentException e)
+            {
+                throw Mismatch(src, $"shape {src.Shape} does not fit {_s.Path} ({e.Message})", _sourcePath);
+            }
+            if (!produced.SequenceEqual(target.Shape))
+            {
+                throw Mismatch(target, $"shape {target.Shape}, but {src.Name} {src.Shape} planned by {_s.Path} → {_t.Path} gives {produced}");
+            }
+            bool same = ReferenceEquals(chain, WeightTransform.Identity);
+            var status = same ? src.DType == target.DType ? TargetStatus.Copied : TargetStatus.Cast : TargetStatus.Adapted;
+            if (status != TargetStatus.Copied && (!src.DType.IsFloatingPoint() || !target.DType.IsFloatingPoint()))
+            {
+                return Kept(target, TargetCause.NotComputable, $"{src.DType}→{target.DType}: only floating-point tensors are computed on");
+            }
+            return new TargetPlan
+            {
+                Target = target, Source = src, Status = status, Layout = Layout.DefaultForRank(target.Shape.Rank), Layer = TensorName.LayerOf(target.Name),
+                Transform = chain, Complete = true, Cause = TargetCause.Transferred,
+                Match = src.Name == target.Name ? new NameMatch(target.Name, src.Name, MatchKind.Exact, "same name") : null,
+                Reason = same ? why : $"{why}: {chain.Describe()}",
+            };
+        }
+
+        private TransferPlanException Mismatch(TensorInfo tensor, string detail, string? file = null) =>
+            new($"{file ?? "template"}: tensor '{tensor.Name}': {detail}.");
+
+        private static string Word(TransformerRole role, bool upcycled) => role switch
+        {
+            TransformerRole.Embedding => "embedding",
+            TransformerRole.Query => "q_proj",
+            TransformerRole.Key => "k_proj",
+            TransformerRole.Value => "v_proj",
+            TransformerRole.Output => "o_proj",
+            TransformerRole.Gate => "gate_proj",
+            TransformerRole.Up => "up_proj",
+            TransformerRole.Down => "down_proj",
+            TransformerRole.InputNorm or TransformerRole.PostAttentionNorm or TransformerRole.FinalNorm => "RMSNorm scale",
+            TransformerRole.LmHead => "lm_head",
+            TransformerRole.Router => "router",
+            TransformerRole.ExpertGate => upcycled ? "expert w1 (a copy of the dense gate_proj)" : "expert w1 (gate)",
+            TransformerRole.ExpertUp => upcycled ? "expert w3 (a copy of the dense up_proj)" : "expert w3 (up)",
+            TransformerRole.ExpertDown => upcycled ? "expert w2 (a copy of the dense down_proj)" : "expert w2 (down)",
+            _ => role.ToString(),
+        };
+    }
+}

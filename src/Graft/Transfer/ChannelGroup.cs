@@ -64,16 +64,16 @@ public sealed record ChannelGroup(IReadOnlyList<string> Producers, IReadOnlyList
 /// </summary>
 /// <param name="Groups">Known groups.</param>
 /// <param name="Unknown">Layers (producers) whose channels reach something that could not be traced, with why.</param>
-/// <param name="Origin">Where the groups came from (<c>declared</c>, <c>traced</c>), for the report.</param>
-public sealed record ChannelGroups(IReadOnlyList<ChannelGroup> Groups, IReadOnlyDictionary<string, string> Unknown, string Origin)
+/// <param name="Origin">Where the groups came from, for the report.</param>
+public sealed record ChannelGroups(IReadOnlyList<ChannelGroup> Groups, IReadOnlyDictionary<string, string> Unknown, ChannelGroupOrigin Origin)
 {
     /// <summary>No dependency information at all.</summary>
-    public static ChannelGroups None { get; } = new([], new Dictionary<string, string>(), "none");
+    public static ChannelGroups None { get; } = new([], new Dictionary<string, string>(), ChannelGroupOrigin.None);
 
     /// <summary>Groups declared by a user (CLI <c>--group</c>, or code).</summary>
     public static ChannelGroups Declared(IEnumerable<ChannelGroup> groups)
     {
         ArgumentNullException.ThrowIfNull(groups);
-        return new ChannelGroups(groups.ToList(), new Dictionary<string, string>(), "declared");
+        return new ChannelGroups(groups.ToList(), new Dictionary<string, string>(), ChannelGroupOrigin.Declared);
     }
 }

@@ -70,10 +70,12 @@ public sealed record KernelStep(KernelRule Rule, IReadOnlyList<long> TargetSize)
 public sealed record OutDecision(string Layer, OutShrinkRule Shrink, NewChannelRule NewChannels, long SourceCount, long TargetCount, int Groups)
 {
     /// <summary>
-    /// The dependency group sharing this decision (its key), or null for a decision of one layer. Producers joined by
-    /// a residual add must choose the same channels, so the group is what is cached and ranked.
+    /// The channel dependency group sharing this decision (its key), or null for a decision of one layer. Producers
+    /// joined by a residual add must choose the same channels, so the group is what is cached and ranked. (Not
+    /// <see cref="Groups"/>, a grouped convolution's group count.)
     /// </summary>
-    public string? Group { get; init; }
+    [JsonPropertyName("group")]
+    public string? DependencyGroup { get; init; }
 
     /// <summary>
     /// For a largest-norm decision: the source weights whose channel scores rank the channels, summed (one for a
@@ -168,6 +170,12 @@ public sealed record TargetPlan
     /// <summary>Why the target is or is not carried over (<see cref="Reason"/> says it in a sentence).</summary>
     public TargetCause Cause { get; init; }
 
+    /// <summary>
+    /// What the target tensor is in its network (a conv weight, a BatchNorm's running variance, the head's bias …),
+    /// assigned once before planning; the planner decides by it.
+    /// </summary>
+    public TensorRole Role { get; init; }
+
     /// <summary>The steps as reports list them: a cast for a cast, else each step of <see cref="Transform"/>.</summary>
     public IReadOnlyList<ReportStep> Steps => Status == TargetStatus.Cast
         ? [new ReportStep("cast", $"{Source!.DType}→{Target.DType}")]
@@ -196,9 +204,9 @@ public sealed record TargetPlan
 /// <param name="Key">The group's key (producers joined by <c>+</c>).</param>
 /// <param name="Producers">Producer layers.</param>
 /// <param name="Consumers">Consumer layers (with block sizes after a flatten).</param>
-/// <param name="Origin"><c>declared</c> or <c>traced</c>.</param>
+/// <param name="Origin">Declared or traced.</param>
 /// <param name="Decision">The shared decision, or null when the channel count does not change.</param>
-public sealed record PlannedGroup(string Key, IReadOnlyList<string> Producers, IReadOnlyList<ChannelConsumer> Consumers, string Origin, OutDecision? Decision);
+public sealed record PlannedGroup(string Key, IReadOnlyList<string> Producers, IReadOnlyList<ChannelConsumer> Consumers, ChannelGroupOrigin Origin, OutDecision? Decision);
 
 /// <summary>A complete plan: one entry per target tensor (template order) and the source tensors nothing used.</summary>
 /// <param name="SourcePath">Where the source came from.</param>

@@ -127,8 +127,42 @@ public sealed record TensorRule(string Pattern)
     /// <summary>True when the glob matches <paramref name="name"/>.</summary>
     public bool Matches(string name) => NamePatterns.GlobMatches(Pattern, name ?? throw new ArgumentNullException(nameof(name)));
 
+    /// <summary>
+    /// Every key of a rule, declared once: its word, how its value is read, and how a later rule's value merges over an
+    /// earlier one's (a key the later rule leaves null keeps the earlier value). Adding a key means a property above and
+    /// one line here.
+    /// </summary>
+    private static readonly RuleKey[] RuleKeys =
+    [
+        new("out-shrink", (r, v, _) => r with { OutShrink = PolicyWords.Parse<OutShrinkRule>(v, "out-shrink") }, (a, b) => a with { OutShrink = b.OutShrink ?? a.OutShrink }),
+        new("new-channels", (r, v, _) => r with { NewChannels = PolicyWords.Parse<NewChannelRule>(v, "new-channels") }, (a, b) => a with { NewChannels = b.NewChannels ?? a.NewChannels }),
+        new("in-channels", (r, v, _) => r with { InChannels = PolicyWords.Parse<InChannelRule>(v, "in-channels") }, (a, b) => a with { InChannels = b.InChannels ?? a.InChannels }),
+        new("kernel", (r, v, _) => r with { Kernel = PolicyWords.Parse<KernelRule>(v, "kernel") }, (a, b) => a with { Kernel = b.Kernel ?? a.Kernel }),
+        new("head", (r, v, _) => r with { Head = PolicyWords.Parse<HeadRule>(v, "head") }, (a, b) => a with { Head = b.Head ?? a.Head }),
+        new("skip", (r, v, t) => r with { Skip = ParseBool(v, t) }, (a, b) => a with { Skip = b.Skip ?? a.Skip }),
+        new("reinit", (r, v, t) => r with { Reinit = ParseBool(v, t) }, (a, b) => a with { Reinit = b.Reinit ?? a.Reinit }),
+        new("layout", (r, v, t) => r with { Layout = ParseLayout(v, t) }, (a, b) => a with { Layout = b.Layout ?? a.Layout }),
+        new("structural", (r, v, t) => r with { Structural = ParseBool(v, t) }, (a, b) => a with { Structural = b.Structural ?? a.Structural }),
+        new("grid", (r, v, t) => r with { Grid = ParseGrid(v, t) }, (a, b) => a with { Grid = b.Grid ?? a.Grid }),
+        new("source-grid", (r, v, t) => r with { SourceGrid = ParseGrid(v, t) }, (a, b) => a with { SourceGrid = b.SourceGrid ?? a.SourceGrid }),
+        new("prefix", (r, v, t) => r with { PrefixTokens = ParsePrefix(v, t) }, (a, b) => a with { PrefixTokens = b.PrefixTokens ?? a.PrefixTokens }),
+        new("interpolation", (r, v, _) => r with { Interpolation = PolicyWords.Parse<PositionInterpolation>(v, "interpolation") }, (a, b) => a with { Interpolation = b.Interpolation ?? a.Interpolation }),
+    ];
+
     /// <summary>The keys <see cref="Parse"/> accepts, in the order help lists them.</summary>
-    public static IReadOnlyList<string> Keys { get; } = ["out-shrink", "new-channels", "in-channels", "kernel", "head", "skip", "reinit", "layout", "structural", "grid", "source-grid", "prefix", "interpolation"];
+    public static IReadOnlyList<string> Keys { get; } = RuleKeys.Select(k => k.Word).ToArray();
+
+    /// <summary>This rule with <paramref name="later"/>'s non-null values over it (its pattern kept): how rules matching one tensor merge.</summary>
+    internal TensorRule Then(TensorRule later)
+    {
+        ArgumentNullException.ThrowIfNull(later);
+        var merged = this;
+        foreach (var k in RuleKeys)
+        {
+            merged = k.Merge(merged, later);
+        }
+        return merged;
+    }
 
     /// <summary>
     /// Parses <c>GLOB:key=value[,key=value…]</c> (the last <c>:</c> splits; a key alone means <c>true</c>), the
@@ -152,26 +186,19 @@ public sealed record TensorRule(string Pattern)
             var kv = part.Split('=', 2, StringSplitOptions.TrimEntries);
             var key = kv[0].ToLowerInvariant();
             var value = kv.Length > 1 ? kv[1] : "true";
-            rule = key switch
-            {
-                "out-shrink" => rule with { OutShrink = PolicyWords.Parse<OutShrinkRule>(value, "out-shrink") },
-                "new-channels" => rule with { NewChannels = PolicyWords.Parse<NewChannelRule>(value, "new-channels") },
-                "in-channels" => rule with { InChannels = PolicyWords.Parse<InChannelRule>(value, "in-channels") },
-                "kernel" => rule with { Kernel = PolicyWords.Parse<KernelRule>(value, "kernel") },
-                "head" => rule with { Head = PolicyWords.Parse<HeadRule>(value, "head") },
-                "skip" => rule with { Skip = ParseBool(value, text) },
-                "reinit" => rule with { Reinit = ParseBool(value, text) },
-                "layout" => rule with { Layout = ParseLayout(value, text) },
-                "structural" => rule with { Structural = ParseBool(value, text) },
-                "grid" => rule with { Grid = ParseGrid(value, text) },
-                "source-grid" => rule with { SourceGrid = ParseGrid(value, text) },
-                "prefix" => rule with { PrefixTokens = int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 64 ? n : throw new InvalidInputException($"Tensor rule '{text}': prefix '{value}' is not a token count (0–64).") },
-                "interpolation" => rule with { Interpolation = PolicyWords.Parse<PositionInterpolation>(value, "interpolation") },
-                _ => throw new InvalidInputException($"Tensor rule '{text}': unknown key '{kv[0]}' ({string.Join(", ", Keys)})."),
-            };
+            var found = Array.Find(RuleKeys, k => k.Word == key)
+                ?? throw new InvalidInputException($"Tensor rule '{text}': unknown key '{kv[0]}' ({string.Join(", ", Keys)}).");
+            rule = found.Parse(rule, value, text);
         }
         return rule;
     }
+
+    /// <summary>One key of a rule: its word, its parser (rule, value, whole text for messages) and its merge (earlier, later).</summary>
+    private sealed record RuleKey(string Word, Func<TensorRule, string, string, TensorRule> Parse, Func<TensorRule, TensorRule, TensorRule> Merge);
+
+    private static int ParsePrefix(string value, string text) =>
+        int.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n <= 64 ? n
+            : throw new InvalidInputException($"Tensor rule '{text}': prefix '{value}' is not a token count (0–64).");
 
     private static PatchGrid ParseGrid(string value, string text)
     {

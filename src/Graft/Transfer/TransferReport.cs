@@ -62,9 +62,9 @@ public sealed record ReportTarget
 /// <param name="Key">Its key (producers joined by <c>+</c>).</param>
 /// <param name="Producers">Layers sharing the out decision.</param>
 /// <param name="Consumers">Layers following it on their inputs (<c>name×block</c> after a flatten).</param>
-/// <param name="Origin"><c>declared</c> or <c>traced</c>.</param>
+/// <param name="Origin">Declared or traced (<c>declared</c>, <c>traced</c> in JSON).</param>
 /// <param name="Decision">What was decided, for a person.</param>
-public sealed record ReportGroup(string Key, IReadOnlyList<string> Producers, IReadOnlyList<string> Consumers, string Origin, string Decision);
+public sealed record ReportGroup(string Key, IReadOnlyList<string> Producers, IReadOnlyList<string> Consumers, ChannelGroupOrigin Origin, string Decision);
 
 /// <summary>What happened to one source tensor.</summary>
 /// <param name="Name">Source tensor name.</param>
@@ -294,7 +294,7 @@ public sealed record TransferReport
                 Complete = t.Complete,
                 Match = t.Match?.Kind,
                 MatchReason = t.Match?.Why,
-                Group = t.Out?.Group ?? t.In?.Follows?.Group,
+                Group = t.Out?.DependencyGroup ?? t.In?.Follows?.DependencyGroup,
                 In = t.In,
                 Kernel = t.Kernel,
                 Out = t.Out,

@@ -1,20 +1,6 @@
+using Graft.Transfer;
+
 namespace Graft.Growth;
-
-/// <summary>
-/// A layer that reads a width group's channels on its input axis. <see cref="BlockSize"/> is 1 when it reads them
-/// directly or through global pooling, and H·W when it reads them through a flatten (each channel then owns H·W
-/// consecutive features).
-/// </summary>
-/// <param name="Layer">The layer's state-dict prefix, for example <c>fc</c> or <c>layer1.0.conv1</c>.</param>
-/// <param name="BlockSize">Consecutive input features per channel.</param>
-public sealed record WidthConsumer(string Layer, long BlockSize = 1)
-{
-    /// <summary>A consumer reading the channels directly (a convolution) or through global pooling.</summary>
-    public static implicit operator WidthConsumer(string layer) => new(layer);
-
-    /// <summary>Named alternative to the implicit conversion from a layer name.</summary>
-    public static WidthConsumer FromString(string layer) => new(layer);
-}
 
 /// <summary>
 /// Layers that share one channel axis and so must share one channel decision: the producers (Conv/Linear layers whose
@@ -27,10 +13,10 @@ public sealed record WidthConsumer(string Layer, long BlockSize = 1)
 /// depthwise convolutions (groups = channels, weight <c>(C, 1, k…)</c>), whose groups grow with the width. They follow
 /// the map on their out axis (a copied channel keeps its filter and statistics) and are never divided.</param>
 /// <param name="Consumers">Layers reading these channels.</param>
-public sealed record WidthGroup(IReadOnlyList<string> Producers, IReadOnlyList<string> Channelwise, IReadOnlyList<WidthConsumer> Consumers)
+public sealed record WidthGroup(IReadOnlyList<string> Producers, IReadOnlyList<string> Channelwise, IReadOnlyList<ChannelConsumer> Consumers)
 {
     /// <summary>A group of one producer, optionally a norm, and its consumers: the common case.</summary>
-    public static WidthGroup Of(string producer, string? norm, params WidthConsumer[] consumers) =>
+    public static WidthGroup Of(string producer, string? norm, params ChannelConsumer[] consumers) =>
         new([producer], norm is null ? [] : [norm], consumers);
 
     /// <inheritdoc/>

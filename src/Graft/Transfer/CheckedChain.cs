@@ -19,7 +19,7 @@ internal static class CheckedChain
             var chain = Chain.Of(steps());
             var output = chain.OutputShape(input);
             return output == plan.Target.Shape
-                ? plan with { Transform = chain }
+                ? plan with { Transform = chain, ComputeDType = plan.Source?.DType == DType.F64 ? DType.F64 : DType.F32 }
                 : Refused(plan, TargetCause.Incompatible, $"the planned steps ({chain.Op}) give {output}, but the target is {plan.Target.Shape}");
         }
         catch (Exception e) when (e is ArgumentException or NotSupportedException)
@@ -32,7 +32,7 @@ internal static class CheckedChain
     public static TargetPlan Refused(TargetPlan plan, TargetCause cause, string reason) => plan with
     {
         Status = TargetStatus.Kept, Source = null, Cause = cause, Reason = reason, Complete = false,
-        In = null, Kernel = null, Out = null, Transform = WeightTransform.Identity,
+        In = null, Kernel = null, Out = null, Transform = WeightTransform.Identity, ComputeDType = null,
     };
 
     /// <summary>True when TorchSharp can hold <paramref name="dtype"/>, so values of it can be computed on.</summary>

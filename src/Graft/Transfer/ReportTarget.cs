@@ -50,4 +50,14 @@ public sealed record ReportTarget
     public KernelStep? Kernel { get; init; }
     /// <summary>The out-channel decision applied or followed, if any.</summary>
     public OutDecision? Out { get; init; }
+    /// <summary>
+    /// What the target tensor is in its network (<c>conv-weight</c>, <c>norm-var</c>, <c>head-bias</c> … in JSON), read once
+    /// from the template's names and shapes before planning: the planner decides by it.
+    /// </summary>
+    public TensorRole Role { get; init; }
+    /// <summary>
+    /// Why the target is not carried over from its source (<c>no-source</c>, <c>new-head</c>, <c>incompatible</c> … in
+    /// JSON), or null when it is (copied, cast or adapted).
+    /// </summary>
+    public TargetCause? Cause { get; init; }
 }

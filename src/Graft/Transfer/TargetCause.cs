@@ -14,7 +14,8 @@ public enum TargetCause
     NoSource,
     /// <summary>A rule skips the tensor (or its layer).</summary>
     Skipped,
-    /// <summary>A rule, or the kernel rule <c>reinit</c>, reinitialises the weight.</summary>
+    /// <summary>A rule, or the kernel rule <c>reinit</c>, reinitialises the weight; <c>reinitialised</c> in JSON.</summary>
+    [JsonStringEnumMemberName("reinitialised")]
     Reinitialized,
     /// <summary>A classifier head with another class count keeps the template's init.</summary>
     NewHead,

@@ -75,6 +75,8 @@ public sealed record TransferReport
                 In = t.In,
                 Kernel = t.Kernel,
                 Out = t.Out,
+                Role = t.Role,
+                Cause = t.Cause == TargetCause.Transferred ? null : t.Cause,
             }),
             Sources = new ComputedList<ReportSource>(sourceTensors.Count, i =>
             {

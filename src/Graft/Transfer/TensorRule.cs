@@ -66,19 +66,19 @@ public sealed record TensorRule(string Pattern)
     /// </summary>
     private static readonly RuleKey[] RuleKeys =
     [
-        new("out-shrink", (r, v, _) => r with { OutShrink = PolicyWords.Parse<OutShrinkRule>(v, "out-shrink") }, (a, b) => a with { OutShrink = b.OutShrink ?? a.OutShrink }),
-        new("new-channels", (r, v, _) => r with { NewChannels = PolicyWords.Parse<NewChannelRule>(v, "new-channels") }, (a, b) => a with { NewChannels = b.NewChannels ?? a.NewChannels }),
-        new("in-channels", (r, v, _) => r with { InChannels = PolicyWords.Parse<InChannelRule>(v, "in-channels") }, (a, b) => a with { InChannels = b.InChannels ?? a.InChannels }),
-        new("kernel", (r, v, _) => r with { Kernel = PolicyWords.Parse<KernelRule>(v, "kernel") }, (a, b) => a with { Kernel = b.Kernel ?? a.Kernel }),
-        new("head", (r, v, _) => r with { Head = PolicyWords.Parse<HeadRule>(v, "head") }, (a, b) => a with { Head = b.Head ?? a.Head }),
-        new("skip", (r, v, t) => r with { Skip = ParseBool(v, t) }, (a, b) => a with { Skip = b.Skip ?? a.Skip }),
-        new("reinit", (r, v, t) => r with { Reinit = ParseBool(v, t) }, (a, b) => a with { Reinit = b.Reinit ?? a.Reinit }),
-        new("layout", (r, v, t) => r with { Layout = ParseLayout(v, t) }, (a, b) => a with { Layout = b.Layout ?? a.Layout }),
-        new("structural", (r, v, t) => r with { Structural = ParseBool(v, t) }, (a, b) => a with { Structural = b.Structural ?? a.Structural }),
-        new("grid", (r, v, t) => r with { Grid = ParseGrid(v, t) }, (a, b) => a with { Grid = b.Grid ?? a.Grid }),
-        new("source-grid", (r, v, t) => r with { SourceGrid = ParseGrid(v, t) }, (a, b) => a with { SourceGrid = b.SourceGrid ?? a.SourceGrid }),
-        new("prefix", (r, v, t) => r with { PrefixTokens = ParsePrefix(v, t) }, (a, b) => a with { PrefixTokens = b.PrefixTokens ?? a.PrefixTokens }),
-        new("interpolation", (r, v, _) => r with { Interpolation = PolicyWords.Parse<PositionInterpolation>(v, "interpolation") }, (a, b) => a with { Interpolation = b.Interpolation ?? a.Interpolation }),
+        new("out-shrink", (r, v, _) => r with { OutShrink = PolicyWords.Parse<OutShrinkRule>(v, "out-shrink") }, (a, b) => b.OutShrink is null ? a : a with { OutShrink = b.OutShrink }),
+        new("new-channels", (r, v, _) => r with { NewChannels = PolicyWords.Parse<NewChannelRule>(v, "new-channels") }, (a, b) => b.NewChannels is null ? a : a with { NewChannels = b.NewChannels }),
+        new("in-channels", (r, v, _) => r with { InChannels = PolicyWords.Parse<InChannelRule>(v, "in-channels") }, (a, b) => b.InChannels is null ? a : a with { InChannels = b.InChannels }),
+        new("kernel", (r, v, _) => r with { Kernel = PolicyWords.Parse<KernelRule>(v, "kernel") }, (a, b) => b.Kernel is null ? a : a with { Kernel = b.Kernel }),
+        new("head", (r, v, _) => r with { Head = PolicyWords.Parse<HeadRule>(v, "head") }, (a, b) => b.Head is null ? a : a with { Head = b.Head }),
+        new("skip", (r, v, t) => r with { Skip = ParseBool(v, t) }, (a, b) => b.Skip is null ? a : a with { Skip = b.Skip }),
+        new("reinit", (r, v, t) => r with { Reinit = ParseBool(v, t) }, (a, b) => b.Reinit is null ? a : a with { Reinit = b.Reinit }),
+        new("layout", (r, v, t) => r with { Layout = ParseLayout(v, t) }, (a, b) => b.Layout is null ? a : a with { Layout = b.Layout }),
+        new("structural", (r, v, t) => r with { Structural = ParseBool(v, t) }, (a, b) => b.Structural is null ? a : a with { Structural = b.Structural }),
+        new("grid", (r, v, t) => r with { Grid = ParseGrid(v, t) }, (a, b) => b.Grid is null ? a : a with { Grid = b.Grid }),
+        new("source-grid", (r, v, t) => r with { SourceGrid = ParseGrid(v, t) }, (a, b) => b.SourceGrid is null ? a : a with { SourceGrid = b.SourceGrid }),
+        new("prefix", (r, v, t) => r with { PrefixTokens = ParsePrefix(v, t) }, (a, b) => b.PrefixTokens is null ? a : a with { PrefixTokens = b.PrefixTokens }),
+        new("interpolation", (r, v, _) => r with { Interpolation = PolicyWords.Parse<PositionInterpolation>(v, "interpolation") }, (a, b) => b.Interpolation is null ? a : a with { Interpolation = b.Interpolation }),
     ];
 
     /// <summary>The keys <see cref="Parse"/> accepts, in the order help lists them.</summary>

@@ -3,8 +3,19 @@ namespace Graft.Cli;
 /// <summary>One column of a <see cref="TextTable"/>.</summary>
 /// <param name="Header">Column title.</param>
 /// <param name="RightAligned">Numbers line up on the right.</param>
-/// <param name="Colour">ANSI SGR colour for a cell's text (for example <c>"32"</c>, green), or null; used only on a colour terminal.</param>
-internal sealed record TextTableColumn(string Header, bool RightAligned = false, Func<string, string?>? Colour = null);
+internal sealed record TextTableColumn(string Header, bool RightAligned = false);
+
+/// <summary>
+/// One cell of a <see cref="TextTable"/> row: its text and its colour, which the command chooses from its typed value
+/// (a status, a kind), never from the rendered words.
+/// </summary>
+/// <param name="Text">What the cell says.</param>
+/// <param name="Colour">ANSI SGR colour for the text (for example <c>"32"</c>, green), or null; used only on a colour terminal.</param>
+internal readonly record struct TextCell(string Text, string? Colour = null)
+{
+    /// <summary>A cell without colour.</summary>
+    public static implicit operator TextCell(string text) => new(text);
+}
 
 /// <summary>
 /// The CLI's tables, written row by row. A checkpoint can hold hundreds of thousands of tensors: a rendering library
@@ -21,7 +32,7 @@ internal static class TextTable
     /// Writes the header, a rule and every row of <paramref name="rows"/> (called twice; it must give the same rows each
     /// time). Returns the number of rows written; nothing at all is written when there are none.
     /// </summary>
-    public static long Write(CliContext ctx, IReadOnlyList<TextTableColumn> columns, Func<IEnumerable<string[]>> rows)
+    public static long Write(CliContext ctx, IReadOnlyList<TextTableColumn> columns, Func<IEnumerable<TextCell[]>> rows)
     {
         var widths = columns.Select(c => Math.Min(c.Header.Length, MaxColumnWidth)).ToArray();
         long count = 0;
@@ -29,7 +40,7 @@ internal static class TextTable
         {
             for (int i = 0; i < columns.Count; i++)
             {
-                widths[i] = Math.Max(widths[i], Math.Min(TerminalText.Escape(row[i]).Length, MaxColumnWidth));
+                widths[i] = Math.Max(widths[i], Math.Min(TerminalText.Escape(row[i].Text).Length, MaxColumnWidth));
             }
             count++;
         }
@@ -39,8 +50,8 @@ internal static class TextTable
         }
         bool ansi = ctx.Ansi;
         var o = ctx.Out;
-        WriteLine(o, columns, widths, columns.Select(c => c.Header).ToArray(), ansi: false);
-        WriteLine(o, columns, widths, widths.Select(w => new string('─', w)).ToArray(), ansi: false);
+        WriteLine(o, columns, widths, columns.Select(c => (TextCell)c.Header).ToArray(), ansi: false);
+        WriteLine(o, columns, widths, widths.Select(w => (TextCell)new string('─', w)).ToArray(), ansi: false);
         foreach (var row in rows())
         {
             WriteLine(o, columns, widths, row, ansi);
@@ -48,14 +59,14 @@ internal static class TextTable
         return count;
     }
 
-    private static void WriteLine(TextWriter o, IReadOnlyList<TextTableColumn> columns, int[] widths, string[] cells, bool ansi)
+    private static void WriteLine(TextWriter o, IReadOnlyList<TextTableColumn> columns, int[] widths, TextCell[] cells, bool ansi)
     {
         var line = new System.Text.StringBuilder(" ");
         for (int i = 0; i < columns.Count; i++)
         {
-            var text = TerminalText.Escape(cells[i]);
+            var text = TerminalText.Escape(cells[i].Text);
             var pad = new string(' ', Math.Max(0, widths[i] - text.Length));
-            var colour = ansi ? columns[i].Colour?.Invoke(cells[i]) : null;
+            var colour = ansi ? cells[i].Colour : null;
             if (i > 0)
             {
                 line.Append("  ");

@@ -40,7 +40,7 @@ internal static class DiffCommand
     }
 
     private static readonly TextTableColumn[] Columns =
-        [new("layer"), new("tensor"), new("A"), new("B"), new("difference", Colour: KindColour)];
+        [new("layer"), new("tensor"), new("A"), new("B"), new("difference")];
 
     /// <summary>
     /// Lists the layers that differ, tensor by tensor; layers that are the same are counted on one line (every row of
@@ -68,10 +68,10 @@ internal static class DiffCommand
             : $"no differences in names, shapes or dtypes ({diff.Count(DiffKind.Same)} tensors in {sameLayers} layers; values not compared).");
     }
 
-    private static IEnumerable<string[]> Rows(LayerDiff layer, string name) =>
-            layer.Tensors.Select((t, i) => new[]
+    private static IEnumerable<TextCell[]> Rows(LayerDiff layer, string name) =>
+            layer.Tensors.Select((t, i) => new TextCell[]
             {
-                i == 0 ? name : "", layer.Layer.Length == 0 ? t.Name : t.Name[(layer.Layer.Length + 1)..], Side(t.A), Side(t.B), KindText(t.Kind),
+                i == 0 ? name : "", layer.Layer.Length == 0 ? t.Name : t.Name[(layer.Layer.Length + 1)..], Side(t.A), Side(t.B), new(KindText(t.Kind), KindColour(t.Kind)),
             });
 
     private static string Side(TensorInfo? t) => t is null ? "—" : $"{t.Shape} {t.DType.SafetensorsName()}";
@@ -85,12 +85,12 @@ internal static class DiffCommand
         _ => "same",
     };
 
-    private static string? KindColour(string kind) => kind switch
+    private static string KindColour(DiffKind kind) => kind switch
     {
-        "only in A" => "31",
-        "only in B" => "32",
-        "shape differs" => "33",
-        "dtype differs" => "36",
+        DiffKind.OnlyInA => "31",
+        DiffKind.OnlyInB => "32",
+        DiffKind.ShapeDiffers => "33",
+        DiffKind.DTypeDiffers => "36",
         _ => "90",
     };
 }

@@ -81,7 +81,7 @@ internal static class InspectCommand
     private static void Render(CliContext ctx, Summary s)
     {
         TextTable.Write(ctx, Columns, () => s.TensorList.Select(r =>
-            new[] { r.Name + (r.Buffer ? " (buffer)" : ""), r.DType, new Shape(r.Shape).ToString(), r.Elements.ToString("N0"), ByteSize.Format(r.Bytes) }));
+            new TextCell[] { r.Name + (r.Buffer ? " (buffer)" : ""), r.DType, new Shape(r.Shape).ToString(), r.Elements.ToString("N0"), ByteSize.Format(r.Bytes) }));
         ctx.Out.WriteLine(TerminalText.Escape($"{s.Path} ({s.Format}): {s.Tensors} tensors, {s.Elements:N0} elements: {s.Parameters:N0} parameters ({s.FloatParameters:N0} floating-point) and {s.Buffers:N0} in buffers (running statistics, counters, index tables), {ByteSize.Format(s.Bytes)}"));
         if (s.SharedStorages is { } shared)
         {

@@ -99,7 +99,7 @@ internal static class ReportView
             var from = t.Source is null || t.Source == t.Name ? "" : $" (from {t.Source})";
             var reason = t.Reason + (t.ChannelIndices is null ? ""
                 : $" [{string.Join(",", t.ChannelIndices.Take(8))}{(t.ChannelIndices.Count > 8 ? ",…" : "")}]");
-            return new[] { t.Name + from, Word(t.Status), shape, reason };
+            return new TextCell[] { t.Name + from, new(Word(t.Status) + CauseSuffix(t.Cause), StatusColour(t.Status)), shape, reason };
         }));
         int plain = all ? 0 : r.Targets.Count(IsPlainCopy);
         if (plain > 0)
@@ -125,7 +125,7 @@ internal static class ReportView
     }
 
     private static readonly TextTableColumn[] Columns =
-        [new("target"), new("status", Colour: StatusColour), new("shape"), new("reason")];
+        [new("target"), new("status"), new("shape"), new("reason")];
 
     /// <summary>Copied as is, found by its own name (or that name under a common prefix such as <c>module.</c>).</summary>
     private static bool IsPlainCopy(ReportTarget t) => IsPlainCopy(t.Status, t.Match);
@@ -139,13 +139,20 @@ internal static class ReportView
     /// <summary>A status as the tables (and the JSON) spell it.</summary>
     internal static string Word(TargetStatus status) => status == TargetStatus.Reinitialized ? "reinitialised" : status.ToString().ToLowerInvariant();
 
-    /// <summary>The colour of a status word (ANSI SGR), shared by the transfer and plan tables.</summary>
-    internal static string? StatusColour(string status) => status switch
+    /// <summary>
+    /// The typed cause beside the status of a target not carried over (<c>kept (new-head)</c>), as the JSON spells it:
+    /// what a script greps for; nothing when the status says it all (carried over, or reinitialised on request).
+    /// </summary>
+    internal static string CauseSuffix(TargetCause? cause) => cause is null or TargetCause.Reinitialized ? ""
+        : $" ({System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(cause.Value.ToString())})";
+
+    /// <summary>The colour of a status (ANSI SGR), shared by the transfer and plan tables.</summary>
+    internal static string StatusColour(TargetStatus status) => status switch
     {
-        "copied" => "32",
-        "cast" => "33",
-        "adapted" => "36",
-        "reinitialised" => "35",
+        TargetStatus.Copied => "32",
+        TargetStatus.Cast => "33",
+        TargetStatus.Adapted => "36",
+        TargetStatus.Reinitialized => "35",
         _ => "90",
     };
 }

@@ -1,3 +1,5 @@
+using Graft.Transfer;
+
 namespace Graft.Growth;
 
 /// <summary>
@@ -11,10 +13,10 @@ namespace Graft.Growth;
 /// depthwise convolutions (groups = channels, weight <c>(C, 1, k…)</c>), whose groups grow with the width. They follow
 /// the map on their out axis (a copied channel keeps its filter and statistics) and are never divided.</param>
 /// <param name="Consumers">Layers reading these channels.</param>
-public sealed record WidthGroup(IReadOnlyList<string> Producers, IReadOnlyList<string> Channelwise, IReadOnlyList<WidthConsumer> Consumers)
+public sealed record WidthGroup(IReadOnlyList<string> Producers, IReadOnlyList<string> Channelwise, IReadOnlyList<ChannelConsumer> Consumers)
 {
     /// <summary>A group of one producer, optionally a norm, and its consumers: the common case.</summary>
-    public static WidthGroup Of(string producer, string? norm, params WidthConsumer[] consumers) =>
+    public static WidthGroup Of(string producer, string? norm, params ChannelConsumer[] consumers) =>
         new([producer], norm is null ? [] : [norm], consumers);
 
     /// <inheritdoc/>

@@ -3,19 +3,6 @@ using Graft.Checkpoints;
 namespace Graft.Transfer;
 
 /// <summary>
-/// A layer that reads a group's channels on its input axis. After a flatten, each channel owns
-/// <see cref="BlockSize"/> consecutive input features (H·W of the producer's output), so the decision is expanded
-/// into blocks before it is applied.
-/// </summary>
-/// <param name="Layer">The consumer layer (its weight is <c>Layer.weight</c>).</param>
-/// <param name="BlockSize">Input features per channel: 1 for a convolution or a Linear on channels, H·W after a flatten.</param>
-public sealed record ChannelConsumer(string Layer, long BlockSize = 1)
-{
-    /// <inheritdoc/>
-    public override string ToString() => BlockSize == 1 ? Layer : FormattableString.Invariant($"{Layer}×{BlockSize}");
-}
-
-/// <summary>
 /// Channels that must be chosen together (Torch-Pruning's dependency group, Net2WiderNet's shared mapping). Every
 /// producer's out axis takes one decision: a convolution or Linear weight (its norm contributes to a largest-norm
 /// ranking), and any per-channel layer carrying the same channels (a BatchNorm's vectors, which simply follow).
@@ -56,24 +43,4 @@ public sealed record ChannelGroup(IReadOnlyList<string> Producers, IReadOnlyList
 
     /// <inheritdoc/>
     public override string ToString() => $"{Key} -> {string.Join(",", Consumers)}";
-}
-
-/// <summary>
-/// What is known about channel dependencies in a target network: the groups, and the layers whose dependencies are
-/// unknown (with the reason), which fall back to first-n so that nothing inconsistent is produced silently.
-/// </summary>
-/// <param name="Groups">Known groups.</param>
-/// <param name="Unknown">Layers (producers) whose channels reach something that could not be traced, with why.</param>
-/// <param name="Origin">Where the groups came from (<c>declared</c>, <c>traced</c>), for the report.</param>
-public sealed record ChannelGroups(IReadOnlyList<ChannelGroup> Groups, IReadOnlyDictionary<string, string> Unknown, string Origin)
-{
-    /// <summary>No dependency information at all.</summary>
-    public static ChannelGroups None { get; } = new([], new Dictionary<string, string>(), "none");
-
-    /// <summary>Groups declared by a user (CLI <c>--group</c>, or code).</summary>
-    public static ChannelGroups Declared(IEnumerable<ChannelGroup> groups)
-    {
-        ArgumentNullException.ThrowIfNull(groups);
-        return new ChannelGroups(groups.ToList(), new Dictionary<string, string>(), "declared");
-    }
 }

@@ -352,7 +352,7 @@ public static class ChannelTracer
             {
                 unknown.TryAdd(u, $"{u} cannot be hooked (its forward does not take one tensor)");
             }
-            return new ChannelGroups(groups, unknown, "traced");
+            return new ChannelGroups(groups, unknown, ChannelGroupOrigin.Traced);
         }
 
         private static string Fmt(long[] shape) => string.Join("×", shape);

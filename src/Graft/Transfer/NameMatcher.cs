@@ -68,7 +68,7 @@ public sealed record NameMatch(string Target, string Source, MatchKind Kind, str
 /// </summary>
 public static class NameMatcher
 {
-    private static readonly string[] KnownMembers = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"];
+    private static readonly string[] KnownMembers = [NameConventions.Weight, NameConventions.Bias, NameConventions.RunningMean, NameConventions.RunningVar, NameConventions.BatchCount];
 
     /// <summary>Pairs every target it can; targets without a source are absent from the result.</summary>
     /// <exception cref="TransferPlanException">

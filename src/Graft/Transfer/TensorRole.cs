@@ -35,6 +35,14 @@ public enum TensorRole
     HeadBias,
     /// <summary>An absolute position embedding.</summary>
     PositionEmbedding,
+    /// <summary>The per-channel scale of a layer without running statistics (LayerNorm, GroupNorm; rank ≤ 1).</summary>
+    ChannelScale,
+    /// <summary>The bias of a layer without a weight of rank ≥ 2 (a LayerNorm or GroupNorm shift).</summary>
+    ChannelShift,
+    /// <summary>A Swin relative position bias table ((2W−1)², heads).</summary>
+    RelativePositionBias,
+    /// <summary>A buffer the model computes for its own window size (Swin's relative position index).</summary>
+    WindowBuffer,
 }
 
 /// <summary>A tensor's role and the evidence it was read from (for the plan).</summary>
@@ -47,6 +55,23 @@ public static class TensorRoles
 {
     /// <summary>True for the four per-channel BatchNorm vectors (not the batch count).</summary>
     public static bool IsNormVector(this TensorRole role) => role is TensorRole.NormScale or TensorRole.NormShift or TensorRole.NormMean or TensorRole.NormVar;
+
+    /// <summary>True for a bias or shift: of a convolution, a linear layer, a head, a BatchNorm or another norm.</summary>
+    public static bool IsBias(this TensorRole role) =>
+        role is TensorRole.ConvBias or TensorRole.LinearBias or TensorRole.HeadBias or TensorRole.NormShift or TensorRole.ChannelShift;
+
+    /// <summary>
+    /// True for a per-channel vector that follows its layer's out decision: a bias, a BatchNorm's statistics, and (in a
+    /// layer without a weight of rank ≥ 2) a norm's scale.
+    /// </summary>
+    public static bool IsChannelVector(this TensorRole role) =>
+        role.IsBias() || role is TensorRole.NormMean or TensorRole.NormVar or TensorRole.NormScale or TensorRole.ChannelScale;
+
+    /// <summary>True for a scale a fresh layer starts at 1 (a norm's scale, a running variance).</summary>
+    public static bool StartsAtOne(this TensorRole role) => role is TensorRole.NormScale or TensorRole.NormVar or TensorRole.ChannelScale;
+
+    /// <summary>True for a vision transformer's positions: an absolute embedding, a relative bias table, a window buffer.</summary>
+    public static bool IsPosition(this TensorRole role) => role is TensorRole.PositionEmbedding or TensorRole.RelativePositionBias or TensorRole.WindowBuffer;
 
     /// <summary>True for the roles of a layer with channel axes' own weight (conv, linear, head).</summary>
     public static bool IsLayerWeight(this TensorRole role) => role is TensorRole.ConvWeight or TensorRole.LinearWeight or TensorRole.HeadWeight;
@@ -71,7 +96,7 @@ public static class TensorRoles
             foreach (var i in members)
             {
                 var n = TensorName.Parse(tensors[i].Name);
-                norm |= n.Member is "running_mean" or "running_var";
+                norm |= n.Member is NameConventions.RunningMean or NameConventions.RunningVar;
                 if (n.IsLayerWeight)
                 {
                     weightRank = tensors[i].Shape.Rank;
@@ -83,16 +108,20 @@ public static class TensorRoles
                 var n = TensorName.Parse(t.Name);
                 var role = (norm, n.Member, weightRank) switch
                 {
-                    (true, "weight", _) => TensorRole.NormScale,
-                    (true, "bias", _) => TensorRole.NormShift,
-                    (true, "running_mean", _) => TensorRole.NormMean,
-                    (true, "running_var", _) => TensorRole.NormVar,
-                    (true, "num_batches_tracked", _) => TensorRole.NormCount,
-                    (false, "weight", >= 3) => TensorRole.ConvWeight,
-                    (false, "bias", >= 3) => TensorRole.ConvBias,
-                    (false, "weight", 2) => n.Layer == head ? TensorRole.HeadWeight : TensorRole.LinearWeight,
-                    (false, "bias", 2) => n.Layer == head ? TensorRole.HeadBias : TensorRole.LinearBias,
-                    _ when TransferPlanner.IsPositionEmbedding(t.Name) => TensorRole.PositionEmbedding,
+                    (true, NameConventions.Weight, _) => TensorRole.NormScale,
+                    (true, NameConventions.Bias, _) => TensorRole.NormShift,
+                    (true, NameConventions.RunningMean, _) => TensorRole.NormMean,
+                    (true, NameConventions.RunningVar, _) => TensorRole.NormVar,
+                    (true, NameConventions.BatchCount, _) => TensorRole.NormCount,
+                    (false, NameConventions.Weight, >= 3) => TensorRole.ConvWeight,
+                    (false, NameConventions.Bias, >= 3) => TensorRole.ConvBias,
+                    (false, NameConventions.Weight, 2) => n.Layer == head ? TensorRole.HeadWeight : TensorRole.LinearWeight,
+                    (false, NameConventions.Bias, 2) => n.Layer == head ? TensorRole.HeadBias : TensorRole.LinearBias,
+                    (false, NameConventions.Weight, _) => TensorRole.ChannelScale,
+                    (false, NameConventions.Bias, _) => TensorRole.ChannelShift,
+                    _ when NameConventions.IsPositionEmbedding(t.Name) => TensorRole.PositionEmbedding,
+                    _ when n.Member == NameConventions.RelativePositionBiasTable => TensorRole.RelativePositionBias,
+                    _ when NameConventions.IsWindowBuffer(n.Member) => TensorRole.WindowBuffer,
                     _ => TensorRole.Unknown,
                 };
                 roles[t.Name] = new RoleEvidence(role, $"name '{t.Name}', rank {t.Shape.Rank}{(norm ? ", a layer with running statistics" : "")}");

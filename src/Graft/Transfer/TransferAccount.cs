@@ -130,7 +130,7 @@ internal static class TransferAccount
         var runningStats = new HashSet<string>(StringComparer.Ordinal);
         foreach (var t in targets)
         {
-            if (TensorName.MemberOf(t.Target.Name) is "running_mean" or "running_var")
+            if (t.Role is TensorRole.NormMean or TensorRole.NormVar)
             {
                 runningStats.Add(t.Layer);
             }

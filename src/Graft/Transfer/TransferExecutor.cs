@@ -7,7 +7,7 @@ namespace Graft.Transfer;
 /// <summary>
 /// Carries out a plan, deciding nothing: each target is read, put through its planned transform chain, cast to the
 /// target's dtype and written. Copies and kept tensors stream from their checkpoint; a computed tensor is produced
-/// when the writer reaches it (in float32, or float64 when the source is float64), so only one is in memory at a time.
+/// when the writer reaches it (in the plan's <see cref="TargetPlan.ComputeDType"/>), so only one is in memory at a time.
 /// </summary>
 /// <remarks>
 /// What execution measures is kept for the report: the channel map of each planned decision (a largest-norm ranking
@@ -60,19 +60,25 @@ internal sealed class TransferExecutor
         {
             return Twins.Cast(bytes, source.DType, p.Target.DType);
         }
-        return source.DType == DType.F64 ? ComputeManaged<double>(p, bytes) : ComputeManaged<float>(p, bytes);
+        return p.ComputeDType == DType.F64 ? ComputeManaged<double>(p, bytes) : ComputeManaged<float>(p, bytes);
     }
 
     private byte[] ComputeManaged<T>(TargetPlan p, byte[] bytes) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
-        var work = Twins.Decode<T>(bytes, p.Source!.DType);
-        var chain = Bound(p, () =>
+        var values = Twins.Decode<T>(bytes, p.Source!.DType);
+        var shape = p.Source.Shape;
+        Func<ChannelFill> templateFill = () =>
         {
             var template = new byte[p.Target.ByteLength];
             _template.ReadBytes(p.Target, template);
             return ChannelFill.FromTemplateValues(Twins.Decode<T>(template, p.Target.DType), p.Target.Shape);
-        });
-        return Twins.Encode<T>(chain.ApplyTwin<T>(work, p.Source.Shape), p.Target.DType);
+        };
+        foreach (var step in Chain.StepsOf(p.Transform))
+        {
+            values = StepToRun(step, templateFill).ApplyTwin<T>(values, shape);
+            shape = step.OutputShape(shape);
+        }
+        return Twins.Encode<T>(values, p.Target.DType);
     }
 
     private byte[] Compute(TargetPlan p)
@@ -92,27 +98,25 @@ internal sealed class TransferExecutor
         }
         else
         {
-            var work = input.dtype == ScalarType.Float64 ? input : input.to(ScalarType.Float32);
-            result = Bound(p, () => ChannelFill.FromTemplate(TensorBridge.Read(_template, p.Target).to(work.dtype))).Apply(work).to(targetType);
+            var workType = p.ComputeDType == DType.F64 ? ScalarType.Float64 : ScalarType.Float32;
+            var work = input.dtype == workType ? input : input.to(workType);
+            Func<ChannelFill> templateFill = () => ChannelFill.FromTemplate(TensorBridge.Read(_template, p.Target).to(workType));
+            foreach (var step in Chain.StepsOf(p.Transform))
+            {
+                work = StepToRun(step, templateFill).Apply(work);
+            }
+            result = work.to(targetType);
         }
         return TensorBridge.ToBytes(result);
     }
 
     /// <summary>
-    /// The plan's chain with each planned channel selection given its measured map (and the template's init when it
-    /// fills from it). What runs is what the plan showed: the same ops, described the same way.
+    /// The plan's step as it runs: itself, or for a planned channel selection the same selection with the decision's
+    /// measured map (and the template's init when it fills from it). <see cref="PlannedChannels.Bind"/> checks that the
+    /// map is the planned decision's (counts and kind); nothing else is rebuilt.
     /// </summary>
-    private WeightTransform Bound(TargetPlan p, Func<ChannelFill> templateFill)
-    {
-        var bound = Chain.Of(Chain.StepsOf(p.Transform).Select(step => step is PlannedChannels planned
-            ? planned.Bind(MapFor(planned.Decision), templateFill)
-            : step));
-        if (bound.Op != p.Transform.Op || bound.Describe() != p.Transform.Describe())
-        {
-            throw new InvalidOperationException($"'{p.Target.Name}': the plan showed '{p.Transform.Describe()}' but would run '{bound.Describe()}'.");
-        }
-        return bound;
-    }
+    private WeightTransform StepToRun(WeightTransform step, Func<ChannelFill> templateFill) =>
+        step is PlannedChannels planned ? planned.Bind(MapFor(planned.Decision), templateFill) : step;
 
     private ChannelMap MapFor(OutDecision d)
     {

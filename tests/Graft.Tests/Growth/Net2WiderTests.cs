@@ -1,5 +1,6 @@
 using Graft.Growth;
 using Graft.Transforms;
+using Graft.Transfer;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -22,7 +23,7 @@ public class Net2WiderTests(ITestOutputHelper output)
         WidthGroup.Of("c3", "bn3", "c4"),
     ];
 
-    private static readonly WidthGroup[] FlattenGroups = [WidthGroup.Of("c1", "bn1", new WidthConsumer("fc", BlockSize: 16))];
+    private static readonly WidthGroup[] FlattenGroups = [WidthGroup.Of("c1", "bn1", new ChannelConsumer("fc", BlockSize: 16))];
 
     private OutputDifference Check(nn.Module<Tensor, Tensor> source, nn.Module<Tensor, Tensor> target, long seed, params long[] inputShape)
     {

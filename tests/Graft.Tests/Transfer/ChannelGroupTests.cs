@@ -75,7 +75,7 @@ public class ChannelGroupTests
         using var x = randn([3, 3, 6, 6], dtype: ScalarType.Float64);
         TensorAssert.Close(expected.forward(x), target.forward(x), 1e-6, 0);
         Assert.Equal(keep, report.Targets.Single(t => t.Name == "bn.running_var").ChannelIndices!);
-        Assert.Contains(report.Groups, g => g.Key == "c1+bn" && g.Consumers.SequenceEqual(["c2"]) && g.Origin == "traced");
+        Assert.Contains(report.Groups, g => g.Key == "c1+bn" && g.Consumers.SequenceEqual(["c2"]) && g.Origin == ChannelGroupOrigin.Traced);
         Assert.Contains("follow", report.Targets.Single(t => t.Name == "c2.weight").Reason);
     }
 
@@ -216,7 +216,7 @@ public class ChannelGroupTests
         var keep = TopL2(5, ((Conv2d)source[0]).weight!.to(ScalarType.Float64));
         Assert.Equal(keep, report.Targets.Single(t => t.Name == "c1.weight").ChannelIndices!);
         TensorAssert.Close(Pick(((Conv2d)source[3]).weight!, 1, keep), ((Conv2d)target[3]).weight!, 0, 0);
-        Assert.Contains(report.Groups, g => g.Origin == "declared");
+        Assert.Contains(report.Groups, g => g.Origin == ChannelGroupOrigin.Declared);
     }
 
     [Fact]

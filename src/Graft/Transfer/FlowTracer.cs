@@ -120,13 +120,48 @@ public static class FlowTracer
 
     private sealed class State
     {
-        private readonly List<(string Value, Tensor Clone)> _seen = [];
+        private readonly List<(string Value, Tensor Clone, double[] Probe)> _seen = [];
         private readonly Dictionary<string, string> _pending = new(StringComparer.Ordinal);
         private int _values;
 
         public List<FlowNode> Nodes { get; } = [];
 
-        public void Remember(string value, Tensor t) => _seen.Add((value, t.detach().clone()));
+        public void Remember(string value, Tensor t) => _seen.Add((value, t.detach().clone(), Probe(t)));
+
+        /// <summary>
+        /// Up to 16 elements at evenly spaced positions of the flattened tensor, as doubles: candidates (a value, its ReLU,
+        /// a sum of two) are screened on these in managed code, and only a candidate that fits them is compared whole.
+        /// </summary>
+        private static double[] Probe(Tensor t)
+        {
+            long n = t.numel();
+            if (n == 0)
+            {
+                return [];
+            }
+            int k = (int)Math.Min(16, n);
+            var idx = Enumerable.Range(0, k).Select(i => (long)(i * (n / k))).ToArray();
+            using var picked = t.detach().reshape(-1).index_select(0, tensor(idx, device: t.device)).to(ScalarType.Float64).cpu();
+            return picked.data<double>().ToArray();
+        }
+
+        private static bool Near(double[] a, double[] b, Func<double, double, double>? combine = null, double[]? c = null, bool relu = false)
+        {
+            if (a.Length != b.Length)
+            {
+                return false;
+            }
+            for (int i = 0; i < a.Length; i++)
+            {
+                var e = c is null ? b[i] : combine!(b[i], c[i]);
+                e = relu ? Math.Max(e, 0) : e;
+                if (Math.Abs(a[i] - e) > 1e-5 + 1e-4 * Math.Abs(e))
+                {
+                    return false;
+                }
+            }
+            return true;
+        }
 
         private string NewValue() => $"v{_values++}";
 
@@ -183,23 +218,24 @@ public static class FlowTracer
         private string Resolve(string name, Tensor input)
         {
             var recent = Enumerable.Reverse(_seen).Take(Window).ToList();
-            foreach (var (v, t) in recent)
+            var probe = Probe(input);
+            foreach (var (v, t, p) in recent)
             {
-                if (Same(input, t))
+                if (Near(probe, p) && Same(input, t))
                 {
                     return v;
                 }
             }
-            foreach (var (v, t) in recent)
+            foreach (var (v, t, p) in recent)
             {
-                if (t.shape.SequenceEqual(input.shape) && Same(input, t.relu()))
+                if (t.shape.SequenceEqual(input.shape) && Near(probe, p, relu: true) && Same(input, t.relu()))
                 {
                     return Track(Emit($"{name}:relu", "Relu", [v]), input);
                 }
                 if (input.dim() == 2 && t.dim() >= 3 && t.shape[0] == input.shape[0])
                 {
                     long perSample = t.numel() / t.shape[0];
-                    if (input.shape[1] == perSample && Same(input, t.flatten(1)))
+                    if (input.shape[1] == perSample && Near(probe, p) && Same(input, t.flatten(1)))
                     {
                         return Track(Emit($"{name}:flatten", "Flatten", [v]), input);
                     }
@@ -214,6 +250,10 @@ public static class FlowTracer
             {
                 for (int j = i + 1; j < sameShape.Count; j++)
                 {
+                    if (!Near(probe, sameShape[i].Probe, (x, y) => x + y, sameShape[j].Probe) && !Near(probe, sameShape[i].Probe, (x, y) => x + y, sameShape[j].Probe, relu: true))
+                    {
+                        continue;
+                    }
                     var sum = sameShape[i].Clone + sameShape[j].Clone;
                     bool plain = Same(input, sum);
                     if (plain || Same(input, sum.relu()))

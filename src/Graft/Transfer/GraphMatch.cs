@@ -313,6 +313,11 @@ internal sealed class MatchedSource : ICheckpointReader
     }
 }
 
+/// <summary>The target's structure read from its own graph (a trace, an ONNX template), or null with a note saying why not.</summary>
+/// <param name="Structure">The structure, or null when it could not be read.</param>
+/// <param name="Note">A note for the plan (why the graph could not be read), or null.</param>
+internal sealed record TargetStructure(NetStructure? Structure, string? Note);
+
 /// <summary>
 /// Matching by the computation graph, used by <see cref="WeightTransfer"/> with no option when the source has a graph
 /// and the names share (almost) nothing: units are paired by <see cref="StructureMatcher"/>, and each pair's tensors are
@@ -334,7 +339,7 @@ internal static class GraphMatch
     /// the template's layers; null to keep matching by name.
     /// </summary>
     internal static Result? TryMatch(ICheckpointReader source, FlowGraph? graph, IReadOnlyList<TensorInfo> template, TransferPolicy policy,
-        IReadOnlyDictionary<string, NameMatch> byName)
+        IReadOnlyDictionary<string, NameMatch> byName, Func<TargetStructure>? targetStructure = null)
     {
         if (graph is null)
         {
@@ -351,15 +356,41 @@ internal static class GraphMatch
                 named += byName.TryGetValue(t.Name, out var m) && m.Kind != MatchKind.Structural ? 1 : 0;
             }
         }
-        if (weights == 0 || named * 10 > weights)
+        if (weights > 0 && named * 10 > weights)
         {
             return null;
         }
         var src = NetStructure.FromGraph(graph);
-        var tgt = NetStructure.FromStateDict(template);
         if (src.Units.Count == 0)
         {
             return null;
+        }
+        // The target's structure: its own graph (a trace of the live module, an ONNX template's graph) where there is
+        // one and it reaches every layer the names show; otherwise what the names and shapes reveal.
+        var byNames = NetStructure.FromStateDict(template);
+        var tgt = byNames;
+        string? targetNote = null;
+        if (targetStructure?.Invoke() is { } given)
+        {
+            targetNote = given.Note;
+            if (given.Structure is { } s && s.Units.Count >= byNames.Units.Count && s.Units.Count > 0)
+            {
+                tgt = s;
+            }
+            else if (given.Structure is { } partial)
+            {
+                targetNote = $"{partial.Origin} reached {partial.Units.Count} of the {byNames.Units.Count} layers the template's names show; {byNames.Origin} are used";
+            }
+        }
+        if (weights == 0)
+        {
+            // Names that reveal no layer (an ONNX template's onnx::Conv_12): count the structure's layers instead.
+            weights = tgt.Units.Count;
+            named = tgt.Units.Count(u => byName.TryGetValue(u.Weight, out var m) && m.Kind != MatchKind.Structural);
+            if (weights == 0 || named * 10 > weights)
+            {
+                return null;
+            }
         }
         var (pairs, notes) = StructureMatcher.Align(src, tgt);
         var matched = new MatchedSource(source);
@@ -371,6 +402,10 @@ internal static class GraphMatch
             $"matched by structure: {named} of the template's {weights} layer weights matched by name, so layers were paired by their place in {src.Origin} " +
             $"({src.Units.Count} units) and in {tgt.Origin} ({tgt.Units.Count} units); each pair below with its evidence",
         };
+        if (targetNote is not null)
+        {
+            result.Add(targetNote);
+        }
         foreach (var pair in pairs)
         {
             var (t, s) = (pair.Target, pair.Source);

@@ -239,7 +239,8 @@ public sealed record NetStructure(IReadOnlyList<LayerUnit> Units, string Origin)
                     double eps = bn.Epsilon ?? 1e-5;
                     unit = unit with
                     {
-                        Norm = new NormTensors(s, b, m, v, null, eps, bn.Name),
+                        // A sixth input is a traced module's num_batches_tracked (ONNX's BatchNormalization has five).
+                        Norm = new NormTensors(s, b, m, v, graph.WeightAt(consumers[0], 5), eps, bn.Name),
                         Evidence = unit.Evidence + FormattableString.Invariant($" → BatchNormalization '{bn.Name}' (scale, B, mean, var; epsilon {eps:G6})"),
                     };
                     absorbed.Add(consumers[0]);

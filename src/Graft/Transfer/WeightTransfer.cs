@@ -67,7 +67,8 @@ public static class WeightTransfer
     /// The plan and the source it reads: the checkpoint itself, or, when its layers were paired by the computation
     /// graph, the checkpoint plus the tensors computed for the pairs (folded or identity BatchNorms, transposed weights).
     /// </summary>
-    private static (TransferPlan Plan, ICheckpointReader Source) PlanWithSource(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy, ChannelGroups? groups)
+    private static (TransferPlan Plan, ICheckpointReader Source) PlanWithSource(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy, ChannelGroups? groups,
+        Func<TargetStructure>? targetStructure = null)
     {
         policy ??= TransferPolicy.Default;
         if (Graft.Transformers.TransformerPlanner.TryPlan(source, template, policy) is { } byRole)
@@ -80,7 +81,12 @@ public static class WeightTransfer
         var effective = source;
         List<string> notes = [];
         bool sourceHasNoHead = false;
-        if (GraphMatch.TryMatch(source, SourceGraph.Of(source), template.Tensors, policy, matches) is { } byGraph)
+        // The target's own graph, read only if names fail: a live module's trace (IntoModule), an ONNX template's graph.
+        if (targetStructure is null && template is Graft.Checkpoints.Onnx.OnnxReader onnxTemplate)
+        {
+            targetStructure = () => new TargetStructure(NetStructure.FromGraph(SourceGraph.Of(onnxTemplate), "the template's ONNX graph"), null);
+        }
+        if (GraphMatch.TryMatch(source, SourceGraph.Of(source), template.Tensors, policy, matches, targetStructure) is { } byGraph)
         {
             (effective, matches, notes, sourceHasNoHead) = (byGraph.Source, byGraph.Matches, byGraph.Notes, byGraph.SourceHasNoHead);
         }
@@ -114,9 +120,13 @@ public static class WeightTransfer
     /// any line it returns refuses the transfer the same way.
     /// </remarks>
     public static TransferRun Start(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy = null, ChannelGroups? groups = null,
-        Func<TransferPlan, IReadOnlyList<string>>? refuse = null)
+        Func<TransferPlan, IReadOnlyList<string>>? refuse = null) =>
+        Start(source, template, policy, groups, refuse, targetStructure: null);
+
+    private static TransferRun Start(ICheckpointReader source, ICheckpointReader template, TransferPolicy? policy, ChannelGroups? groups,
+        Func<TransferPlan, IReadOnlyList<string>>? refuse, Func<TargetStructure>? targetStructure)
     {
-        var (plan, effective) = PlanWithSource(source, template, policy, groups);
+        var (plan, effective) = PlanWithSource(source, template, policy, groups, targetStructure);
         if (plan.Policy.Strict && plan.StrictViolations.Count > 0)
         {
             throw new TransferStrictException(plan.StrictViolations);
@@ -266,7 +276,26 @@ public static class WeightTransfer
         ArgumentNullException.ThrowIfNull(target);
         var groups = inputShape is null ? null : ChannelTracer.Trace(target, inputShape, DTypeOf(target));
         using var t = StateDictCheckpoint.FromModule(target, "<target module>");
-        var run = Start(source, t, policy, groups);
+        // Where names do not match, the target's structure comes from a trace of the module itself (real data-flow edges,
+        // residual joins), on inputShape or, without one, a guess from its first layer; if the forward pass fails on the
+        // guess, its names and shapes are used and the plan says so.
+        TargetStructure Traced()
+        {
+            var shape = inputShape ?? FlowTracer.GuessInputShape(t.Tensors);
+            if (shape is null)
+            {
+                return new TargetStructure(null, null);
+            }
+            try
+            {
+                return new TargetStructure(NetStructure.FromGraph(FlowTracer.Trace(target, shape, t.Tensors, DTypeOf(target)), "a trace of the target module"), null);
+            }
+            catch (ArgumentException e)
+            {
+                return new TargetStructure(null, $"the target module could not be traced ({e.Message}); its names and shapes are used");
+            }
+        }
+        var run = Start(source, t, policy, groups, refuse: null, Traced);
         var targets = run.Plan.Targets;
         var outputs = run.Outputs;
         bool libTorch = targets.Any(p => p.Engine == TargetEngine.LibTorch);

@@ -19,12 +19,10 @@ namespace Graft.Transfer;
 public static class ChannelTracer
 {
     /// <summary>
-    /// Traces <paramref name="module"/> on a random input of <paramref name="inputShape"/> (batch first). The module
-    /// is run in eval mode under no-grad (BatchNorm statistics are not touched) and its training mode is restored.
-    /// The input is made in <paramref name="dtype"/> on the module's own device (a CUDA model is traced on CUDA).
+    /// The checks every tracer makes before its forward pass (this one and <see cref="FlowTracer"/>): a batch-first input
+    /// shape and a module whose forward takes one tensor.
     /// </summary>
-    /// <exception cref="ArgumentException">The input shape is empty or the forward pass fails on it.</exception>
-    public static ChannelGroups Trace(nn.Module module, IReadOnlyList<long> inputShape, ScalarType dtype = ScalarType.Float32)
+    internal static nn.Module<Tensor, Tensor> Traceable(nn.Module module, IReadOnlyList<long> inputShape)
     {
         ArgumentNullException.ThrowIfNull(module);
         ArgumentNullException.ThrowIfNull(inputShape);
@@ -32,10 +30,19 @@ public static class ChannelTracer
         {
             throw new ArgumentException($"Input shape ({string.Join(",", inputShape)}) must be batch first with at least two positive dimensions.", nameof(inputShape));
         }
-        if (module is not nn.Module<Tensor, Tensor> root)
-        {
-            throw new ArgumentException($"Tracing needs a module whose forward takes one tensor and returns one; {module.GetType().Name} does not.", nameof(module));
-        }
+        return module as nn.Module<Tensor, Tensor>
+            ?? throw new ArgumentException($"Tracing needs a module whose forward takes one tensor and returns one; {module.GetType().Name} does not.", nameof(module));
+    }
+
+    /// <summary>
+    /// Traces <paramref name="module"/> on a random input of <paramref name="inputShape"/> (batch first). The module
+    /// is run in eval mode under no-grad (BatchNorm statistics are not touched) and its training mode is restored.
+    /// The input is made in <paramref name="dtype"/> on the module's own device (a CUDA model is traced on CUDA).
+    /// </summary>
+    /// <exception cref="ArgumentException">The input shape is empty or the forward pass fails on it.</exception>
+    public static ChannelGroups Trace(nn.Module module, IReadOnlyList<long> inputShape, ScalarType dtype = ScalarType.Float32)
+    {
+        var root = Traceable(module, inputShape);
         var state = new State();
         var removers = new List<Action>();
         bool wasTraining = module.training;

@@ -31,17 +31,8 @@ public static class FlowTracer
     /// <exception cref="ArgumentException">The module's forward does not take one tensor, or fails on the input.</exception>
     public static FlowGraph Trace(nn.Module module, IReadOnlyList<long> inputShape, IReadOnlyList<TensorInfo> stateDict, ScalarType dtype = ScalarType.Float32)
     {
-        ArgumentNullException.ThrowIfNull(module);
-        ArgumentNullException.ThrowIfNull(inputShape);
         ArgumentNullException.ThrowIfNull(stateDict);
-        if (inputShape.Count < 2 || inputShape.Any(d => d < 1))
-        {
-            throw new ArgumentException($"Input shape ({string.Join(",", inputShape)}) must be batch first with at least two positive dimensions.", nameof(inputShape));
-        }
-        if (module is not nn.Module<Tensor, Tensor> root)
-        {
-            throw new ArgumentException($"Tracing needs a module whose forward takes one tensor and returns one; {module.GetType().Name} does not.", nameof(module));
-        }
+        var root = ChannelTracer.Traceable(module, inputShape);
         var state = new State();
         var removers = new List<Action>();
         bool wasTraining = module.training;

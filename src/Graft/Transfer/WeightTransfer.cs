@@ -215,7 +215,9 @@ public static class WeightTransfer
                 // An ONNX model is a graph with weights: the output is the template's graph with its initializers replaced.
                 if (template.Format != format.Name)
                 {
-                    throw new InvalidInputException($"{outputPath}: an {format.Name} output needs an {format.Name} template (its graph is kept); {templatePath} is {template.Format}.");
+                    // Only ONNX writes from a template today; its name reads as people write it ("ONNX", not "onnx").
+                    var kind = format.Name.ToUpperInvariant();
+                    throw new InvalidInputException($"{outputPath}: an {kind} output needs an {kind} template (its graph is kept); {templatePath} is {template.Format}.");
                 }
                 format.WriteFromTemplate(templatePath, outputPath, WithProgress(run.Outputs, progress));
             }

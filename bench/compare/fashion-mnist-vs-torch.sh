@@ -30,7 +30,7 @@ PYTHONPATH="$work" "$python" -c "import torch, net; torch.save(net.gray_resnet()
 
 # 1. transfer
 for i in 1 2 3; do
-  run_job transfer graft graft transfer "$onnx" --into "$work/tpl.pt" --out "$work/out/gray.pt"
+  run_job transfer graft "$work/cli/graft" transfer "$onnx" --into "$work/tpl.pt" --out "$work/out/gray.pt"
 done
 graft transfer "$onnx" --into "$work/tpl.pt" --out "$work/gray.pt" >/dev/null
 cat > "$work/load.py" <<'PY'

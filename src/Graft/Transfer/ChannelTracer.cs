@@ -19,22 +19,6 @@ namespace Graft.Transfer;
 public static class ChannelTracer
 {
     /// <summary>
-    /// The checks every tracer makes before its forward pass (this one and <see cref="FlowTracer"/>): a batch-first input
-    /// shape and a module whose forward takes one tensor.
-    /// </summary>
-    internal static nn.Module<Tensor, Tensor> Traceable(nn.Module module, IReadOnlyList<long> inputShape)
-    {
-        ArgumentNullException.ThrowIfNull(module);
-        ArgumentNullException.ThrowIfNull(inputShape);
-        if (inputShape.Count < 2 || inputShape.Any(d => d < 1))
-        {
-            throw new ArgumentException($"Input shape ({string.Join(",", inputShape)}) must be batch first with at least two positive dimensions.", nameof(inputShape));
-        }
-        return module as nn.Module<Tensor, Tensor>
-            ?? throw new ArgumentException($"Tracing needs a module whose forward takes one tensor and returns one; {module.GetType().Name} does not.", nameof(module));
-    }
-
-    /// <summary>
     /// Traces <paramref name="module"/> on a random input of <paramref name="inputShape"/> (batch first). The module
     /// is run in eval mode under no-grad (BatchNorm statistics are not touched) and its training mode is restored.
     /// The input is made in <paramref name="dtype"/> on the module's own device (a CUDA model is traced on CUDA).
@@ -42,64 +26,8 @@ public static class ChannelTracer
     /// <exception cref="ArgumentException">The input shape is empty or the forward pass fails on it.</exception>
     public static ChannelGroups Trace(nn.Module module, IReadOnlyList<long> inputShape, ScalarType dtype = ScalarType.Float32)
     {
-        var root = Traceable(module, inputShape);
         var state = new State();
-        var removers = new List<Action>();
-        bool wasTraining = module.training;
-        using var scope = NewDisposeScope();
-        try
-        {
-            module.eval();
-            foreach (var (name, m) in module.named_modules())
-            {
-                if (m.children().Any())
-                {
-                    continue;
-                }
-                var leafName = name.Length == 0 ? "" : name;
-                if (m is nn.Module<Tensor, Tensor> leaf)
-                {
-                    var pre = leaf.register_forward_pre_hook((mod, input) =>
-                    {
-                        state.Pre(leafName, mod, input);
-                        return null!;
-                    });
-                    var post = leaf.register_forward_hook((mod, input, output) =>
-                    {
-                        state.Post(leafName, output);
-                        return null!;
-                    });
-                    removers.Add(pre.remove);
-                    removers.Add(post.remove);
-                }
-                else if (m.parameters(recurse: false).Any())
-                {
-                    state.Untraceable.Add(leafName);
-                }
-            }
-            using var noGrad = no_grad();
-            var gen = new Generator(0x5eed);
-            var device = module.parameters().Concat(module.buffers()).Select(t => t.device).FirstOrDefault() ?? CPU;
-            var x = randn(inputShape.ToArray(), dtype: dtype, generator: gen).to(device);
-            state.AddInput(x);
-            try
-            {
-                root.call(x);
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                throw new ArgumentException($"Tracing failed: the forward pass on an input of shape ({string.Join(",", inputShape)}) threw: {e.Message}", nameof(inputShape), e);
-            }
-            return state.Result();
-        }
-        finally
-        {
-            foreach (var r in removers)
-            {
-                r();
-            }
-            module.train(wasTraining);
-        }
+        return LeafTrace.Run(module, inputShape, dtype, state.Pre, state.Post, state.Untraceable.Add, state.AddInput, state.Result);
     }
 
     private sealed record Origin(int Group, long Block, string? Unknown = null)

@@ -32,57 +32,9 @@ public static class FlowTracer
     public static FlowGraph Trace(nn.Module module, IReadOnlyList<long> inputShape, IReadOnlyList<TensorInfo> stateDict, ScalarType dtype = ScalarType.Float32)
     {
         ArgumentNullException.ThrowIfNull(stateDict);
-        var root = ChannelTracer.Traceable(module, inputShape);
         var state = new State();
-        var removers = new List<Action>();
-        bool wasTraining = module.training;
-        using var scope = NewDisposeScope();
-        try
-        {
-            module.eval();
-            foreach (var (name, m) in module.named_modules())
-            {
-                if (m.children().Any() || m is not nn.Module<Tensor, Tensor> leaf)
-                {
-                    continue;
-                }
-                var leafName = name;
-                var pre = leaf.register_forward_pre_hook((mod, input) =>
-                {
-                    state.Enter(leafName, mod, input);
-                    return null!;
-                });
-                var post = leaf.register_forward_hook((mod, input, output) =>
-                {
-                    state.Leave(leafName, output);
-                    return null!;
-                });
-                removers.Add(pre.remove);
-                removers.Add(post.remove);
-            }
-            using var noGrad = no_grad();
-            var gen = new Generator(0x5eed);
-            var device = module.parameters().Concat(module.buffers()).Select(t => t.device).FirstOrDefault() ?? CPU;
-            var x = randn(inputShape.ToArray(), dtype: dtype, generator: gen).to(device);
-            state.Remember("input", x);
-            try
-            {
-                root.call(x);
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                throw new ArgumentException($"Tracing failed: the forward pass on an input of shape ({string.Join(",", inputShape)}) threw: {e.Message}", nameof(inputShape), e);
-            }
-            return FlowGraph.ByValueNames(state.Nodes, stateDict);
-        }
-        finally
-        {
-            foreach (var r in removers)
-            {
-                r();
-            }
-            module.train(wasTraining);
-        }
+        return LeafTrace.Run(module, inputShape, dtype, state.Enter, state.Leave, untraceable: null,
+            x => state.Remember("input", x), () => FlowGraph.ByValueNames(state.Nodes, stateDict));
     }
 
     /// <summary>

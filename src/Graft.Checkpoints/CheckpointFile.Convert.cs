@@ -89,6 +89,7 @@ public static partial class CheckpointFile
         try
         {
             EnsureOutputSparesInputs(outputPath, outFormat, (input, "input"));
+            OutputSpace.Ensure(outputPath, input.Tensors.Sum(t => t.ByteLength), SharingNote(input));
             int done = 0;
             int total = input.Tensors.Count;
             var payloads = input.Tensors.Select(t => TensorPayload.FromCheckpoint(input, t));
@@ -112,6 +113,12 @@ public static partial class CheckpointFile
             }
         }
     }
+
+    /// <summary>Why a conversion writes more than the input stores, for the space refusal's message; empty when it does not.</summary>
+    private static string SharingNote(ICheckpointReader input) =>
+        input is PyTorch.PyTorchReader { SharedStorageCount: > 0 } pt
+            ? $" ({pt.TensorsOnSharedStorages:N0} of its tensors view {pt.SharedStorageCount:N0} shared storage(s) that {input.Path} stores in {ByteSize.Format(pt.StoredByteLength)}; a conversion writes every tensor in full)"
+            : "";
 
     private static string WritableFormatNames() => string.Join(", ", Formats.Where(f => f.CanWrite).Select(f => f.Name));
 }

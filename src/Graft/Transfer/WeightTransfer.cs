@@ -197,6 +197,7 @@ public static class WeightTransfer
             // graph does not allow that, refuse before anything is written rather than give a layer another's values.
             throw new TransferStrictException(problems);
         }
+        OutputSpace.Ensure(outputPath, run.Plan.Targets.Sum(t => t.Target.ByteLength));
         if (run.Plan.Targets.Any(t => t.Engine == TargetEngine.LibTorch))
         {
             // libtorch loads while the copied tensors stream (writers put computed tensors last where they can). A

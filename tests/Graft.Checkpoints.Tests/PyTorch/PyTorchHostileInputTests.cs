@@ -215,6 +215,75 @@ public sealed class PyTorchHostileInputTests : IDisposable
     {
         const int tensors = 10_000;
         const long numel = 1 << 18; // 1 MiB of float32
+        using var r = PyTorchReader.Open(SharedViews(tensors, numel));
+        Assert.Equal(tensors, r.Tensors.Count);
+        Assert.Equal(tensors * numel * 4, r.Tensors.Sum(t => t.ByteLength));
+        Assert.Equal(numel * 4, r.StoredByteLength);
+        Assert.Equal(1, r.SharedStorageCount);
+        Assert.Equal(tensors, r.TensorsOnSharedStorages);
+        var last = r.Tensors[^1];
+        var bytes = new byte[last.ByteLength];
+        r.ReadBytes(last, bytes);
+        Assert.Equal(2.5f, BitConverter.ToSingle(bytes, bytes.Length - 4));
+    }
+
+    /// <summary>
+    /// Issue 21: converting such a file writes every view in full (that one, 9.8 GiB). On a file system with less free,
+    /// the conversion is refused before a byte is written (no temporary either), the message says how sharing inflates
+    /// the output, and an existing output is left as it was. Here 200 views of 1 MiB on a disk played as 100 MiB free on
+    /// this test's flow only (<see cref="OutputSpace.Pretend"/>), so a broken check costs 200 MiB, not 10 GiB.
+    /// </summary>
+    [Fact]
+    public void Convert_SharedViewsLargerThanTheFreeSpace_IsRefusedBeforeWriting()
+    {
+        var path = SharedViews(200, 1 << 18);
+        var folder = Path.GetDirectoryName(path)!;
+        var output = Path.Combine(folder, "out.safetensors");
+        File.WriteAllText(output, "previous");
+        string? asked = null;
+        OutputSpace.Pretend.Value = f => { asked = f; return 100L << 20; };
+        try
+        {
+            var e = Assert.Throws<OutputSpaceException>(() => CheckpointFile.Convert(path, output));
+            Assert.Equal(200L << 20, e.Needed);
+            Assert.Equal(100L << 20, e.Available);
+            Assert.Equal(folder, asked);
+            Assert.Contains("needs 200.0 MiB", e.Message);
+            Assert.Contains("has 100.0 MiB free", e.Message);
+            Assert.Contains("200 of its tensors view 1 shared storage(s)", e.Message);
+            Assert.Contains("1.0 MiB", e.Message);
+            Assert.Contains("nothing was written", e.Message);
+        }
+        finally
+        {
+            OutputSpace.Pretend.Value = null;
+        }
+        Assert.Equal("previous", File.ReadAllText(output));
+        Assert.Equal(["out.safetensors", "shared.pt"], Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>The query the check relies on answers the file system's free space (compared with <c>df</c>, an independent reading).</summary>
+    [Fact]
+    public void FreeBytes_AgreesWithDf()
+    {
+        var folder = Path.GetTempPath();
+        var ours = OutputSpace.FreeBytes(folder);
+        Assert.NotNull(ours);
+        var df = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("df", ["-B1", "--output=avail", folder])
+        {
+            RedirectStandardOutput = true,
+        })!;
+        var text = df.StandardOutput.ReadToEnd();
+        df.WaitForExit();
+        Assert.Equal(0, df.ExitCode);
+        var theirs = long.Parse(text.Split('\n', StringSplitOptions.RemoveEmptyEntries)[1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        // Other processes write meanwhile (builds, tests beside this one): agree within 1 GiB.
+        Assert.InRange(ours!.Value, theirs - (1L << 30), theirs + (1L << 30));
+    }
+
+    /// <summary>A <c>.pt</c> whose <paramref name="tensors"/> tensors each view all of one float32 storage of <paramref name="numel"/> elements (the last 2.5).</summary>
+    private string SharedViews(int tensors, long numel)
+    {
         var parts = new List<object> { (byte)0x80, (byte)2, OrderedDict, ')', 'R', '(' };
         for (var i = 0; i < tensors; i++)
         {
@@ -225,16 +294,7 @@ public sealed class PyTorchHostileInputTests : IDisposable
         parts.AddRange(['u', '.']);
         var storage = new byte[numel * 4];
         BitConverter.GetBytes(2.5f).CopyTo(storage, 4 * (numel - 1));
-        using var r = PyTorchReader.Open(Checkpoint(Assemble([.. parts]), "shared.pt", storage));
-        Assert.Equal(tensors, r.Tensors.Count);
-        Assert.Equal(tensors * numel * 4, r.Tensors.Sum(t => t.ByteLength));
-        Assert.Equal(numel * 4, r.StoredByteLength);
-        Assert.Equal(1, r.SharedStorageCount);
-        Assert.Equal(tensors, r.TensorsOnSharedStorages);
-        var last = r.Tensors[^1];
-        var bytes = new byte[last.ByteLength];
-        r.ReadBytes(last, bytes);
-        Assert.Equal(2.5f, BitConverter.ToSingle(bytes, bytes.Length - 4));
+        return Checkpoint(Assemble([.. parts]), "shared.pt", storage);
     }
 
     [Fact]

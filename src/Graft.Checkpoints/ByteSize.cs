@@ -1,6 +1,4 @@
-using Graft.Checkpoints;
-
-namespace Graft.Cli;
+namespace Graft.Checkpoints;
 
 /// <summary>
 /// Byte sizes as the commands read and print them: options take a number with an optional unit (KB, MB, GB decimal;

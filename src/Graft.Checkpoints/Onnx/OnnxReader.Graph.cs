@@ -8,10 +8,10 @@ namespace Graft.Checkpoints.Onnx;
 public sealed unsafe partial class OnnxReader
 {
     /// <summary>A node's field in the graph and its own fields (for the writer, which rewires inputs).</summary>
-    internal sealed record NodeRecord(Field GraphField, List<Field> Fields);
+    internal sealed record NodeRecord(ProtobufField GraphField, List<ProtobufField> Fields);
 
     /// <summary>A graph input or output (<c>ValueInfoProto</c>): its field in the graph and its name.</summary>
-    internal sealed record ValueRecord(Field GraphField, string Name);
+    internal sealed record ValueRecord(ProtobufField GraphField, string Name);
 
     /// <summary>
     /// A tensor as the reader lists it: the name its consumer reads it by, the stored weight it comes from, and the
@@ -34,7 +34,7 @@ public sealed unsafe partial class OnnxReader
         /// floating-point tensor of rank 1 or more as a weight, and refuses sparse initializers (15). Subgraphs inside attributes are flagged, not descended into,
         /// so nesting costs nothing and hostile depth cannot recurse.
         /// </summary>
-        private ParsedGraph ParseGraph(List<Field> graphFields, List<Initializer> inits)
+        private ParsedGraph ParseGraph(List<ProtobufField> graphFields, List<Initializer> inits)
         {
             var sparse = graphFields.FirstOrDefault(f => f.Number == 15);
             if (sparse is not null)
@@ -91,14 +91,14 @@ public sealed unsafe partial class OnnxReader
             return new ParsedGraph(graph, constants, records, inputs, outputs);
         }
 
-        private string ValueInfoName(Field f)
+        private string ValueInfoName(ProtobufField f)
         {
             var fields = Fields(f.ValueStart, f.End, null, $"graph {(f.Number == 11 ? "input" : "output")} at offset {f.TagStart}");
             var nameField = fields.LastOrDefault(x => x.Number == 1 && x.WireType == 2);
             return nameField is null ? "" : Text(nameField, null, "value name");
         }
 
-        private (OnnxNode Node, List<Field> Fields, Initializer? Constant) ParseNode(Field f, int index)
+        private (OnnxNode Node, List<ProtobufField> Fields, Initializer? Constant) ParseNode(ProtobufField f, int index)
         {
             var what = $"node {index} at offset {f.TagStart}";
             var fields = Fields(f.ValueStart, f.End, null, what);
@@ -127,7 +127,7 @@ public sealed unsafe partial class OnnxReader
                 throw Corrupt(null, $"{label} at offset {f.TagStart} has no op_type.");
             }
             Dictionary<string, OnnxAttribute>? attributes = null;
-            Field? valueTensor = null;
+            ProtobufField? valueTensor = null;
             foreach (var x in fields.Where(x => x.Number == 5))
             {
                 if (x.WireType != 2)
@@ -167,7 +167,7 @@ public sealed unsafe partial class OnnxReader
             return (node, fields, constant);
         }
 
-        private (OnnxAttribute Attribute, Field? Tensor) ParseAttribute(Field a, string label)
+        private (OnnxAttribute Attribute, ProtobufField? Tensor) ParseAttribute(ProtobufField a, string label)
         {
             var fields = Fields(a.ValueStart, a.End, null, $"{label}: attribute");
             var nameField = fields.LastOrDefault(x => x.Number == 1 && x.WireType == 2)
@@ -179,7 +179,7 @@ public sealed unsafe partial class OnnxReader
             string? s = null;
             List<long>? ints = null;
             List<float>? floats = null;
-            Field? tensor = null;
+            ProtobufField? tensor = null;
             bool hasTensor = false, hasGraph = false;
             foreach (var x in fields)
             {

@@ -80,11 +80,11 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
     /// <summary>The real paths of the external data files this model reads.</summary>
     internal IEnumerable<string> ExternalDataPaths => _externalFiles.Keys;
 
-    internal List<Field> ModelFields { get; }
+    internal List<ProtobufField> ModelFields { get; }
 
-    internal Field GraphField { get; }
+    internal ProtobufField GraphField { get; }
 
-    internal List<Field> GraphFields { get; }
+    internal List<ProtobufField> GraphFields { get; }
 
     internal List<Initializer> Initializers { get; }
 
@@ -222,7 +222,7 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
     internal Entry Find(TensorInfo tensor) => _index.Find(tensor);
 
     /// <summary>The fields of a weight's TensorProto, read again from the file (headers only, not the data).</summary>
-    internal List<Field> TensorFields(Initializer weight)
+    internal List<ProtobufField> TensorFields(Initializer weight)
     {
         ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
         var t = weight.TensorField;
@@ -288,12 +288,6 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
         }
     }
 
-    /// <summary>One protobuf field: where its tag starts and ends, where its value lies, and a varint's value.</summary>
-    internal sealed record Field(int Number, int WireType, long TagStart, long TagEnd, long ValueStart, long End, ulong Varint)
-    {
-        public long ValueLength => End - ValueStart;
-    }
-
     /// <summary>Where an initializer's bytes are.</summary>
     internal abstract record Source;
 
@@ -319,13 +313,13 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
     /// The TensorProto's own fields are not kept (a model of 100,000 initializers would hold a few hundred thousand
     /// records for them); <see cref="TensorFields"/> reads them again when a writer needs them.
     /// </remarks>
-    internal sealed record Initializer(TensorInfo Info, Field GraphField, Field TensorField, Source Source)
+    internal sealed record Initializer(TensorInfo Info, ProtobufField GraphField, ProtobufField TensorField, Source Source)
     {
         /// <summary>The index of the Constant node holding this tensor; -1 for an initializer.</summary>
         public int ConstantNode { get; init; } = -1;
     }
 
-    private sealed record Parsed(List<Field> ModelFields, Field Graph, List<Field> GraphFields, List<Initializer> Initializers,
+    private sealed record Parsed(List<ProtobufField> ModelFields, ProtobufField Graph, List<ProtobufField> GraphFields, List<Initializer> Initializers,
         Dictionary<string, string> Metadata, Dictionary<string, SafeFileHandle> ExternalFiles, ParsedGraph Nodes);
 
     /// <summary>The one validation routine: model fields, the graph, then each initializer in order.</summary>
@@ -381,7 +375,7 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
             return new Parsed(model, graph, graphFields, inits, Metadata(model), _external, ParseGraph(graphFields, inits));
         }
 
-        private Dictionary<string, string> Metadata(List<Field> model)
+        private Dictionary<string, string> Metadata(List<ProtobufField> model)
         {
             var m = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var f in model.Where(f => f.Number == 14 && f.WireType == 2))
@@ -404,7 +398,7 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
         }
 
         /// <summary>Parses a TensorProto; <paramref name="listedName"/> (a Constant's output) replaces the name it carries.</summary>
-        private Initializer ParseTensor(Field field, string? listedName = null)
+        private Initializer ParseTensor(ProtobufField field, string? listedName = null)
         {
             var fields = Fields(field.ValueStart, field.End, listedName, $"initializer at offset {field.TagStart}");
             var nameField = fields.LastOrDefault(f => f.Number == 8 && f.WireType == 2);
@@ -420,7 +414,7 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
 
             var typeField = fields.LastOrDefault(f => f.Number == 2 && f.WireType == 0);
             var code = typeField?.Varint ?? 0;
-            if (!TryDType(code, out var dtype))
+            if (!OnnxDataTypes.TryDType(code, out var dtype))
             {
                 throw new CheckpointFormatException(CheckpointErrorKind.UnknownDType, path, name, $"data_type {code} is not one Graft reads.");
             }
@@ -445,7 +439,7 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
             return new Initializer(info, field, field, Source(info, fields));
         }
 
-        private Source Source(TensorInfo info, List<Field> fields)
+        private Source Source(TensorInfo info, List<ProtobufField> fields)
         {
             var name = info.Name;
             var raw = fields.Where(f => f.Number == 9 && f.WireType == 2).ToList();
@@ -485,9 +479,9 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
                 return EmptySource.Instance;
             }
             var number = typed[0].Number;
-            if (typed.Any(f => f.Number != number) || number != TypedField(info.DType))
+            if (typed.Any(f => f.Number != number) || number != OnnxDataTypes.TypedField(info.DType))
             {
-                throw Corrupt(name, $"typed data field {number} cannot hold {info.DType} (expected field {TypedField(info.DType)}).");
+                throw Corrupt(name, $"typed data field {number} cannot hold {info.DType} (expected field {OnnxDataTypes.TypedField(info.DType)}).");
             }
             var segments = new List<Segment>();
             long count = 0;
@@ -529,7 +523,7 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
             return new TypedSource(number, segments);
         }
 
-        private ExternalSource External(TensorInfo info, List<Field> fields)
+        private ExternalSource External(TensorInfo info, List<ProtobufField> fields)
         {
             var name = info.Name;
             string? location = null;
@@ -600,7 +594,7 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
                 ? v
                 : throw Corrupt(tensor, $"external_data '{key}' is '{(text.Length > 40 ? text[..40] + "…" : text)}', not a non-negative integer.");
 
-        private (string Key, string Value) KeyValue(Field f, string? tensor)
+        private (string Key, string Value) KeyValue(ProtobufField f, string? tensor)
         {
             string key = "", value = "";
             foreach (var e in Fields(f.ValueStart, f.End, tensor, "key/value entry"))
@@ -617,46 +611,12 @@ public sealed unsafe partial class OnnxReader : ICheckpointReader
             return (key, value);
         }
 
-        private string Text(Field f, string? tensor, string what) => _wire.Text(f, tensor, what);
+        private string Text(ProtobufField f, string? tensor, string what) => _wire.Text(f, tensor, what);
 
-        private List<long> Varints(Field f, string tensor) => _wire.Varints(f, tensor);
+        private List<long> Varints(ProtobufField f, string tensor) => _wire.Varints(f, tensor);
 
-        private List<Field> Fields(long start, long end, string? tensor, string what) => _wire.Fields(start, end, tensor, what);
+        private List<ProtobufField> Fields(long start, long end, string? tensor, string what) => _wire.Fields(start, end, tensor, what);
 
         private CheckpointFormatException Corrupt(string? tensor, string detail) => _wire.Corrupt(tensor, detail);
     }
-
-    /// <summary>ONNX <c>TensorProto.DataType</c> codes Graft maps to a <see cref="DType"/>.</summary>
-    internal static bool TryDType(ulong code, out DType dtype)
-    {
-        switch (code)
-        {
-            case 1: dtype = DType.F32; return true;
-            case 2: dtype = DType.U8; return true;
-            case 3: dtype = DType.I8; return true;
-            case 4: dtype = DType.U16; return true;
-            case 5: dtype = DType.I16; return true;
-            case 6: dtype = DType.I32; return true;
-            case 7: dtype = DType.I64; return true;
-            case 9: dtype = DType.Bool; return true;
-            case 10: dtype = DType.F16; return true;
-            case 11: dtype = DType.F64; return true;
-            case 12: dtype = DType.U32; return true;
-            case 13: dtype = DType.U64; return true;
-            case 16: dtype = DType.BF16; return true;
-            case 17: dtype = DType.F8E4M3; return true;
-            case 19: dtype = DType.F8E5M2; return true;
-            default: dtype = default; return false;
-        }
-    }
-
-    /// <summary>The typed repeated field the ONNX specification assigns to a dtype.</summary>
-    private static int TypedField(DType dtype) => dtype switch
-    {
-        DType.F32 => 4,
-        DType.I64 => 7,
-        DType.F64 => 10,
-        DType.U32 or DType.U64 => 11,
-        _ => 5,
-    };
 }

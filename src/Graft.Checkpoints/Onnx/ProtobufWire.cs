@@ -25,9 +25,9 @@ internal readonly unsafe struct ProtobufWire(string path, byte* origin)
     /// The fields of the message in [<paramref name="start"/>, <paramref name="end"/>) of an open file, read with
     /// small <c>pread</c>s of each field's header (the file is not mapped, and values are skipped, not read).
     /// </summary>
-    public static List<OnnxReader.Field> Fields(SafeFileHandle file, string path, long start, long end, string? tensor, string what)
+    public static List<ProtobufField> Fields(SafeFileHandle file, string path, long start, long end, string? tensor, string what)
     {
-        var fields = new List<OnnxReader.Field>();
+        var fields = new List<ProtobufField>();
         var window = new byte[MaxFieldHeader];
         var pos = start;
         while (pos < end)
@@ -47,9 +47,9 @@ internal readonly unsafe struct ProtobufWire(string path, byte* origin)
     /// Splits the message in [<paramref name="start"/>, <paramref name="end"/>) into fields. <paramref name="what"/>
     /// names the message in errors, <paramref name="tensor"/> the tensor it belongs to (or null).
     /// </summary>
-    public List<OnnxReader.Field> Fields(long start, long end, string? tensor, string what)
+    public List<ProtobufField> Fields(long start, long end, string? tensor, string what)
     {
-        var fields = new List<OnnxReader.Field>();
+        var fields = new List<ProtobufField>();
         var pos = start;
         while (pos < end)
         {
@@ -59,7 +59,7 @@ internal readonly unsafe struct ProtobufWire(string path, byte* origin)
     }
 
     /// <summary>The field whose tag starts at <paramref name="pos"/>; <paramref name="pos"/> is advanced past its value.</summary>
-    public OnnxReader.Field Next(ref long pos, long end, string? tensor, string what)
+    public ProtobufField Next(ref long pos, long end, string? tensor, string what)
     {
         var tagStart = pos;
         var tag = ReadVarint(ref pos, end, tensor, what);
@@ -78,7 +78,7 @@ internal readonly unsafe struct ProtobufWire(string path, byte* origin)
         {
             case 0:
                 var varint = ReadVarint(ref pos, end, tensor, what);
-                return new OnnxReader.Field(number, wire, tagStart, tagEnd, tagEnd, pos, varint);
+                return new ProtobufField(number, wire, tagStart, tagEnd, tagEnd, pos, varint);
             case 1 or 5:
                 var size = wire == 1 ? 8 : 4;
                 if (end - pos < size)
@@ -86,7 +86,7 @@ internal readonly unsafe struct ProtobufWire(string path, byte* origin)
                     throw Corrupt(tensor, $"{what} is not a valid protobuf message: field {number} at offset {tagStart} is cut off by the end of its message at {end}.");
                 }
                 pos += size;
-                return new OnnxReader.Field(number, wire, tagStart, tagEnd, tagEnd, pos, 0);
+                return new ProtobufField(number, wire, tagStart, tagEnd, tagEnd, pos, 0);
             case 2:
                 var len = ReadVarint(ref pos, end, tensor, what);
                 if (len > (ulong)(end - pos))
@@ -96,7 +96,7 @@ internal readonly unsafe struct ProtobufWire(string path, byte* origin)
                 }
                 var valueStart = pos;
                 pos += (long)len;
-                return new OnnxReader.Field(number, wire, tagStart, tagEnd, valueStart, pos, 0);
+                return new ProtobufField(number, wire, tagStart, tagEnd, valueStart, pos, 0);
             default:
                 throw Corrupt(tensor, $"{what}: field {number} at offset {tagStart} has wire type {wire} (groups are not used by ONNX).");
         }
@@ -128,7 +128,7 @@ internal readonly unsafe struct ProtobufWire(string path, byte* origin)
     }
 
     /// <summary>The int64 values of a varint field, packed (wire type 2) or not (wire type 0).</summary>
-    public List<long> Varints(OnnxReader.Field f, string tensor)
+    public List<long> Varints(ProtobufField f, string tensor)
     {
         if (f.WireType == 0)
         {
@@ -148,7 +148,7 @@ internal readonly unsafe struct ProtobufWire(string path, byte* origin)
     }
 
     /// <summary>A string field's value: strict UTF-8, at most 1 MiB.</summary>
-    public string Text(OnnxReader.Field f, string? tensor, string what)
+    public string Text(ProtobufField f, string? tensor, string what)
     {
         if (f.ValueLength > 1 << 20)
         {

@@ -236,7 +236,7 @@ print(json.dumps({i.name: hashlib.sha256(numpy_helper.to_array(i).tobytes()).hex
     /// <summary>Every model field but the graph, every graph field but replaced initializers, and the replaced ones' non-data fields are byte-identical.</summary>
     private static void AssertSameOutsideInitializers(OnnxReader a, OnnxReader b, HashSet<string> replaced)
     {
-        static byte[] Slice(OnnxReader r, OnnxReader.Field f) => r.Bytes(f.TagStart, (int)(f.End - f.TagStart)).ToArray();
+        static byte[] Slice(OnnxReader r, ProtobufField f) => r.Bytes(f.TagStart, (int)(f.End - f.TagStart)).ToArray();
         Assert.Equal(a.ModelFields.Count, b.ModelFields.Count);
         foreach (var (fa, fb) in a.ModelFields.Zip(b.ModelFields))
         {

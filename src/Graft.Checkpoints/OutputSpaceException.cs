@@ -10,7 +10,7 @@ public sealed class OutputSpaceException : IOException
 {
     /// <summary>Creates the error; <paramref name="why"/> (may be empty) says why the output is that large.</summary>
     public OutputSpaceException(string path, long needed, long available, string why)
-        : base($"{path}: the output needs {ByteSize.Format(needed)}{why} and its file system has {ByteSize.Format(available)} free; nothing was written.")
+        : base($"{path}: the output needs {ByteSize.Format(needed)}{why}, but its file system has only {ByteSize.Format(available)} of free space; nothing was written.")
     {
         Path = path;
         Needed = needed;

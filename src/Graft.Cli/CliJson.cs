@@ -8,12 +8,6 @@ internal static class CliJson
     public static JsonSerializerOptions Options => Graft.Transfer.TransferReport.JsonOptions;
 
     /// <summary>
-    /// The word <c>--json</c> writes for an enum value (<c>mkldnn-disabled</c>), so that text output says the same word:
-    /// one word table per enum, the JSON converter's.
-    /// </summary>
-    public static string Word<T>(T value) where T : struct, Enum => JsonSerializer.Serialize(value, Options).Trim('"');
-
-    /// <summary>
     /// Serialises <paramref name="value"/> onto <paramref name="output"/> in chunks, followed by a line break, without
     /// building the whole text first (a listing of 200,000 tensors is tens of megabytes of JSON).
     /// </summary>

@@ -37,7 +37,7 @@ public sealed class OutputSpaceCommandTests : IDisposable
         var (code, _, err) = _h.Run("transfer", source, "--into", template, "--out", output, "--report", _h.PathOf("r.json"));
         Assert.Equal(3, code);
         // 8·16·3·3 + 8 float32 values = 4,640 bytes on a disk with 1,000 free.
-        Assert.Contains("out.safetensors: the output needs 4.5 KiB and its file system has 1000 B free; nothing was written.", err, StringComparison.Ordinal);
+        Assert.Contains("out.safetensors: the output needs 4.5 KiB, but its file system has only 1000 B of free space; nothing was written.", err, StringComparison.Ordinal);
         Assert.Equal("previous", File.ReadAllText(output));
         Assert.False(File.Exists(_h.PathOf("r.json")));
         Assert.Equal(["out.safetensors", "src.safetensors", "tpl.safetensors"], Directory.GetFiles(_h.Dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
@@ -49,7 +49,7 @@ public sealed class OutputSpaceCommandTests : IDisposable
         var source = Checkpoint("src.safetensors", 16);
         var (code, _, err) = _h.Run("convert", source, _h.PathOf("out.pt"));
         Assert.Equal(3, code);
-        Assert.Contains("out.pt: the output needs 4.5 KiB and its file system has 1000 B free", err, StringComparison.Ordinal);
+        Assert.Contains("out.pt: the output needs 4.5 KiB, but its file system has only 1000 B of free space", err, StringComparison.Ordinal);
         Assert.Equal(["src.safetensors"], Directory.GetFiles(_h.Dir).Select(Path.GetFileName));
     }
 

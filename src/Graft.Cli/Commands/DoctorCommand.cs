@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Graft.Numerics;
+using Graft.Transfer;
 
 namespace Graft.Cli.Commands;
 
@@ -56,7 +57,7 @@ internal static class DoctorCommand
         }
         else if (r.Guard is { } g)
         {
-            o.WriteLine($"guard       mode {CliJson.Word(g.Mode)}, action {CliJson.Word(g.Action)}, {(g.Trusted ? "results trusted" : "RESULTS NOT TRUSTED")}");
+            o.WriteLine($"guard       mode {PolicyWords.Word(g.Mode)}, action {PolicyWords.Word(g.Action)}, {(g.Trusted ? "results trusted" : "RESULTS NOT TRUSTED")}");
             o.WriteLine($"            {g.Describe()}");
             foreach (var (label, check) in new[] { ("first check", g.FirstCheck), ("final check", g.FinalCheck) })
             {

@@ -99,7 +99,7 @@ internal static class ReportView
             var from = t.Source is null || t.Source == t.Name ? "" : $" (from {t.Source})";
             var reason = t.Reason + (t.ChannelIndices is null ? ""
                 : $" [{string.Join(",", t.ChannelIndices.Take(8))}{(t.ChannelIndices.Count > 8 ? ",…" : "")}]");
-            return new TextCell[] { t.Name + from, new(Word(t.Status) + CauseSuffix(t.Cause), StatusColour(t.Status)), shape, reason };
+            return new TextCell[] { t.Name + from, new(PolicyWords.Word(t.Status) + CauseSuffix(t.Cause), StatusColour(t.Status)), shape, reason };
         }));
         int plain = all ? 0 : r.Targets.Count(IsPlainCopy);
         if (plain > 0)
@@ -136,15 +136,12 @@ internal static class ReportView
     /// </summary>
     internal static bool IsPlainCopy(TargetStatus status, MatchKind? match) => status == TargetStatus.Copied && match is MatchKind.Exact or MatchKind.Prefix;
 
-    /// <summary>A status as the tables (and the JSON) spell it.</summary>
-    internal static string Word(TargetStatus status) => status == TargetStatus.Reinitialized ? "reinitialised" : status.ToString().ToLowerInvariant();
-
     /// <summary>
     /// The typed cause beside the status of a target not carried over (<c>kept (new-head)</c>), as the JSON spells it:
     /// what a script greps for; nothing when the status says it all (carried over, or reinitialised on request).
     /// </summary>
     internal static string CauseSuffix(TargetCause? cause) => cause is null or TargetCause.Reinitialized ? ""
-        : $" ({System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(cause.Value.ToString())})";
+        : $" ({PolicyWords.Word(cause.Value)})";
 
     /// <summary>The colour of a status (ANSI SGR), shared by the transfer and plan tables.</summary>
     internal static string StatusColour(TargetStatus status) => status switch

@@ -11,9 +11,12 @@ namespace Graft.Transfer;
 /// </summary>
 public static class PolicyWords
 {
-    /// <summary>The word for <paramref name="value"/> (what the JSON report writes).</summary>
+    /// <summary>
+    /// The word for <paramref name="value"/>, the one the JSON report writes: the name its
+    /// <see cref="System.Text.Json.Serialization.JsonStringEnumMemberNameAttribute"/> gives, else the kebab-case name.
+    /// </summary>
     public static string Word<T>(T value) where T : struct, Enum =>
-        System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
+        WordTable<T>.Primary.TryGetValue(value, out var word) ? word : System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
     /// <summary>Reads a policy word, case-insensitively.</summary>
     /// <param name="text">The word.</param>
@@ -35,7 +38,14 @@ public static class PolicyWords
     /// <summary>One enum's words: each member's kebab-case name, then the words its <see cref="PolicyWordAttribute"/>s add.</summary>
     private static class WordTable<T> where T : struct, Enum
     {
-        public static readonly (string Word, T Value)[] Words = Enum.GetValues<T>().Select(v => (Word(v), v))
+        /// <summary>Each member's word as the JSON writes it (looked up once per enum, not per row of a table).</summary>
+        public static readonly Dictionary<T, string> Primary = Enum.GetValues<T>().Distinct().ToDictionary(v => v, v =>
+            typeof(T).GetField(v.ToString())?.GetCustomAttributes(typeof(System.Text.Json.Serialization.JsonStringEnumMemberNameAttribute), false)
+                is [System.Text.Json.Serialization.JsonStringEnumMemberNameAttribute named]
+                ? named.Name
+                : System.Text.Json.JsonNamingPolicy.KebabCaseLower.ConvertName(v.ToString()));
+
+        public static readonly (string Word, T Value)[] Words = Enum.GetValues<T>().Select(v => (Primary[v], v))
             .Concat(Enum.GetValues<T>().SelectMany(v => typeof(T).GetField(v.ToString())!.GetCustomAttributes(typeof(PolicyWordAttribute), false)
                 .Cast<PolicyWordAttribute>().Select(a => (a.Word, v))))
             .ToArray();

@@ -249,7 +249,7 @@ public sealed class PyTorchHostileInputTests : IDisposable
             Assert.Equal(100L << 20, e.Available);
             Assert.Equal(folder, asked);
             Assert.Contains("needs 200.0 MiB", e.Message);
-            Assert.Contains("has 100.0 MiB free", e.Message);
+            Assert.Contains("has only 100.0 MiB of free space", e.Message);
             Assert.Contains("200 of its tensors view 1 shared storage(s)", e.Message);
             Assert.Contains("1.0 MiB", e.Message);
             Assert.Contains("nothing was written", e.Message);

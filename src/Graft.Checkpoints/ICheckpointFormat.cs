@@ -11,6 +11,9 @@ public interface ICheckpointFormat
     /// <summary>Short name used by <c>--format</c> and in reports (<c>safetensors</c>, <c>pytorch</c> …).</summary>
     string Name { get; }
 
+    /// <summary>The format's name as people write it in a sentence (<c>ONNX</c>, <c>PyTorch</c>); <see cref="Name"/> by default.</summary>
+    string DisplayName => Name;
+
     /// <summary>File name endings this format claims, lower case with the dot (<c>.safetensors</c>).</summary>
     IReadOnlyList<string> Extensions { get; }
 
@@ -25,6 +28,14 @@ public interface ICheckpointFormat
 
     /// <summary>Opens and validates a file. Throws <see cref="CheckpointFormatException"/> for a malformed file.</summary>
     ICheckpointReader Open(string path);
+
+    /// <summary>
+    /// Opens the dictionary of tensors that <paramref name="key"/> names inside a file holding several (a PyTorch training
+    /// checkpoint's <c>model</c>, <c>ema</c>, <c>optimizer</c>); a format holding one dictionary refuses.
+    /// </summary>
+    /// <exception cref="InvalidInputException">The format holds a single dictionary of tensors.</exception>
+    ICheckpointReader Open(string path, string key) =>
+        throw new InvalidInputException($"{path}: a key selects one dictionary of a checkpoint holding several; this file is {DisplayName}, which holds one.");
 
     /// <summary>
     /// Writes tensors (in the given order) and metadata to <paramref name="path"/> atomically: on failure the

@@ -445,7 +445,8 @@ public sealed class TransferFormatsTests : IDisposable
         var src = _h.Save(nn.Linear(2, 2), "a.safetensors");
         var (code, _, stderr) = _h.Run("transfer", src, "--into", src, "--out", _h.PathOf("o.onnx"));
         Assert.Equal(2, code);
-        Assert.Contains("ONNX template", stderr);
+        Assert.Contains("o.onnx: ONNX is written into a template of its own format, whose structure it keeps; ", stderr);
+        Assert.Contains("a.safetensors is safetensors.", stderr);
     }
 }
 

@@ -232,7 +232,8 @@ public sealed class ConvertCommandTests : IDisposable
         Assert.Equal(0, _h.Run("convert", source, st).Code);
         var (code, _, err) = _h.Run("convert", st, _h.PathOf("b.pt"), "--key", "state_dict");
         Assert.Equal(2, code);
-        Assert.Contains("--key", err);
+        Assert.Contains("--key: ", err);
+        Assert.Contains("a.safetensors: a key selects one dictionary of a checkpoint holding several; this file is safetensors, which holds one.", err);
         Assert.Equal(["a.safetensors", "tinycnn.pth"], _h.Files());
     }
 

@@ -20,6 +20,9 @@ public sealed class OnnxFormat : ICheckpointFormat
     public string Name => FormatName;
 
     /// <inheritdoc/>
+    public string DisplayName => "ONNX";
+
+    /// <inheritdoc/>
     public IReadOnlyList<string> Extensions { get; } = [".onnx"];
 
     /// <summary>False: an ONNX file is a graph with weights, and weights alone do not make one.</summary>

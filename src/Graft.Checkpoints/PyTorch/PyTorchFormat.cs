@@ -10,6 +10,9 @@ public sealed class PyTorchFormat : ICheckpointFormat
     public string Name => "pytorch";
 
     /// <inheritdoc/>
+    public string DisplayName => "PyTorch";
+
+    /// <inheritdoc/>
     public IReadOnlyList<string> Extensions { get; } = [".pt", ".pth", ".bin", ".ckpt"];
 
     /// <inheritdoc/>
@@ -24,6 +27,9 @@ public sealed class PyTorchFormat : ICheckpointFormat
 
     /// <summary>Opens the default dictionary of tensors; use <see cref="PyTorchReader.Open"/> to choose another.</summary>
     public ICheckpointReader Open(string path) => PyTorchReader.Open(path);
+
+    /// <summary>Opens the dictionary of tensors at <paramref name="key"/> (a dotted path: <c>model</c>, <c>state.ema</c>).</summary>
+    public ICheckpointReader Open(string path, string key) => PyTorchReader.Open(path, key);
 
     /// <summary>
     /// Writes a state dict. PyTorch checkpoints have no place for string metadata that every loader keeps, so

@@ -20,6 +20,9 @@ public sealed class TorchSharpCheckpointFormat : ICheckpointFormat
     public string Name => FormatName;
 
     /// <inheritdoc/>
+    public string DisplayName => "TorchSharp";
+
+    /// <inheritdoc/>
     public IReadOnlyList<string> Extensions { get; } = [".dat"];
 
     /// <inheritdoc/>

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Graft.Checkpoints;
-using Graft.Checkpoints.PyTorch;
 
 namespace Graft.Cli.Commands;
 
@@ -67,10 +66,13 @@ internal static class ConvertCommand
             return CheckpointFile.Open(path, format);
         }
         var f = format is null ? CheckpointFile.DetectFormat(path) : CheckpointFile.GetFormat(format);
-        if (f is not PyTorchFormat)
+        try
         {
-            throw new InvalidInputException($"--key selects a dictionary inside a PyTorch checkpoint; {path} is {f.Name}.");
+            return f.Open(path, key);
         }
-        return PyTorchReader.Open(path, key);
+        catch (InvalidInputException e)
+        {
+            throw new InvalidInputException($"--key: {e.Message}", e);
+        }
     }
 }

@@ -216,9 +216,8 @@ public static class WeightTransfer
                 // An ONNX model is a graph with weights: the output is the template's graph with its initializers replaced.
                 if (template.Format != format.Name)
                 {
-                    // Only ONNX writes from a template today; its name reads as people write it ("ONNX", not "onnx").
-                    var kind = format.Name.ToUpperInvariant();
-                    throw new InvalidInputException($"{outputPath}: an {kind} output needs an {kind} template (its graph is kept); {templatePath} is {template.Format}.");
+                    var kind = format.DisplayName;
+                    throw new InvalidInputException($"{outputPath}: {kind} is written into a template of its own format, whose structure it keeps; {templatePath} is {CheckpointFile.GetFormat(template.Format).DisplayName}.");
                 }
                 format.WriteFromTemplate(templatePath, outputPath, WithProgress(run.Outputs, progress));
             }

@@ -117,21 +117,27 @@ public class GraphSpeedTests(ITestOutputHelper output)
         Concat([.. dims.Select(d => Varint(1, (ulong)d)), Varint(2, 1), Field(8, Encoding.UTF8.GetBytes(name)),
             Field(9, new byte[dims.Aggregate(4L, (a, d) => a * d)])]);
 
-    private static byte[] Field(int field, byte[] payload) => Concat([Raw(((ulong)field << 3) | 2), Raw((ulong)payload.Length), payload]);
-
-    private static byte[] Varint(int field, ulong value) => Concat([Raw((ulong)field << 3), Raw(value)]);
-
-    private static byte[] Raw(ulong v)
+    // Encoded by Google.Protobuf (an independent encoder; the product only decodes), as OnnxGraphTests builds its graphs.
+    private static byte[] Field(int field, byte[] payload) => Message(c =>
     {
-        var b = new List<byte>();
-        do
+        c.WriteTag(field, Google.Protobuf.WireFormat.WireType.LengthDelimited);
+        c.WriteBytes(Google.Protobuf.ByteString.CopyFrom(payload));
+    });
+
+    private static byte[] Varint(int field, ulong value) => Message(c =>
+    {
+        c.WriteTag(field, Google.Protobuf.WireFormat.WireType.Varint);
+        c.WriteUInt64(value);
+    });
+
+    private static byte[] Message(Action<Google.Protobuf.CodedOutputStream> write)
+    {
+        using var stream = new MemoryStream();
+        using (var c = new Google.Protobuf.CodedOutputStream(stream, leaveOpen: true))
         {
-            var x = (byte)(v & 0x7f);
-            v >>= 7;
-            b.Add(v != 0 ? (byte)(x | 0x80) : x);
+            write(c);
         }
-        while (v != 0);
-        return [.. b];
+        return stream.ToArray();
     }
 
     [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]

@@ -12,9 +12,6 @@ internal sealed class PlanningContext
 {
     private const string HeadPatternWhat = "Head pattern (TransferPolicy.HeadPattern)";
 
-    /// <summary>The rules no tensor-specific rule changes: what every tensor of a policy without rules gets.</summary>
-    private static readonly TensorRule NoRule = new("*");
-
     private readonly Dictionary<string, TensorInfo> _sourceByName = new(StringComparer.Ordinal);
     private readonly IReadOnlyDictionary<string, NameMatch> _matches;
     private readonly IReadOnlyDictionary<string, RoleEvidence> _roles;
@@ -73,18 +70,7 @@ internal sealed class PlanningContext
     public TensorRole RoleOf(string targetName) => _roles.TryGetValue(targetName, out var r) ? r.Role : TensorRole.Unknown;
 
     /// <summary>The rules that apply to <paramref name="name"/>, merged in order (later rules win).</summary>
-    public TensorRule RulesFor(string name)
-    {
-        var merged = NoRule;
-        foreach (var r in Policy.Rules)
-        {
-            if (r.Matches(name))
-            {
-                merged = merged.Then(r);
-            }
-        }
-        return merged;
-    }
+    public TensorRule RulesFor(string name) => Policy.RulesFor(name);
 
     /// <summary>True when the policy's head pattern marks <paramref name="name"/> as a classifier head.</summary>
     public bool IsHead(string name)
@@ -99,14 +85,6 @@ internal sealed class PlanningContext
         }
     }
 
-    /// <summary>FNV-1a of the name mixed with the policy seed: reproducible, and different per tensor.</summary>
-    public long SeedFor(string name)
-    {
-        ulong h = 14695981039346656037UL;
-        foreach (var ch in name)
-        {
-            h = (h ^ ch) * 1099511628211UL;
-        }
-        return (long)((h ^ (ulong)Policy.Seed) & 0x7FFF_FFFF_FFFF_FFFFUL);
-    }
+    /// <summary>The seed of <paramref name="name"/>'s random draws (<see cref="TransferPolicy.SeedFor"/>).</summary>
+    public long SeedFor(string name) => Policy.SeedFor(name);
 }

@@ -83,4 +83,29 @@ public sealed record TransferPolicy
     /// (and its unused source tensors), as timm's <c>load_pretrained</c> does when it drops a head.
     /// </summary>
     public bool StrictAllowsNewHead { get; init; }
+
+    /// <summary>The rules that apply to <paramref name="name"/>, merged in order (later rules win).</summary>
+    internal TensorRule RulesFor(string name)
+    {
+        var merged = new TensorRule("*");
+        foreach (var r in Rules)
+        {
+            if (r.Matches(name))
+            {
+                merged = merged.Then(r);
+            }
+        }
+        return merged;
+    }
+
+    /// <summary>FNV-1a of the name mixed with <see cref="Seed"/>: reproducible, and different per tensor.</summary>
+    internal long SeedFor(string name)
+    {
+        ulong h = 14695981039346656037UL;
+        foreach (var ch in name)
+        {
+            h = (h ^ ch) * 1099511628211UL;
+        }
+        return (long)((h ^ (ulong)Seed) & 0x7FFF_FFFF_FFFF_FFFFUL);
+    }
 }

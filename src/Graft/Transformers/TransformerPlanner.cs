@@ -198,9 +198,14 @@ public static class TransformerPlanner
 
         private TargetPlan PlanOne(TensorInfo target)
         {
-            if (_policy.Rules.Any(r => r.Skip == true && r.Matches(target.Name)))
+            var rule = _policy.RulesFor(target.Name);
+            if (rule.Skip == true)
             {
                 return Kept(target, TargetCause.Skipped, "skipped by a rule; the template's init is kept");
+            }
+            if (rule.Reinit == true)
+            {
+                return Reinitialised(target);
             }
             if (TransformerTensor.Parse(target.Name) is not { } role)
             {
@@ -237,13 +242,58 @@ public static class TransformerPlanner
             {
                 return Kept(target, TargetCause.NoSource, $"no source tensor {from.Name}");
             }
-            var chain = Steps(role);
+            var chain = rule.NewChannels is { } fill && role.Role is TransformerRole.Embedding or TransformerRole.LmHead && _t.VocabSize > _s.VocabSize
+                ? NewTokenRows(target, role, fill)
+                : Steps(role);
             if (identity && role.Role is TransformerRole.Output or TransformerRole.Down or TransformerRole.ExpertDown)
             {
                 chain = chain.Then(ZeroWeights.Instance);
             }
             var where = role.Layer < 0 ? "" : identity ? $" (identity block: a copy of layer {layer})" : layer != role.Layer ? $" (from layer {layer})" : "";
             return Carried(target, src, chain, $"{Word(role.Role, upcycled: from.Expert < 0 && role.Expert >= 0)}{where}");
+        }
+
+        /// <summary>
+        /// A rule's <c>new-channels</c> for the rows of tokens the source does not have (instead of the mean of the old
+        /// rows): the template's init, zeros, or cyclic copies of the old rows. Old tokens keep their rows, so their
+        /// logits do not change whichever is chosen.
+        /// </summary>
+        /// <exception cref="TransferPlanException">Kaiming-normal, which has no meaning for token rows.</exception>
+        private WeightTransform NewTokenRows(TensorInfo target, TransformerTensor role, NewChannelRule fill)
+        {
+            if (fill == NewChannelRule.KaimingNormal)
+            {
+                throw new TransferPlanException($"{target.Name}: new-channels={PolicyWords.Word(fill)} is a convolution's init; new token rows take " +
+                    $"{PolicyWords.Word(NewChannelRule.Template)}, {PolicyWords.Word(NewChannelRule.Zeros)} or {PolicyWords.Word(NewChannelRule.Copies)} (without a rule: the mean of the old rows).");
+            }
+            var decision = new OutDecision(TensorName.LayerOf(target.Name), OutShrinkRule.First, fill, _s.VocabSize, _t.VocabSize, 1);
+            _notes.Add($"{target.Name}: the {_t.VocabSize - _s.VocabSize} new token rows by a rule: {(fill == NewChannelRule.Copies ? "copies of the old rows" : fill == NewChannelRule.Zeros ? "zeros" : "the template's init")}");
+            // Columns first (hidden size), so the rows are chosen on a tensor of the target's width, where the template's
+            // own rows (new-channels=template) fit.
+            var columns = role.Role == TransformerRole.Embedding ? _hidden.Out(1, 1) : _hidden.In(1, 1);
+            return columns.Then(new PlannedChannels(Layout.DefaultForRank(2), inputs: false, decision, 1, fill == NewChannelRule.Template ? null : ChannelFill.Zeros));
+        }
+
+        /// <summary>
+        /// A tensor a rule reinitialises: a matrix as PyTorch's <c>nn.Linear</c> (or an embedding) starts, an RMSNorm scale
+        /// at one, a bias at zero. The function changes, which <c>--preserve-function</c> refuses.
+        /// </summary>
+        private TargetPlan Reinitialised(TensorInfo target)
+        {
+            if (!target.DType.IsFloatingPoint())
+            {
+                return Kept(target, TargetCause.NotComputable, $"reinitialising needs a floating-point dtype; {target.DType} is not one");
+            }
+            var role = TransformerTensor.Parse(target.Name);
+            var init = target.Shape.Rank >= 2 ? Reinit.LinearDefault(target.Shape, _policy.SeedFor(target.Name))
+                : Reinit.Constant(target.Shape, role is { Bias: false } ? 1 : 0);
+            _problems.Add($"{target.Name}: reinitialised by a rule: the function changes");
+            return new TargetPlan
+            {
+                Target = target, Status = TargetStatus.Reinitialized, Cause = TargetCause.Reinitialized, Layout = Layout.DefaultForRank(target.Shape.Rank),
+                Layer = TensorName.LayerOf(target.Name), Transform = init, ComputeDType = DType.F32, Complete = false,
+                Reason = $"reinitialised by a rule: {init.Describe()}",
+            };
         }
 
         /// <summary>The steps of a role: its out axis (rows), then its in axis (columns) where a linear layer reads it.</summary>

@@ -17,15 +17,16 @@ internal sealed class DecoderFolder : IDisposable
     public string Write(string name, TinySpec spec, int seed) => spec.Write(Path.Combine(Root, name), seed);
 
     /// <summary>Transfers <paramref name="source"/> into <paramref name="template"/>'s architecture; under <paramref name="preserve"/> as <c>--preserve-function</c>.</summary>
-    public (string Output, TransferReport Report) Transfer(string source, string template, bool preserve, string name = "out")
+    /// <param name="rules">Policy rules (<c>--rule</c>) on top of the policy <paramref name="preserve"/> chooses.</param>
+    public (string Output, TransferReport Report) Transfer(string source, string template, bool preserve, string name = "out", IReadOnlyList<TensorRule>? rules = null)
     {
         var folder = Path.Combine(Root, name);
         Directory.CreateDirectory(folder);
         // The output's config is the template's: the transferred checkpoint is a model of the template's architecture.
         File.Copy(Path.Combine(Path.GetDirectoryName(template)!, "config.json"), Path.Combine(folder, "config.json"), overwrite: true);
         var output = Path.Combine(folder, "model.safetensors");
-        var report = WeightTransfer.Files(source, template, output, preserve ? TransferPresets.KeepFunction : TransferPolicy.Default,
-            refuse: preserve ? PreserveFunction.Problems : null);
+        var policy = (preserve ? TransferPresets.KeepFunction : TransferPolicy.Default) with { Rules = rules ?? [] };
+        var report = WeightTransfer.Files(source, template, output, policy, refuse: preserve ? PreserveFunction.Problems : null);
         return (output, report);
     }
 

@@ -100,13 +100,16 @@ internal sealed class PlanningContext
     }
 
     /// <summary>FNV-1a of the name mixed with the policy seed: reproducible, and different per tensor.</summary>
-    public long SeedFor(string name)
+    public long SeedFor(string name) => SeedFor(Policy.Seed, name);
+
+    /// <summary>FNV-1a of <paramref name="name"/> mixed with <paramref name="seed"/>: one stream per tensor, for every planner.</summary>
+    public static long SeedFor(long seed, string name)
     {
         ulong h = 14695981039346656037UL;
         foreach (var ch in name)
         {
             h = (h ^ ch) * 1099511628211UL;
         }
-        return (long)((h ^ (ulong)Policy.Seed) & 0x7FFF_FFFF_FFFF_FFFFUL);
+        return (long)((h ^ (ulong)seed) & 0x7FFF_FFFF_FFFF_FFFFUL);
     }
 }

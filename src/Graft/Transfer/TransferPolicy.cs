@@ -83,4 +83,10 @@ public sealed record TransferPolicy
     /// (and its unused source tensors), as timm's <c>load_pretrained</c> does when it drops a head.
     /// </summary>
     public bool StrictAllowsNewHead { get; init; }
+
+    /// <summary>
+    /// Options of a transfer planned by role between two decoders with a <c>config.json</c> (a layer map, symmetric noise
+    /// on widened copies); null for none. A plan by names refuses them.
+    /// </summary>
+    public Graft.Transformers.TransformerOptions? Transformer { get; init; }
 }

@@ -25,8 +25,8 @@ internal sealed class JoinedSource : ICheckpointReader
     public static string NameOf(IReadOnlyList<TensorInfo> parts) =>
         parts[0].Name + string.Concat(parts.Skip(1).Select(p => "+" + string.Join(".", p.Name.Split('.')[^2..])));
 
-    /// <summary>The tensors of <paramref name="source"/> a stack's <see cref="NameOf"/> name stands for, or null when it names none.</summary>
-    public static TensorInfo[]? PartsNamed(string name, ICheckpointReader source)
+    /// <summary>The names of the parts a stack's <see cref="NameOf"/> name stands for, or null for a name that is no stack.</summary>
+    public static string[]? PartNames(string name)
     {
         var pieces = name.Split('+');
         if (pieces.Length < 2)
@@ -35,10 +35,20 @@ internal sealed class JoinedSource : ICheckpointReader
         }
         var first = pieces[0].Split('.');
         var prefix = first.Length > 2 ? string.Join(".", first[..^2]) + "." : "";
-        var parts = new TensorInfo[pieces.Length];
-        for (int i = 0; i < pieces.Length; i++)
+        return pieces.Select((p, i) => i == 0 ? p : prefix + p).ToArray();
+    }
+
+    /// <summary>The tensors of <paramref name="source"/> a stack's <see cref="NameOf"/> name stands for, or null when it names none.</summary>
+    public static TensorInfo[]? PartsNamed(string name, ICheckpointReader source)
+    {
+        if (PartNames(name) is not { } names)
         {
-            if (!source.TryGetTensor(i == 0 ? pieces[0] : prefix + pieces[i], out parts[i]!))
+            return null;
+        }
+        var parts = new TensorInfo[names.Length];
+        for (int i = 0; i < names.Length; i++)
+        {
+            if (!source.TryGetTensor(names[i], out parts[i]!))
             {
                 return null;
             }

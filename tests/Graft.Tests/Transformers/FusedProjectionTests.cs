@@ -48,6 +48,9 @@ public sealed class FusedProjectionTests : IDisposable
         Assert.Equal(["concat"], qkv.Steps.Select(s => s.Op));
         Assert.Contains("joined from the unfused q, k, v", qkv.Reason);
         Assert.DoesNotContain(TinySpec.Load(output).Keys, k => k.Contains("q_proj", StringComparison.Ordinal));
+        // The stacked q, k and v are each reported as used by the fused target.
+        Assert.Contains("model.layers.0.self_attn.qkv_proj.weight", report.Sources.Single(x => x.Name == "model.layers.0.self_attn.v_proj.weight").UsedBy);
+        Assert.DoesNotContain(report.Sources, x => x.UsedBy.Count == 0);
     }
 
     /// <summary>GQA (2 KV heads) fused → MHA fused, ×2 wider: each part gets its unfused role's map (K/V repeated, HyperCloning).</summary>

@@ -11,14 +11,16 @@ namespace Graft.Transformers;
 /// its source tensor (possibly of another layer or the dense MLP of an expert) and a chain of typed steps that keeps the
 /// head structure consistent across q/k/v/o, the MLP and the norms. Width grows by HyperCloning (copies divided by their
 /// count), K/V heads by repetition (exact) or group means (not), depth by LLaMA-Pro identity blocks spread evenly after
-/// the existing blocks, a dense MLP into Mixtral experts by copies, the vocabulary by the mean of the old rows. Names
-/// and shapes only: nothing is read.
+/// the existing blocks or placed by a <see cref="LayerMap"/>, a dense MLP into Mixtral experts by copies, the vocabulary
+/// by the mean of the old rows; Phi-3's fused projections are split and stacked part by part. Names and shapes only:
+/// nothing is read.
 /// </summary>
 public static class TransformerPlanner
 {
     /// <summary>
     /// The plan by role when both checkpoints have a Llama-family <c>config.json</c> beside them, else null (the caller
-    /// plans by names).
+    /// plans by names). A fused target built from unfused source tensors reads them stacked, under a source name of the
+    /// form <c>…q_proj.weight+k_proj.weight+v_proj.weight</c> that <see cref="Graft.Transfer.WeightTransfer"/> provides.
     /// </summary>
     /// <exception cref="CheckpointFormatException">A <c>config.json</c> is malformed or names a family not understood.</exception>
     /// <exception cref="TransferPlanException">The change is one this planner does not make (head size, a non-whole

@@ -62,6 +62,11 @@ public sealed class TransformerOptionsCommandTests : IDisposable
         Assert.True(code == 0, stderr);
         Assert.Contains("4 identity from source 3", stdout);
         Assert.True(File.Exists(outPath));
+        // The JSON plan carries the map in its policy.
+        (code, stdout, stderr) = _h.Run("plan", src, "--into", tpl, "--layers", "0-3,3=id", "--json");
+        Assert.True(code == 0, stderr);
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        Assert.Equal("0-3,3=id", doc.RootElement.GetProperty("policy").GetProperty("transformer").GetProperty("layers").GetProperty("text").GetString());
     }
 
     [Fact]

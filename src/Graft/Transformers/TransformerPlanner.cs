@@ -211,7 +211,8 @@ public static class TransformerPlanner
             {
                 throw new TransferPlanException($"layer map '{map.Text}' gives {map.Blocks.Count} blocks, but {t.Path} has num_hidden_layers {t.Layers}.");
             }
-            if (map.Blocks.FirstOrDefault(b => b.Source >= s.Layers) is { Token: not null } bad && bad.Source >= s.Layers)
+            var bad = map.Blocks.FirstOrDefault(b => b.Source >= s.Layers);
+            if (bad.Token is not null)
             {
                 throw new TransferPlanException($"layer map '{map.Text}': token '{bad.Token}' names source block {bad.Source}, but {s.Path} has {s.Layers} blocks (0–{s.Layers - 1}).");
             }

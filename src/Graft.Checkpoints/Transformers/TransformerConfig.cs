@@ -3,7 +3,8 @@ using System.Text.Json;
 namespace Graft.Checkpoints.Transformers;
 
 /// <summary>
-/// The architecture of a Llama-family decoder (Llama, Mistral, Qwen2, Mixtral) as its Hugging Face <c>config.json</c>
+/// The architecture of a Llama-family decoder (Llama, Mistral, Qwen2, Mixtral; Phi-3, the Llama computation with fused
+/// <c>qkv_proj</c> and <c>gate_up_proj</c>) as its Hugging Face <c>config.json</c>
 /// states it: the numbers that give every tensor its role and head structure, which names and shapes alone cannot
 /// (a (512, 64) <c>k_proj</c> is 8 heads of 64 or 2 heads of 256 only by the config's word).
 /// </summary>
@@ -14,7 +15,7 @@ namespace Graft.Checkpoints.Transformers;
 /// 10,000, <c>tie_word_embeddings</c> absent false (the Llama default).
 /// </remarks>
 /// <param name="Path">The <c>config.json</c> read.</param>
-/// <param name="ModelType">Its <c>model_type</c> (<c>llama</c>, <c>mistral</c>, <c>qwen2</c>, <c>mixtral</c>).</param>
+/// <param name="ModelType">Its <c>model_type</c> (<c>llama</c>, <c>mistral</c>, <c>qwen2</c>, <c>mixtral</c>, <c>phi3</c>).</param>
 /// <param name="HiddenSize"><c>hidden_size</c>.</param>
 /// <param name="Heads"><c>num_attention_heads</c>.</param>
 /// <param name="KvHeads"><c>num_key_value_heads</c>.</param>
@@ -31,7 +32,7 @@ public sealed record TransformerConfig(string Path, string ModelType, int Hidden
     int Layers, int VocabSize, bool TieWordEmbeddings, double RmsNormEps, double RopeTheta, int Experts, int ExpertsPerToken)
 {
     /// <summary>The <c>model_type</c> values read by role: the Llama family, whose tensors share one naming and one computation.</summary>
-    public static IReadOnlyList<string> UnderstoodModelTypes { get; } = ["llama", "mistral", "qwen2", "mixtral"];
+    public static IReadOnlyList<string> UnderstoodModelTypes { get; } = ["llama", "mistral", "qwen2", "mixtral", "phi3"];
 
     /// <summary>True for a mixture of experts (Mixtral names).</summary>
     public bool IsMixtureOfExperts => Experts > 0;
@@ -120,6 +121,13 @@ public sealed record TransformerConfig(string Path, string ModelType, int Hidden
         if (modelType == "mixtral" && (experts <= 0 || perToken <= 0 || perToken > experts))
         {
             throw Bad(path, $"a Mixtral configuration needs num_local_experts > 0 and 0 < num_experts_per_tok ≤ experts (got {experts}, {perToken}).");
+        }
+        if (modelType == "phi3" && OptionalDouble(path, root, "partial_rotary_factor") is { } partial && partial != 1.0)
+        {
+            // Phi-3 is the Llama computation with fused qkv_proj and gate_up_proj, except where it rotates only part of
+            // each head; that is not read.
+            throw new CheckpointFormatException(CheckpointErrorKind.Unsupported, path, null,
+                FormattableString.Invariant($"partial_rotary_factor {partial}: rotary embeddings on part of each head are not read by role; only 1 (every dimension rotated) is."));
         }
         if (modelType != "mixtral")
         {

@@ -25,12 +25,14 @@ internal sealed class PolicyOptions
     private readonly Option<string[]> _renames = new("--rename") { Description = "Rename source tensors before matching, repeatable: 'REGEX=REPLACEMENT' (for example '^features\\.0\\.=stem.')." };
     private readonly Option<bool> _structural = new("--structural") { Description = "Pair tensors left unmatched by name in order, by role and rank; every guess is reported (refuse one with --rule 'GLOB:structural=false')." };
     private readonly Option<string?> _imageSize = new("--image-size") { Description = "Vision transformers: the target's image size in pixels, N or HxW (e.g. 384, 192x256); with the template's patch size it gives the position grid (for non-square grids)." };
+    private readonly Option<string?> _layers = new("--layers") { Description = "Decoders with config.json: which source block each target block is, comma-separated in target order: N, A-B (source blocks A to B), N=id or A-B=id (identity blocks: copies with o_proj and down_proj zeroed). SOLAR: '0-23,8-31'; an identity block after block 3: '0-3,3=id,4-7'." };
+    private readonly Option<string?> _cloneNoise = new("--clone-noise") { Description = "Decoders with config.json widened by copies: symmetric noise (std as a fraction of each weight's std, e.g. 1e-3; seed from --seed) on the copies of every widened input, +N on one copy and -N on its twin, so the function is kept to rounding and the copies differ." };
     private readonly Option<string[]> _groups = new("--group") { Description = "Declare layers sharing one channel decision, repeatable: 'producer[,producer…]->consumer[,consumer×BLOCK…]' (BLOCK = H·W through a flatten)." };
 
     /// <summary>Adds every policy option to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { _preset, _preserveFunction, _strict, _outShrink, _newChannels, _inChannels, _kernel, _head, _rules, _reinit, _skip, _renames, _structural, _groups, _imageSize, _seed })
+        foreach (var o in new Option[] { _preset, _preserveFunction, _strict, _outShrink, _newChannels, _inChannels, _kernel, _head, _rules, _reinit, _skip, _renames, _structural, _groups, _imageSize, _layers, _cloneNoise, _seed })
         {
             command.Options.Add(o);
         }
@@ -71,8 +73,18 @@ internal sealed class PolicyOptions
             StructuralMatching = parse.GetValue(_structural) || preset.StructuralMatching,
             Groups = [.. preset.Groups, .. (parse.GetValue(_groups) ?? []).Select(g => OptionText.Parse("--group", g, ChannelGroup.Parse))],
             ImageSize = parse.GetValue(_imageSize) is { } image ? ParseImageSize(image) : preset.ImageSize,
+            Transformer = parse.GetValue(_layers) is null && parse.GetValue(_cloneNoise) is null ? preset.Transformer : (preset.Transformer ?? new()) with
+            {
+                Layers = parse.GetValue(_layers) is { } layers ? OptionText.Parse("--layers", layers, Graft.Transformers.LayerMap.Parse) : preset.Transformer?.Layers,
+                CloneNoise = parse.GetValue(_cloneNoise) is { } noise ? ParseNoise(noise) : preset.Transformer?.CloneNoise ?? 0,
+            },
         };
     }
+
+    private static double ParseNoise(string text) =>
+        double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var v) && double.IsFinite(v) && v >= 0
+            ? v
+            : throw new InvalidInputException($"--clone-noise: expected a number ≥ 0 (the noise std as a fraction of each weight's std, e.g. 1e-3), got '{text}'.");
 
     private static Graft.Transforms.PatchGrid ParseImageSize(string text)
     {

@@ -108,4 +108,10 @@ public sealed record TransferPolicy
         }
         return (long)((h ^ (ulong)Seed) & 0x7FFF_FFFF_FFFF_FFFFUL);
     }
+
+    /// <summary>
+    /// Options of a transfer planned by role between two decoders with a <c>config.json</c> (a layer map, symmetric noise
+    /// on widened copies); null for none. A plan by names refuses them.
+    /// </summary>
+    public Graft.Transformers.TransformerOptions? Transformer { get; init; }
 }

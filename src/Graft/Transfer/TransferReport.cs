@@ -109,12 +109,25 @@ public sealed record TransferReport
         }
         var of = new int[plan.Targets.Count];
         var start = new int[sources.Count + 1];
+        // A fused projection built from stacked unfused tensors (Transformers.JoinedSource) uses each of them too.
+        List<(int Target, int Source)>? parts = null;
         for (int t = 0; t < of.Length; t++)
         {
             of[t] = plan.Targets[t].Source is { } s && index.TryGetValue(s.Name, out var i) ? i : -1;
             if (of[t] >= 0)
             {
                 start[of[t] + 1]++;
+            }
+            if (plan.Targets[t].Source is { } stacked && global::Graft.Transformers.JoinedSource.PartNames(stacked.Name) is { } names)
+            {
+                foreach (var n in names)
+                {
+                    if (index.TryGetValue(n, out var p))
+                    {
+                        (parts ??= []).Add((t, p));
+                        start[p + 1]++;
+                    }
+                }
             }
         }
         for (int i = 0; i < sources.Count; i++)
@@ -129,6 +142,10 @@ public sealed record TransferReport
             {
                 targets[next[of[t]]++] = t;
             }
+        }
+        foreach (var (t, p) in parts ?? [])
+        {
+            targets[next[p]++] = t;
         }
         return (start, targets);
     }

@@ -71,11 +71,15 @@ public static class WeightTransfer
         Func<TargetStructure>? targetStructure = null)
     {
         policy ??= TransferPolicy.Default;
-        if (Graft.Transformers.TransformerPlanner.TryPlan(source, template, policy) is { } byRole)
+        if (Graft.Transformers.TransformerPlanner.TryPlanWithSource(source, template, policy) is { } byRole)
         {
             // Both sides are Llama-family decoders with a config.json: roles and head structure come from it.
-            EmptyTransfer.Check(byRole, source.Tensors, template.Tensors);
-            return (byRole, source);
+            EmptyTransfer.Check(byRole.Plan, source.Tensors, template.Tensors);
+            return byRole;
+        }
+        if (policy.Transformer is { } options && (options.Layers is not null || options.CloneNoise != 0))
+        {
+            throw new TransferPlanException("a layer map and clone noise apply to decoders planned by role: put each checkpoint's Hugging Face config.json (a Llama-family model_type) beside it.");
         }
         var matches = NameMatcher.Match(source.Tensors, template.Tensors, policy);
         var effective = source;

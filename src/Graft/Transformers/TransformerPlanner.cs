@@ -11,14 +11,16 @@ namespace Graft.Transformers;
 /// its source tensor (possibly of another layer or the dense MLP of an expert) and a chain of typed steps that keeps the
 /// head structure consistent across q/k/v/o, the MLP and the norms. Width grows by HyperCloning (copies divided by their
 /// count), K/V heads by repetition (exact) or group means (not), depth by LLaMA-Pro identity blocks spread evenly after
-/// the existing blocks, a dense MLP into Mixtral experts by copies, the vocabulary by the mean of the old rows. Names
-/// and shapes only: nothing is read.
+/// the existing blocks or placed by a <see cref="LayerMap"/>, a dense MLP into Mixtral experts by copies, the vocabulary
+/// by the mean of the old rows; Phi-3's fused projections are split and stacked part by part. Names and shapes only:
+/// nothing is read.
 /// </summary>
 public static class TransformerPlanner
 {
     /// <summary>
     /// The plan by role when both checkpoints have a Llama-family <c>config.json</c> beside them, else null (the caller
-    /// plans by names).
+    /// plans by names). A fused target built from unfused source tensors reads them stacked, under a source name of the
+    /// form <c>…q_proj.weight+k_proj.weight+v_proj.weight</c> that <see cref="Graft.Transfer.WeightTransfer"/> provides.
     /// </summary>
     /// <exception cref="CheckpointFormatException">A <c>config.json</c> is malformed or names a family not understood.</exception>
     /// <exception cref="TransferPlanException">The change is one this planner does not make (head size, a non-whole
@@ -35,6 +37,29 @@ public static class TransformerPlanner
         var s = TransformerConfig.FindBeside(source.Path);
         var t = TransformerConfig.FindBeside(template.Path);
         return s is null || t is null ? null : Plan(source.Tensors, template.Tensors, s, t, policy, source.Path, template.Path);
+    }
+
+    /// <summary>
+    /// <see cref="TryPlan"/> and the source its plan reads: the checkpoint, plus (when a fused target is built from
+    /// unfused q/k/v or gate/up) those tensors stacked as one input of the plan's <see cref="ConcatRows"/> step.
+    /// </summary>
+    internal static (TransferPlan Plan, ICheckpointReader Source)? TryPlanWithSource(ICheckpointReader source, ICheckpointReader template, TransferPolicy policy)
+    {
+        if (TryPlan(source, template, policy) is not { } plan)
+        {
+            return null;
+        }
+        var joined = new JoinedSource(source);
+        bool any = false;
+        foreach (var t in plan.Targets)
+        {
+            if (t.Source is { } src && !source.TryGetTensor(src.Name, out _) && JoinedSource.PartsNamed(src.Name, source) is { } parts)
+            {
+                _ = joined.Join(parts) ?? throw new InvalidOperationException($"'{src.Name}' was planned as a stack its parts cannot make.");
+                any = true;
+            }
+        }
+        return (plan, any ? joined : source);
     }
 
     /// <summary>Plans <paramref name="source"/> (architecture <paramref name="s"/>) into <paramref name="template"/> (<paramref name="t"/>).</summary>
@@ -63,6 +88,8 @@ public static class TransformerPlanner
         private readonly AxisPlan _kv;
         private readonly AxisPlan _vocab;
         private readonly (int Source, bool Identity)[] _layers;
+        private readonly double _noise;
+        private readonly Dictionary<string, TensorInfo[]> _joins = new(StringComparer.Ordinal);
         private readonly List<string> _problems = [];
         private readonly List<string> _notes = [];
 
@@ -91,7 +118,13 @@ public static class TransformerPlanner
             _query = AxisPlan.Resize("query heads", s.Heads, t.Heads, "heads");
             _kv = AxisPlan.KvHeads(_query, s.KvHeads, s.Heads, t.KvHeads, t.Heads);
             _vocab = AxisPlan.Vocabulary(s.VocabSize, t.VocabSize);
-            _layers = Layers(s.Layers, t.Layers);
+            var map = policy.Transformer?.Layers;
+            _layers = map is null ? Layers(s.Layers, t.Layers) : FromMap(map, s, t);
+            _noise = policy.Transformer?.CloneNoise ?? 0;
+            if (!double.IsFinite(_noise) || _noise < 0)
+            {
+                throw new TransferPlanException($"clone noise {_noise}: the noise level must be a finite number ≥ 0.");
+            }
             foreach (var a in new[] { _hidden, _intermediate, _query, _kv, _vocab }.Where(a => !a.IsIdentity))
             {
                 _notes.Add(a.What);
@@ -100,7 +133,13 @@ public static class TransformerPlanner
                     _problems.Add(a.Problem);
                 }
             }
-            if (t.Layers > s.Layers)
+            if (map is not null)
+            {
+                _notes.Add($"layers {s.Layers}→{t.Layers} by the layer map '{map.Text}': target {LayerMap.Describe(_layers)}" +
+                    (_layers.Any(l => l.Identity) ? " (identity blocks: copies with o_proj and down_proj zeroed, LLaMA-Pro)" : ""));
+                _problems.AddRange(map.FunctionProblems(s.Layers));
+            }
+            else if (t.Layers > s.Layers)
             {
                 var added = _layers.Select((l, i) => (l, i)).Where(x => x.l.Identity).Select(x => $"{x.i} (a copy of {x.l.Source})");
                 _notes.Add($"layers {s.Layers}→{t.Layers}: identity blocks (LLaMA-Pro: copies with o_proj and down_proj zeroed) spread evenly after the existing blocks, at {string.Join(", ", added)}");
@@ -109,6 +148,13 @@ public static class TransformerPlanner
             {
                 _notes.Add($"layers {s.Layers}→{t.Layers}: the first {t.Layers} kept");
                 _problems.Add($"layers {s.Layers}→{t.Layers}: the last {s.Layers - t.Layers} dropped: the function changes");
+            }
+            if (_noise > 0)
+            {
+                var widened = new[] { _hidden, _intermediate, _query }.Where(a => a.Op == "tile" && a.To > a.From).Select(a => a.Name).ToList();
+                _notes.Add(widened.Count == 0
+                    ? string.Create(CultureInfo.InvariantCulture, $"clone noise {_noise:g4}: no axis is widened by copies, so no noise is added")
+                    : string.Create(CultureInfo.InvariantCulture, $"clone noise {_noise:g4} × each weight's std, seed {policy.Seed}: every linear layer reading a widened axis ({string.Join(", ", widened)}) gets +N on one copy of each input and −N on its twin (HyperCloning's symmetric noise): the function is kept to rounding, the copies are no longer exact"));
             }
             if (t.IsMixtureOfExperts && !s.IsMixtureOfExperts)
             {
@@ -158,6 +204,45 @@ public static class TransformerPlanner
             return result.ToArray();
         }
 
+        /// <summary>Target layer → source layer by a <see cref="LayerMap"/>, checked against both configs (exit 2 naming the token).</summary>
+        private static (int, bool)[] FromMap(LayerMap map, TransformerConfig s, TransformerConfig t)
+        {
+            if (map.Blocks.Count != t.Layers)
+            {
+                throw new TransferPlanException($"layer map '{map.Text}' gives {map.Blocks.Count} blocks, but {t.Path} has num_hidden_layers {t.Layers}.");
+            }
+            var bad = map.Blocks.FirstOrDefault(b => b.Source >= s.Layers);
+            if (bad.Token is not null)
+            {
+                throw new TransferPlanException($"layer map '{map.Text}': token '{bad.Token}' names source block {bad.Source}, but {s.Path} has {s.Layers} blocks (0–{s.Layers - 1}).");
+            }
+            return map.Blocks.Select(b => (b.Source, b.Identity)).ToArray();
+        }
+
+        /// <summary>The parts of a fused role in row order, or null for a role that is not fused.</summary>
+        private static (TransformerRole Role, string Name)[]? FusedParts(TransformerRole role) => role switch
+        {
+            TransformerRole.FusedQkv => [(TransformerRole.Query, "q"), (TransformerRole.Key, "k"), (TransformerRole.Value, "v")],
+            TransformerRole.FusedGateUp => [(TransformerRole.Gate, "gate"), (TransformerRole.Up, "up")],
+            _ => null,
+        };
+
+        /// <summary>The fused role a part belongs to, its position among the parts, or null.</summary>
+        private static (TransformerRole Fused, int Index)? FusedOf(TransformerRole role) => role switch
+        {
+            TransformerRole.Query => (TransformerRole.FusedQkv, 0),
+            TransformerRole.Key => (TransformerRole.FusedQkv, 1),
+            TransformerRole.Value => (TransformerRole.FusedQkv, 2),
+            TransformerRole.Gate => (TransformerRole.FusedGateUp, 0),
+            TransformerRole.Up => (TransformerRole.FusedGateUp, 1),
+            _ => null,
+        };
+
+        /// <summary>Rows of each part of a fused role in the source.</summary>
+        private long[] SourceRows(TransformerRole fused) => fused == TransformerRole.FusedQkv
+            ? [(long)_s.Heads * _s.HeadDim, (long)_s.KvHeads * _s.HeadDim, (long)_s.KvHeads * _s.HeadDim]
+            : [_s.IntermediateSize, _s.IntermediateSize];
+
         public TransferPlan Run(IReadOnlyList<TensorInfo> template, string templatePath)
         {
             var targets = new TargetPlan[template.Count];
@@ -168,6 +253,10 @@ public static class TransformerPlanner
                 if (targets[i].Source is { } src)
                 {
                     used.Add(src.Name);
+                    foreach (var part in _joins.GetValueOrDefault(src.Name) ?? [])
+                    {
+                        used.Add(part.Name);
+                    }
                 }
             }
             var unused = _source.Values.Where(x => !used.Contains(x.Name)).ToList();
@@ -220,6 +309,10 @@ public static class TransformerPlanner
             var (layer, identity) = role.Layer >= 0
                 ? role.Layer < _layers.Length ? _layers[role.Layer] : throw Mismatch(target, $"layer {role.Layer}, but the config has {_t.Layers} layers")
                 : (-1, false);
+            if (FusedParts(role.Role) is { } fusedParts)
+            {
+                return PlanFused(target, role, fusedParts, layer, identity);
+            }
             TransformerTensor from;
             if (role.Role is TransformerRole.ExpertGate or TransformerRole.ExpertUp or TransformerRole.ExpertDown && !_s.IsMixtureOfExperts)
             {
@@ -238,14 +331,22 @@ public static class TransformerPlanner
             {
                 from = role.At(layer, role.Expert);
             }
+            WeightTransform split = WeightTransform.Identity;
             if (!_source.TryGetValue(from.Name, out var src))
             {
-                return Kept(target, TargetCause.NoSource, $"no source tensor {from.Name}");
+                // Phi-3 style: the source has the part inside its fused projection.
+                if (FusedOf(from.Role) is not { } f || !_source.TryGetValue(new TransformerTensor(f.Fused, from.Layer, -1, from.Bias).Name, out src))
+                {
+                    return Kept(target, TargetCause.NoSource, $"no source tensor {from.Name}");
+                }
+                var rows = SourceRows(f.Fused);
+                split = new SplitRows(FusedParts(f.Fused)![f.Index].Name, rows.Take(f.Index).Sum(), rows[f.Index], rows.Sum());
             }
-            var chain = rule.NewChannels is { } fill && role.Role is TransformerRole.Embedding or TransformerRole.LmHead && _t.VocabSize > _s.VocabSize
+            bool zeroed = identity && role.Role is TransformerRole.Output or TransformerRole.Down or TransformerRole.ExpertDown;
+            var chain = split.Then(rule.NewChannels is { } fill && role.Role is TransformerRole.Embedding or TransformerRole.LmHead && _t.VocabSize > _s.VocabSize
                 ? NewTokenRows(target, role, fill)
-                : Steps(role);
-            if (identity && role.Role is TransformerRole.Output or TransformerRole.Down or TransformerRole.ExpertDown)
+                : Steps(role, target.Name, noise: !zeroed));
+            if (zeroed)
             {
                 chain = chain.Then(ZeroWeights.Instance);
             }
@@ -296,24 +397,76 @@ public static class TransformerPlanner
             };
         }
 
-        /// <summary>The steps of a role: its out axis (rows), then its in axis (columns) where a linear layer reads it.</summary>
-        private WeightTransform Steps(TransformerTensor role)
+        /// <summary>
+        /// The steps of a role: its out axis (rows), then its in axis (columns) where a linear layer reads it, then (with
+        /// clone noise, unless <paramref name="noise"/> is false) symmetric noise over the copies of a widened in axis, drawn
+        /// from the policy's seed and <paramref name="key"/>.
+        /// </summary>
+        private WeightTransform Steps(TransformerTensor role, string key, bool noise = true)
         {
             long hd = _s.HeadDim;
             bool vector = role.Bias || role.Role is TransformerRole.InputNorm or TransformerRole.PostAttentionNorm or TransformerRole.FinalNorm;
-            (WeightTransform Out, WeightTransform In) steps = role.Role switch
+            (WeightTransform Out, AxisPlan? In, long Block) steps = role.Role switch
             {
-                TransformerRole.Embedding => (_vocab.Out(0, 1), _hidden.Out(1, 1)),
-                TransformerRole.LmHead => (_vocab.Out(0, 1), _hidden.In(1, 1)),
-                TransformerRole.Query => (_query.Out(0, hd), _hidden.In(1, 1)),
-                TransformerRole.Key or TransformerRole.Value => (_kv.Out(0, hd), _hidden.In(1, 1)),
-                TransformerRole.Output => (_hidden.Out(0, 1), _query.In(1, hd)),
-                TransformerRole.Gate or TransformerRole.Up or TransformerRole.ExpertGate or TransformerRole.ExpertUp => (_intermediate.Out(0, 1), _hidden.In(1, 1)),
-                TransformerRole.Down or TransformerRole.ExpertDown => (_hidden.Out(0, 1), _intermediate.In(1, 1)),
-                TransformerRole.Router => (WeightTransform.Identity, _hidden.In(1, 1)),
-                _ => (_hidden.Out(0, 1), WeightTransform.Identity),
+                TransformerRole.Embedding => (_vocab.Out(0, 1).Then(_hidden.Out(1, 1)), null, 1),
+                TransformerRole.LmHead => (_vocab.Out(0, 1), _hidden, 1),
+                TransformerRole.Query => (_query.Out(0, hd), _hidden, 1),
+                TransformerRole.Key or TransformerRole.Value => (_kv.Out(0, hd), _hidden, 1),
+                TransformerRole.Output => (_hidden.Out(0, 1), _query, hd),
+                TransformerRole.Gate or TransformerRole.Up or TransformerRole.ExpertGate or TransformerRole.ExpertUp => (_intermediate.Out(0, 1), _hidden, 1),
+                TransformerRole.Down or TransformerRole.ExpertDown => (_hidden.Out(0, 1), _intermediate, 1),
+                TransformerRole.Router => (WeightTransform.Identity, _hidden, 1),
+                _ => (_hidden.Out(0, 1), null, 1),
             };
-            return vector ? steps.Out : steps.Out.Then(steps.In);
+            if (vector || steps.In is not { } input)
+            {
+                return steps.Out;
+            }
+            var chain = steps.Out.Then(input.In(1, steps.Block));
+            if (noise && _noise > 0 && input.Op == "tile" && input.To > input.From)
+            {
+                chain = chain.Then(new CancellingNoise(1, input.From * steps.Block, (int)(input.To / input.From), _noise, _policy.SeedFor(key)));
+            }
+            return chain;
+        }
+
+        /// <summary>
+        /// A fused projection (Phi-3's <c>qkv_proj</c>, <c>gate_up_proj</c>): from the source's fused tensor, or from its
+        /// unfused parts stacked in row order; each part gets its unfused role's chain (<see cref="ConcatRows"/>).
+        /// </summary>
+        private TargetPlan PlanFused(TensorInfo target, TransformerTensor role, (TransformerRole Role, string Name)[] parts, int layer, bool identity)
+        {
+            var fusedSource = role.At(layer);
+            var sourceRows = SourceRows(role.Role);
+            TensorInfo? src;
+            string from;
+            if (_source.TryGetValue(fusedSource.Name, out src))
+            {
+                from = layer != role.Layer ? $" (from layer {layer})" : "";
+            }
+            else
+            {
+                var infos = new TensorInfo[parts.Length];
+                for (int i = 0; i < parts.Length; i++)
+                {
+                    var name = new TransformerTensor(parts[i].Role, layer, -1, role.Bias).Name;
+                    if (!_source.TryGetValue(name, out infos[i]!))
+                    {
+                        return Kept(target, TargetCause.NoSource, $"no source tensor {fusedSource.Name}, nor {name} to build it from");
+                    }
+                }
+                if (infos.Any(x => x.DType != infos[0].DType || x.Shape.Rank != infos[0].Shape.Rank || !x.Shape.Skip(1).SequenceEqual(infos[0].Shape.Skip(1))))
+                {
+                    return Kept(target, TargetCause.NotComputable, $"{string.Join(", ", infos.Select(x => $"{x.Name} {x.DType} {x.Shape}"))}: parts of other dtypes or widths cannot be stacked");
+                }
+                var name0 = JoinedSource.NameOf(infos);
+                src = new TensorInfo(name0, infos[0].DType, infos[0].Shape.With(0, infos.Sum(x => x.Shape[0])), infos.Sum(x => x.ByteLength));
+                _joins[name0] = infos;
+                from = $" (joined from the unfused {string.Join(", ", parts.Select(p => p.Name))}{(layer != role.Layer ? $" of layer {layer}" : "")})";
+            }
+            var chain = new ConcatRows(parts.Select((p, i) => new ConcatRows.Part(p.Name, sourceRows[i], Steps(new TransformerTensor(p.Role, role.Layer, -1, role.Bias), $"{target.Name}:{p.Name}"))));
+            var where = identity ? $" (identity block: a copy of layer {layer})" : from;
+            return Carried(target, src, chain, $"{Word(role.Role, upcycled: false)}{where}");
         }
 
         private TargetPlan Carried(TensorInfo target, TensorInfo src, WeightTransform chain, string why)
@@ -359,6 +512,8 @@ public static class TransformerPlanner
             TransformerRole.Gate => "gate_proj",
             TransformerRole.Up => "up_proj",
             TransformerRole.Down => "down_proj",
+            TransformerRole.FusedQkv => "qkv_proj (fused q, k, v)",
+            TransformerRole.FusedGateUp => "gate_up_proj (fused gate, up)",
             TransformerRole.InputNorm or TransformerRole.PostAttentionNorm or TransformerRole.FinalNorm => "RMSNorm scale",
             TransformerRole.LmHead => "lm_head",
             TransformerRole.Router => "router",

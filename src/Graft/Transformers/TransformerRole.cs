@@ -41,4 +41,8 @@ public enum TransformerRole
     ExpertDown,
     /// <summary><c>self_attn.rotary_emb.inv_freq</c>: a buffer older checkpoints store; the model computes it from the config.</summary>
     RotaryFrequencies,
+    /// <summary><c>self_attn.qkv_proj</c> (Phi-3): q, k and v fused, rows [q (heads × head_dim); k (KV heads × head_dim); v (KV heads × head_dim)].</summary>
+    FusedQkv,
+    /// <summary><c>mlp.gate_up_proj</c> (Phi-3): gate and up fused, rows [gate (intermediate); up (intermediate)].</summary>
+    FusedGateUp,
 }

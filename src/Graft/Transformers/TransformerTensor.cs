@@ -3,7 +3,10 @@ using System.Text.RegularExpressions;
 
 namespace Graft.Transformers;
 
-/// <summary>A tensor of a Llama-family decoder: its role, where it sits, and whether it is a bias (Qwen2's q/k/v).</summary>
+/// <summary>
+/// A tensor of a Llama-family decoder: its role, where it sits, and whether it is a bias (Qwen2's q/k/v). Phi-3's fused
+/// <c>qkv_proj</c> and <c>gate_up_proj</c> are roles of their own, whose parts are the unfused roles' row blocks.
+/// </summary>
 /// <param name="Role">The role.</param>
 /// <param name="Layer">The decoder layer, or -1 outside the layers.</param>
 /// <param name="Expert">The expert, or -1.</param>
@@ -11,7 +14,7 @@ namespace Graft.Transformers;
 public readonly record struct TransformerTensor(TransformerRole Role, int Layer, int Expert, bool Bias)
 {
     private static readonly Regex LayerName = new(
-        @"^model\.layers\.(?<l>0|[1-9][0-9]{0,5})\.(?:(?<p>self_attn\.(?:q|k|v|o)_proj|mlp\.(?:gate|up|down)_proj|input_layernorm|post_attention_layernorm|block_sparse_moe\.gate)\.(?<m>weight|bias)|block_sparse_moe\.experts\.(?<e>0|[1-9][0-9]{0,4})\.(?<w>w1|w2|w3)\.weight|(?<rot>self_attn\.rotary_emb\.inv_freq))$",
+        @"^model\.layers\.(?<l>0|[1-9][0-9]{0,5})\.(?:(?<p>self_attn\.(?:q|k|v|o|qkv)_proj|mlp\.(?:gate|up|down|gate_up)_proj|input_layernorm|post_attention_layernorm|block_sparse_moe\.gate)\.(?<m>weight|bias)|block_sparse_moe\.experts\.(?<e>0|[1-9][0-9]{0,4})\.(?<w>w1|w2|w3)\.weight|(?<rot>self_attn\.rotary_emb\.inv_freq))$",
         RegexOptions.CultureInvariant | RegexOptions.ExplicitCapture, TimeSpan.FromSeconds(1));
 
     /// <summary>The role of a Hugging Face tensor name, or null for a name the Llama family does not have.</summary>
@@ -49,6 +52,8 @@ public readonly record struct TransformerTensor(TransformerRole Role, int Layer,
             "mlp.gate_proj" => TransformerRole.Gate,
             "mlp.up_proj" => TransformerRole.Up,
             "mlp.down_proj" => TransformerRole.Down,
+            "self_attn.qkv_proj" => TransformerRole.FusedQkv,
+            "mlp.gate_up_proj" => TransformerRole.FusedGateUp,
             "input_layernorm" => TransformerRole.InputNorm,
             "post_attention_layernorm" => TransformerRole.PostAttentionNorm,
             _ => TransformerRole.Router,
@@ -76,6 +81,8 @@ public readonly record struct TransformerTensor(TransformerRole Role, int Layer,
                 TransformerRole.Gate => p + "mlp.gate_proj." + member,
                 TransformerRole.Up => p + "mlp.up_proj." + member,
                 TransformerRole.Down => p + "mlp.down_proj." + member,
+                TransformerRole.FusedQkv => p + "self_attn.qkv_proj." + member,
+                TransformerRole.FusedGateUp => p + "mlp.gate_up_proj." + member,
                 TransformerRole.InputNorm => p + "input_layernorm." + member,
                 TransformerRole.PostAttentionNorm => p + "post_attention_layernorm." + member,
                 TransformerRole.Router => p + "block_sparse_moe.gate." + member,

@@ -18,14 +18,15 @@ internal sealed class DecoderFolder : IDisposable
 
     /// <summary>Transfers <paramref name="source"/> into <paramref name="template"/>'s architecture; under <paramref name="preserve"/> as <c>--preserve-function</c>.</summary>
     /// <param name="rules">Policy rules (<c>--rule</c>) on top of the policy <paramref name="preserve"/> chooses.</param>
-    public (string Output, TransferReport Report) Transfer(string source, string template, bool preserve, string name = "out", IReadOnlyList<TensorRule>? rules = null)
+    public (string Output, TransferReport Report) Transfer(string source, string template, bool preserve, string name = "out", Graft.Transformers.TransformerOptions? options = null,
+        IReadOnlyList<TensorRule>? rules = null)
     {
         var folder = Path.Combine(Root, name);
         Directory.CreateDirectory(folder);
         // The output's config is the template's: the transferred checkpoint is a model of the template's architecture.
         File.Copy(Path.Combine(Path.GetDirectoryName(template)!, "config.json"), Path.Combine(folder, "config.json"), overwrite: true);
         var output = Path.Combine(folder, "model.safetensors");
-        var policy = (preserve ? TransferPresets.KeepFunction : TransferPolicy.Default) with { Rules = rules ?? [] };
+        var policy = (preserve ? TransferPresets.KeepFunction : TransferPolicy.Default) with { Transformer = options, Rules = rules ?? [] };
         var report = WeightTransfer.Files(source, template, output, policy, refuse: preserve ? PreserveFunction.Problems : null);
         return (output, report);
     }
@@ -38,7 +39,7 @@ internal sealed class DecoderFolder : IDisposable
     }
 
     public static double[][] Logits(string checkpoint, TinySpec spec, int[] tokens) =>
-        ReferenceDecoder.Logits(TinySpec.Load(checkpoint), spec.Heads, spec.KvHeads, spec.Layers, spec.TopK, spec.Tied, tokens);
+        ReferenceDecoder.Logits(spec.Unfuse(TinySpec.Load(checkpoint)), spec.Heads, spec.KvHeads, spec.Layers, spec.TopK, spec.Tied, tokens);
 
     /// <summary>
     /// Fails unless every logit (of the first <paramref name="columns"/> of each row, all by default) is finite and within

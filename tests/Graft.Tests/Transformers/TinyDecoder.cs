@@ -16,13 +16,13 @@ internal sealed record Tensor64(long[] Shape, double[] Data)
 /// <c>config.json</c> keys, random seeded float32 weights. Head size 8 throughout.
 /// </summary>
 internal sealed record TinySpec(int Hidden = 64, int Heads = 8, int KvHeads = 8, int Intermediate = 128, int Layers = 4, int Vocab = 1000,
-    bool Tied = false, int Experts = 0, int TopK = 0, bool QkvBias = false)
+    bool Tied = false, int Experts = 0, int TopK = 0, bool QkvBias = false, bool Fused = false)
 {
     public const int HeadDim = 8;
     public const double Eps = 1e-5;
     public const double Theta = 10000.0;
 
-    public string ModelType => Experts > 0 ? "mixtral" : QkvBias ? "qwen2" : "llama";
+    public string ModelType => Experts > 0 ? "mixtral" : QkvBias ? "qwen2" : Fused ? "phi3" : "llama";
 
     /// <summary>Writes <c>config.json</c> and <c>model.safetensors</c> (weights drawn from <paramref name="seed"/>) into <paramref name="folder"/>.</summary>
     public string Write(string folder, int seed)
@@ -30,7 +30,7 @@ internal sealed record TinySpec(int Hidden = 64, int Heads = 8, int KvHeads = 8,
         Directory.CreateDirectory(folder);
         var config = new Dictionary<string, object>
         {
-            ["architectures"] = new[] { ModelType switch { "mixtral" => "MixtralForCausalLM", "qwen2" => "Qwen2ForCausalLM", _ => "LlamaForCausalLM" } },
+            ["architectures"] = new[] { ModelType switch { "mixtral" => "MixtralForCausalLM", "qwen2" => "Qwen2ForCausalLM", "phi3" => "Phi3ForCausalLM", _ => "LlamaForCausalLM" } },
             ["model_type"] = ModelType,
             ["hidden_size"] = Hidden,
             ["num_attention_heads"] = Heads,
@@ -71,9 +71,17 @@ internal sealed record TinySpec(int Hidden = 64, int Heads = 8, int KvHeads = 8,
         {
             var p = $"model.layers.{l}.";
             Add(p + "input_layernorm.weight", true, Hidden);
-            Add(p + "self_attn.q_proj.weight", false, Heads * HeadDim, Hidden);
-            Add(p + "self_attn.k_proj.weight", false, KvHeads * HeadDim, Hidden);
-            Add(p + "self_attn.v_proj.weight", false, KvHeads * HeadDim, Hidden);
+            if (Fused)
+            {
+                // Phi-3: rows [q; k; v] in one tensor, drawn with the same bound as the unfused ones.
+                Add(p + "self_attn.qkv_proj.weight", false, (Heads + 2 * KvHeads) * HeadDim, Hidden);
+            }
+            else
+            {
+                Add(p + "self_attn.q_proj.weight", false, Heads * HeadDim, Hidden);
+                Add(p + "self_attn.k_proj.weight", false, KvHeads * HeadDim, Hidden);
+                Add(p + "self_attn.v_proj.weight", false, KvHeads * HeadDim, Hidden);
+            }
             if (QkvBias)
             {
                 Add(p + "self_attn.q_proj.bias", false, Heads * HeadDim);
@@ -91,6 +99,11 @@ internal sealed record TinySpec(int Hidden = 64, int Heads = 8, int KvHeads = 8,
                     Add(p + $"block_sparse_moe.experts.{e}.w2.weight", false, Hidden, Intermediate);
                     Add(p + $"block_sparse_moe.experts.{e}.w3.weight", false, Intermediate, Hidden);
                 }
+            }
+            else if (Fused)
+            {
+                Add(p + "mlp.gate_up_proj.weight", false, 2 * Intermediate, Hidden);
+                Add(p + "mlp.down_proj.weight", false, Hidden, Intermediate);
             }
             else
             {
@@ -126,6 +139,39 @@ internal sealed record TinySpec(int Hidden = 64, int Heads = 8, int KvHeads = 8,
                 data[i] = floats[i];
             }
             result[t.Name] = new Tensor64(t.Shape.ToArray(), data);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The weights as the reference decoder reads them: Phi-3's fused <c>qkv_proj</c> (rows [q; k; v]) and
+    /// <c>gate_up_proj</c> (rows [gate; up], as Phi-3's <c>chunk(2)</c>) cut into the unfused tensors, from this spec's
+    /// head counts and sizes, independently of Graft.
+    /// </summary>
+    public Dictionary<string, Tensor64> Unfuse(Dictionary<string, Tensor64> w)
+    {
+        var result = new Dictionary<string, Tensor64>(w, StringComparer.Ordinal);
+        Tensor64 Rows(Tensor64 t, long start, long count)
+        {
+            long cols = t.Shape[1];
+            return new Tensor64([count, cols], t.Data.AsSpan((int)(start * cols), (int)(count * cols)).ToArray());
+        }
+        for (int l = 0; l < Layers; l++)
+        {
+            var p = $"model.layers.{l}.";
+            if (result.Remove(p + "self_attn.qkv_proj.weight", out var qkv))
+            {
+                Assert.Equal((Heads + 2L * KvHeads) * HeadDim, qkv.Shape[0]);
+                result[p + "self_attn.q_proj.weight"] = Rows(qkv, 0, Heads * HeadDim);
+                result[p + "self_attn.k_proj.weight"] = Rows(qkv, Heads * HeadDim, KvHeads * HeadDim);
+                result[p + "self_attn.v_proj.weight"] = Rows(qkv, (Heads + KvHeads) * HeadDim, KvHeads * HeadDim);
+            }
+            if (result.Remove(p + "mlp.gate_up_proj.weight", out var gateUp))
+            {
+                Assert.Equal(2L * Intermediate, gateUp.Shape[0]);
+                result[p + "mlp.gate_proj.weight"] = Rows(gateUp, 0, Intermediate);
+                result[p + "mlp.up_proj.weight"] = Rows(gateUp, Intermediate, Intermediate);
+            }
         }
         return result;
     }

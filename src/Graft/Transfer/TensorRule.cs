@@ -84,6 +84,13 @@ public sealed record TensorRule(string Pattern)
     /// <summary>The keys <see cref="Parse"/> accepts, in the order help lists them.</summary>
     public static IReadOnlyList<string> Keys { get; } = RuleKeys.Select(k => k.Word).ToArray();
 
+    /// <summary>The words of the keys this rule sets (a merged rule: every key any matching rule set).</summary>
+    internal IEnumerable<string> SetKeys()
+    {
+        var blank = new TensorRule(Pattern);
+        return RuleKeys.Where(k => k.Merge(blank, this) != blank).Select(k => k.Word);
+    }
+
     /// <summary>This rule with <paramref name="later"/>'s non-null values over it (its pattern kept): how rules matching one tensor merge.</summary>
     internal TensorRule Then(TensorRule later)
     {

@@ -285,6 +285,9 @@ public static class TransformerPlanner
             Layer = TensorName.LayerOf(target.Name), Cause = cause, Complete = cause == TargetCause.TemplateBuffer,
         };
 
+        /// <summary>The rule keys a plan by role applies; others (about convolutions and patch grids) are refused, not ignored.</summary>
+        private static readonly string[] RoleRuleKeys = ["skip", "reinit", "new-channels"];
+
         private TargetPlan PlanOne(TensorInfo target)
         {
             var rule = _policy.RulesFor(target.Name);
@@ -295,6 +298,13 @@ public static class TransformerPlanner
             if (rule.Reinit == true)
             {
                 return Reinitialised(target);
+            }
+            var foreign = rule.SetKeys().Except(RoleRuleKeys).ToList();
+            if (foreign.Count > 0 || rule.NewChannels is not null && TransformerTensor.Parse(target.Name) is not { Role: TransformerRole.Embedding or TransformerRole.LmHead })
+            {
+                var keys = foreign.Count > 0 ? foreign : ["new-channels"];
+                throw new TransferPlanException($"{target.Name}: rule key{(keys.Count > 1 ? "s" : "")} {string.Join(", ", keys)} do{(keys.Count > 1 ? "" : "es")} not apply to a tensor planned by role from config.json: " +
+                    "there, skip and reinit apply to any tensor and new-channels to the embedding and lm_head (new token rows).");
             }
             if (TransformerTensor.Parse(target.Name) is not { } role)
             {

@@ -64,6 +64,17 @@ public sealed class TransformerRuleTests : IDisposable
         Assert.Contains("template, zeros or copies", e.Message);
     }
 
+    [Theory]
+    [InlineData("model.layers.0.mlp.up_proj.weight:kernel=pi-resize", "model.layers.0.mlp.up_proj.weight: rule key kernel does not apply")]
+    [InlineData("*.q_proj.weight:in-channels=mean,out-shrink=largest-l2", "model.layers.0.self_attn.q_proj.weight: rule keys out-shrink, in-channels do not apply")]
+    [InlineData("*.down_proj.weight:new-channels=zeros", "model.layers.0.mlp.down_proj.weight: rule key new-channels does not apply")]
+    public void RuleKeysAPlanByRoleDoesNotApply_AreRefusedNotIgnored(string rule, string message)
+    {
+        var e = Assert.Throws<TransferPlanException>(() => Run(Larger, preserve: false, rule));
+        Assert.Contains(message, e.Message);
+        Assert.False(File.Exists(Path.Combine(_dir.Root, "out", "model.safetensors")));
+    }
+
     [Fact]
     public void Reinit_OnAProjection_RestartsIt_AndPreserveFunctionRefuses()
     {

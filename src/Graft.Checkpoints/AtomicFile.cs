@@ -25,7 +25,7 @@ public static class AtomicFile
         var tmp = WriteTemporary(full, write);
         try
         {
-            File.Move(tmp, full, overwrite: true);
+            MoveIntoPlace(tmp, full);
             Forget(tmp);
         }
         catch
@@ -68,6 +68,20 @@ public static class AtomicFile
             DeleteTemporary(tmp);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Renames a temporary over its destination in the same folder; a destination whose own name is not UTF-8
+    /// (<see cref="RawPath"/>) is reached from its bytes.
+    /// </summary>
+    internal static void MoveIntoPlace(string tmp, string final)
+    {
+        if (RawPath.TryGetRaw(final, out var folder, out var name))
+        {
+            RawPath.RenameOver(tmp, folder, name, final);
+            return;
+        }
+        File.Move(tmp, final, overwrite: true);
     }
 
     /// <summary>Deletes a temporary this process made.</summary>
@@ -143,7 +157,8 @@ public static class AtomicFile
         {
             var real = SafePath.RealPathOrSelf(full);
             var folder = System.IO.Path.GetDirectoryName(real);
-            if (real.StartsWith("/proc/", StringComparison.Ordinal) || real.StartsWith("/sys/", StringComparison.Ordinal) || folder == "/dev")
+            // A folder opened from its bytes (RawPath) is reached through /proc/self/fd; it was checked when opened.
+            if (RawPath.AnchorOf(real) is null && real.StartsWith("/proc/", StringComparison.Ordinal) || real.StartsWith("/sys/", StringComparison.Ordinal) || folder == "/dev")
             {
                 throw new InvalidInputException($"{path}: resolves to {real}, inside a system folder (/proc, /sys or /dev); choose another output.");
             }

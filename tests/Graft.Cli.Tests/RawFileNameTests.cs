@@ -85,6 +85,12 @@ public sealed class RawFileNameTests : IDisposable
         // Written under the names given: no U+FFFD twin, no temporary, no lock left.
         Assert.Equal([@"out\376.pt", "plain.safetensors", @"src\377.safetensors"], ListD());
         Assert.Equal([@"d\351\377", "got.pt", "got.safetensors", "ref.pt", "ref.safetensors", "src.safetensors", @"src\377.safetensors"], List("."));
+
+        // diff's JSON names both files as given too.
+        var (diff, _) = Sh(@"exec dotnet ""$0"" diff --json ""$D/$S"" src.safetensors");
+        using var d = JsonDocument.Parse(diff);
+        Assert.Equal(@"d\xe9\xff/src\xff.safetensors", d.RootElement.GetProperty("a").GetString());
+        Assert.False(d.RootElement.GetProperty("differs").GetBoolean());
     }
 
     [LinuxOnlyFact(Reason)]

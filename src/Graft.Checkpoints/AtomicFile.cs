@@ -52,7 +52,7 @@ public static class AtomicFile
         Live[tmp] = true;
         try
         {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            using (var fs = CreateTemporary(tmp, full, dir))
             {
                 if (_terminating)
                 {
@@ -82,6 +82,19 @@ public static class AtomicFile
             return;
         }
         File.Move(tmp, final, overwrite: true);
+    }
+
+    /// <summary>Creates the temporary; a folder the user may not write is named with the destination, not the temporary.</summary>
+    private static FileStream CreateTemporary(string tmp, string full, string dir)
+    {
+        try
+        {
+            return new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new UnauthorizedAccessException($"{full}: cannot be written: the folder {dir} does not let this user create files in it (permission denied); nothing was written.", ex);
+        }
     }
 
     /// <summary>Deletes a temporary this process made.</summary>

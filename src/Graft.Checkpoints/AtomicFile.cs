@@ -25,7 +25,7 @@ public static class AtomicFile
         var tmp = WriteTemporary(full, write);
         try
         {
-            File.Move(tmp, full, overwrite: true);
+            MoveIntoPlace(tmp, full);
             Forget(tmp);
         }
         catch
@@ -52,7 +52,7 @@ public static class AtomicFile
         Live[tmp] = true;
         try
         {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            using (var fs = CreateTemporary(tmp, full, dir))
             {
                 if (_terminating)
                 {
@@ -67,6 +67,33 @@ public static class AtomicFile
         {
             DeleteTemporary(tmp);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Renames a temporary over its destination in the same folder; a destination whose own name is not UTF-8
+    /// (<see cref="RawPath"/>) is reached from its bytes.
+    /// </summary>
+    internal static void MoveIntoPlace(string tmp, string final)
+    {
+        if (RawPath.TryGetRaw(final, out var folder, out var name))
+        {
+            RawPath.RenameOver(tmp, folder, name, final);
+            return;
+        }
+        File.Move(tmp, final, overwrite: true);
+    }
+
+    /// <summary>Creates the temporary; a folder the user may not write is named with the destination, not the temporary.</summary>
+    private static FileStream CreateTemporary(string tmp, string full, string dir)
+    {
+        try
+        {
+            return new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new UnauthorizedAccessException($"{full}: cannot be written: the folder {dir} does not let this user create files in it (permission denied); nothing was written.", ex);
         }
     }
 
@@ -143,7 +170,8 @@ public static class AtomicFile
         {
             var real = SafePath.RealPathOrSelf(full);
             var folder = System.IO.Path.GetDirectoryName(real);
-            if (real.StartsWith("/proc/", StringComparison.Ordinal) || real.StartsWith("/sys/", StringComparison.Ordinal) || folder == "/dev")
+            // A folder opened from its bytes (RawPath) is reached through /proc/self/fd; it was checked when opened.
+            if (RawPath.AnchorOf(real) is null && real.StartsWith("/proc/", StringComparison.Ordinal) || real.StartsWith("/sys/", StringComparison.Ordinal) || folder == "/dev")
             {
                 throw new InvalidInputException($"{path}: resolves to {real}, inside a system folder (/proc, /sys or /dev); choose another output.");
             }

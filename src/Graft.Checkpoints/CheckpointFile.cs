@@ -68,11 +68,11 @@ public static partial class CheckpointFile
     /// <exception cref="CheckpointFormatException">Neither content nor extension names a format.</exception>
     public static ICheckpointFormat DetectFormat(string path)
     {
-        if (!File.Exists(path) && !Directory.Exists(path))
+        if (!Exists(path) && !Directory.Exists(path))
         {
             throw new FileNotFoundException($"{path}: no such file.", path);
         }
-        if (File.Exists(path))
+        if (Exists(path))
         {
             Span<byte> head = stackalloc byte[64];
             int n;
@@ -108,7 +108,7 @@ public static partial class CheckpointFile
         {
             var before = FileIdentity.Of(path);
             var f = format is null ? DetectFormat(path) : GetFormat(format);
-            if (!File.Exists(path) && !Directory.Exists(path))
+            if (!Exists(path) && !Directory.Exists(path))
             {
                 throw new FileNotFoundException($"{path}: no such file.", path);
             }
@@ -129,6 +129,11 @@ public static partial class CheckpointFile
             return reader;
         }
     }
+
+    /// <summary><see cref="File.Exists"/>, which also knows a name that is not UTF-8 (<see cref="RawPath"/>).</summary>
+    private static bool Exists(string path) => RawPath.IsRawName(path)
+        ? FileIdentity.Of(path) is { Kind: not FileKind.Directory }
+        : File.Exists(path);
 
     /// <summary>True when <paramref name="path"/> no longer names the file it named when <paramref name="before"/> was taken.</summary>
     private static bool Replaced(string path, FileIdentity? before) =>

@@ -52,6 +52,10 @@ internal readonly partial record struct FileIdentity(FileKind Kind, ulong Device
         {
             return null;
         }
+        if (OperatingSystem.IsLinux() && RawPath.TryGetRaw(path, out var folder, out var name))
+        {
+            return Native.LinuxStatAt(folder, name, followLastLink);
+        }
         return OperatingSystem.IsLinux() ? Native.LinuxStat(path, followLastLink) : Native.MacStat(path, followLastLink);
     }
 
@@ -86,7 +90,19 @@ internal readonly partial record struct FileIdentity(FileKind Kind, ulong Device
         {
             throw NotRegular(path, checkpoint, before.Kind);
         }
-        var fd = OperatingSystem.IsLinux() ? Native.LinuxOpenReadNonBlocking(path) : Native.MacOpenReadNonBlocking(path);
+        SafeFileHandle? folder = null;
+        byte[] name = [];
+        var raw = OperatingSystem.IsLinux() && RawPath.TryGetRaw(path, out folder, out name);
+        var fd = raw ? RawPath.OpenAt(folder!, name, Native.LinuxReadFlags)
+            : OperatingSystem.IsLinux() ? Native.LinuxOpenReadNonBlocking(path) : Native.MacOpenReadNonBlocking(path);
+        if (fd < 0 && raw)
+        {
+            // A name that is not UTF-8 (RawPath): .NET cannot open it to raise its usual exception.
+            var errno = Marshal.GetLastPInvokeError();
+            throw errno == 2
+                ? new FileNotFoundException($"{path}: no such file.", path)
+                : new IOException($"{path}: cannot be read ({Marshal.GetPInvokeErrorMessage(errno)}).");
+        }
         if (fd < 0)
         {
             // Let .NET open it the usual way to raise its usual exception (missing, permissions, a folder).
@@ -149,6 +165,9 @@ internal readonly partial record struct FileIdentity(FileKind Kind, ulong Device
 
         // O_RDONLY | O_NONBLOCK | O_CLOEXEC.
         private const int LinuxOpenFlags = 0x800 | 0x80000;
+
+        /// <summary>The flags of an input's open on Linux (for <see cref="RawPath.OpenAt"/>).</summary>
+        public const int LinuxReadFlags = LinuxOpenFlags;
         private const int MacOpenFlags = 0x4 | 0x1000000;
         private const int MacStatSize = 144;
 
@@ -157,6 +176,9 @@ internal readonly partial record struct FileIdentity(FileKind Kind, ulong Device
 
         [LibraryImport("libc", EntryPoint = "statx", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
         private static partial int Statx(SafeFileHandle dirfd, string path, int flags, uint mask, byte* buffer);
+
+        [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
+        private static partial int Statx(SafeFileHandle dirfd, byte* path, int flags, uint mask, byte* buffer);
 
         // open(2) is variadic; only the two fixed arguments are passed (no O_CREAT, so no mode).
         [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
@@ -184,6 +206,18 @@ internal readonly partial record struct FileIdentity(FileKind Kind, ulong Device
         }
 
         public static int LinuxOpenReadNonBlocking(string path) => Open(path, LinuxOpenFlags);
+
+        /// <summary>A name inside an open folder, given as bytes (a name that is not UTF-8, see <see cref="RawPath"/>).</summary>
+        public static FileIdentity? LinuxStatAt(SafeFileHandle folder, byte[] name, bool follow)
+        {
+            byte* b = stackalloc byte[StatxSize];
+            var z = new byte[name.Length + 1];
+            name.CopyTo(z, 0);
+            fixed (byte* p = z)
+            {
+                return Statx(folder, p, follow ? 0 : AtSymlinkNoFollow, StatxBasicStats, b) == 0 ? FromStatx(b) : null;
+            }
+        }
 
         public static FileIdentity? MacStat(string path, bool follow)
         {

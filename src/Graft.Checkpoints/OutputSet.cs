@@ -121,11 +121,13 @@ public sealed class OutputSet : IDisposable
         }
         if (full.Contains('\uFFFD', StringComparison.Ordinal))
         {
-            // .NET decodes file names as UTF-8 and turns bytes that are not UTF-8 into U+FFFD: such a name cannot be
-            // written as given, and writing the replacement character instead would make another file.
-            throw new InvalidInputException($"{path}: the name holds U+FFFD, the mark .NET leaves for bytes that are not UTF-8; Graft cannot write a file under a name that is not UTF-8 as given, so choose a UTF-8 {role} name.");
+            // .NET decodes file names as UTF-8 and turns bytes that are not UTF-8 into U+FFFD. On Linux the CLI recovers
+            // such names from its command line (RawPath); one that reaches here could not be recovered, and writing the
+            // replacement character instead would make another file.
+            throw new InvalidInputException($"{path}: the name holds U+FFFD, the mark .NET leaves for bytes that are not UTF-8, and Graft could not recover the bytes (only Linux's command line gives them, and the folder must exist); choose a UTF-8 {role} name.");
         }
-        if (System.Text.Encoding.UTF8.GetByteCount(Path.GetFileName(full)) > AtomicFile.MaxNameBytes)
+        var nameBytes = RawPath.TryGetRaw(full, out _, out var raw) ? raw.Length : System.Text.Encoding.UTF8.GetByteCount(Path.GetFileName(full));
+        if (nameBytes > AtomicFile.MaxNameBytes)
         {
             throw new InvalidInputException($"{path}: the file name is longer than {AtomicFile.MaxNameBytes} bytes, which file systems refuse; choose a shorter {role} name.");
         }
@@ -192,6 +194,12 @@ public sealed class OutputSet : IDisposable
     {
         ThrowIfDone();
         var full = Path.GetFullPath(path);
+        if (RawPath.IsRawName(full))
+        {
+            // The index names its shards, the model its data file, as UTF-8 text: files named after a name that is not
+            // UTF-8 could not be named there.
+            throw new InvalidInputException($"{path}: the file name is not UTF-8, and this output names the files written beside it (shards, external data) after it, as UTF-8 text inside the file; choose a UTF-8 file name (the folder's name may be anything).");
+        }
         var lockPath = Path.Combine(Path.GetDirectoryName(full)!, "." + Path.GetFileName(full) + ".graft-lock");
         for (var attempt = 0; ; attempt++)
         {
@@ -228,7 +236,7 @@ public sealed class OutputSet : IDisposable
         var written = new List<string>();
         foreach (var (tmp, final) in _staged)
         {
-            File.Move(tmp, final, overwrite: true);
+            AtomicFile.MoveIntoPlace(tmp, final);
             AtomicFile.Forget(tmp);
             written.Add(final);
         }

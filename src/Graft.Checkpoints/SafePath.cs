@@ -87,11 +87,13 @@ internal static class SafePath
         var hops = 0;
         var pending = new Stack<string>();
         var root = Path.GetPathRoot(full) ?? "/";
-        foreach (var part in full[root.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries).Reverse())
+        // A folder opened from its bytes (RawPath, /proc/self/fd/N) is where the walk starts: it is that folder already.
+        var start = RawPath.AnchorOf(full) ?? root;
+        foreach (var part in full[start.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries).Reverse())
         {
             pending.Push(part);
         }
-        var current = root;
+        var current = start;
         while (pending.Count > 0)
         {
             var part = pending.Pop();

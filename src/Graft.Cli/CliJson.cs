@@ -5,7 +5,23 @@ namespace Graft.Cli;
 /// <summary>JSON options shared by every <c>--json</c> output.</summary>
 internal static class CliJson
 {
-    public static JsonSerializerOptions Options => Graft.Transfer.TransferReport.JsonOptions;
+    /// <summary>
+    /// The report's options; when a path was recovered from bytes that are not UTF-8 (<see cref="Graft.Checkpoints.RawPath"/>),
+    /// with every string written as <see cref="Graft.Checkpoints.RawPath.Display"/> gives it, so that JSON names files
+    /// as the user did and never as <c>/proc/self/fd/N</c>.
+    /// </summary>
+    public static JsonSerializerOptions Options => Graft.Checkpoints.RawPath.Active ? WithRawNames.Value : Graft.Transfer.TransferReport.JsonOptions;
+
+    private static readonly Lazy<JsonSerializerOptions> WithRawNames = new(() =>
+        new JsonSerializerOptions(Graft.Transfer.TransferReport.JsonOptions) { Converters = { new DisplayedString() } });
+
+    private sealed class DisplayedString : System.Text.Json.Serialization.JsonConverter<string>
+    {
+        public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.GetString();
+
+        public override void Write(Utf8JsonWriter writer, string value, JsonSerializerOptions options) =>
+            writer.WriteStringValue(Graft.Checkpoints.RawPath.Display(value));
+    }
 
     /// <summary>
     /// Serialises <paramref name="value"/> onto <paramref name="output"/> in chunks, followed by a line break, without

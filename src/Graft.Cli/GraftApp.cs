@@ -93,7 +93,7 @@ internal static class GraftApp
         TransferPlanException e => (ExitCodes.InvalidArgument, e.Message),
         InvalidInputException e => (ExitCodes.InvalidArgument, e.Message),
         FileNotFoundException e when e.Message.Contains('\uFFFD', StringComparison.Ordinal) => (ExitCodes.FileError,
-            e.Message + " (the name holds U+FFFD, the mark .NET leaves for bytes that are not UTF-8: Graft cannot open a file whose name is not UTF-8; rename it)"),
+            e.Message + " (the name holds U+FFFD, the mark .NET leaves for bytes that are not UTF-8, and Graft could not recover the bytes: only Linux's command line gives them, and the folder must exist)"),
         FileNotFoundException e => (ExitCodes.FileError, e.Message),
         DirectoryNotFoundException e => (ExitCodes.FileError, e.Message),
         UnauthorizedAccessException e => (ExitCodes.FileError, e.Message),

@@ -11,6 +11,7 @@ internal static class Program
         // ending it, follows). A kill -9 leaves them; the next write into that folder removes them and says so.
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => OutputSet.RemoveTemporaries());
         using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => OutputSet.RemoveTemporaries());
-        return GraftApp.Run(args, Console.Out, Console.Error);
+        // File names that are not UTF-8 (Linux): recovered from the command line's bytes, since .NET gives U+FFFD for them.
+        return GraftApp.Run(RawPath.FromCommandLine(args), Console.Out, Console.Error);
     }
 }

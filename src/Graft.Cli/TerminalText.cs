@@ -5,7 +5,8 @@ namespace Graft.Cli;
 /// <summary>
 /// The one place that makes text from a checkpoint (tensor names, metadata, paths, error messages naming them) safe to
 /// print on a terminal. A name such as <c>"\x1b]0;owned\x07\x1b[2J"</c> would otherwise retitle the window and clear the
-/// screen; a newline would forge extra lines. JSON output does not come through here: its serializer escapes them.
+/// screen; a newline would forge extra lines. JSON output does not come through here: its serializer escapes them
+/// (and <see cref="CliJson.Options"/> shows raw-byte paths as the user named them, as this does).
 /// </summary>
 internal static class TerminalText
 {
@@ -21,6 +22,9 @@ internal static class TerminalText
         {
             return "";
         }
+        // A path opened from bytes that are not UTF-8 is shown as the user named it (those bytes as \xHH), never as the
+        // /proc/self/fd/N that Graft reaches it through.
+        text = Graft.Checkpoints.RawPath.Display(text);
         int i = 0;
         bool ascii = true;
         while (i < text.Length && !NeedsEscape(text[i]))

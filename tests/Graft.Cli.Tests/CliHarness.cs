@@ -84,6 +84,30 @@ public sealed class CliHarness : IDisposable
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
+    /// <summary>
+    /// Runs <c>/bin/sh -c <paramref name="script"/></c> in <paramref name="folder"/> with <c>$0</c> the built Graft.Cli.dll
+    /// (so the script runs <c>dotnet "$0" …</c>), for what a .NET string cannot pass: arguments whose bytes are not UTF-8
+    /// (made with <c>printf</c>), a changed user, limits. Returns the script's exit code and both streams; killed after
+    /// <paramref name="timeout"/> (default two minutes), failing the test.
+    /// </summary>
+    public static (int Code, string Out, string Err) RunShell(string folder, string script, TimeSpan? timeout = null)
+    {
+        var psi = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = folder };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(script);
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        var limit = timeout ?? TimeSpan.FromMinutes(2);
+        if (!p.WaitForExit(limit))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"sh -c '{script}' did not finish within {limit.TotalMinutes:0.#} minutes");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
     /// <summary>Writes a module's state dict as a checkpoint (format from the extension).</summary>
     public string Save(nn.Module module, string name)
     {

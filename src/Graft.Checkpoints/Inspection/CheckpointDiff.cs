@@ -137,8 +137,9 @@ public sealed record CheckpointDiff
     /// <summary><see cref="ToJson"/> written to <paramref name="utf8Json"/> as it is made, never held whole.</summary>
     public void WriteJson(Stream utf8Json) => JsonSerializer.Serialize(utf8Json, new
     {
-        a = A,
-        b = B,
+        // Paths as the user named them (RawPath: a name that is not UTF-8 is reached through /proc/self/fd/N).
+        a = RawPath.Display(A),
+        b = RawPath.Display(B),
         differs = Differs,
         // Keys in camelCase like every other JSON property Graft writes; the kind values stay kebab-case like its enums.
         counts = Enum.GetValues<DiffKind>().ToDictionary(k => JsonNamingPolicy.CamelCase.ConvertName(k.ToString()), Count),

@@ -32,7 +32,7 @@ internal static class PlanCommand
             var report = plan.Report(src, tpl);
             if (parse.GetValue(json))
             {
-                CliJson.Write(ctx.Out, report.WriteJson);
+                CliJson.Write(ctx.Out, report);
             }
             else
             {

@@ -49,13 +49,13 @@ internal static class TransferCommand
                     refuse: policyOptions.PreserveFunction(parse) ? KeepsFunction : null, maxShardBytes: maxShard));
                 if (reportPath is not null)
                 {
-                    AtomicFile.Write(reportPath, result.WriteJson);
+                    AtomicFile.Write(reportPath, stream => System.Text.Json.JsonSerializer.Serialize(stream, result, CliJson.Options));
                 }
                 outputs.Commit();
             }
             if (parse.GetValue(json))
             {
-                CliJson.Write(ctx.Out, result.WriteJson);
+                CliJson.Write(ctx.Out, result);
             }
             else
             {

@@ -47,6 +47,24 @@ public sealed class TransformerLogitCheckCommandTests : IDisposable
         Assert.False(File.Exists(_h.PathOf("o2.safetensors")));
     }
 
+    /// <summary>More experts with top-k unchanged: --preserve-function refuses (exit 5) saying which top-k would be exact; top-2 → 4 passes, measured.</summary>
+    [Fact]
+    public void Transfer_Experts4To8_Top2Refused_Top4MeasuredAndKept()
+    {
+        var moe = Small with { Experts = 4, TopK = 2 };
+        var (src, tpl) = Write(moe, moe with { Experts = 8 });
+        var outPath = _h.PathOf("o.safetensors");
+        var (code, _, stderr) = _h.Run("transfer", src, "--into", tpl, "--out", outPath, "--preserve-function");
+        Assert.True(code == 5, $"exit {code}: {stderr}");
+        Assert.Contains("exact only with num_experts_per_tok 4", stderr);
+        Assert.False(File.Exists(outPath));
+        var top4 = (moe with { Experts = 8, TopK = 4 }).Write(_h.PathOf("tpl4"), 3);
+        (code, var stdout, stderr) = _h.Run("transfer", src, "--into", top4, "--out", outPath, "--preserve-function");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("experts 4→8 (top-2→4): 2 copies of each expert", stdout);
+        Assert.Contains("the function is kept", stdout);
+    }
+
     /// <summary>A plan that does not keep the function (MHA → GQA) is measured on request and reported, exit 0.</summary>
     [Fact]
     public void Transfer_NotExact_CheckLogitsAlways_ReportsTheChange()

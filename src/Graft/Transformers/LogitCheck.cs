@@ -54,6 +54,8 @@ public static class LogitCheck
         Func<string, Tensor?> output, IEnumerable<DType> outputTypes, TransformerConfig t, bool claimed)
     {
         TensorBridge.AfterWarmUp();
+        // libtorch's CPU kernels are checked before they are trusted with a verdict (DESIGN.md), as Verify does.
+        Numerics.NumericsGuard.Ensure();
         int vocab = Math.Min(s.VocabSize, t.VocabSize);
         double worst = 0, scale = 0;
         // Each tensor is read and widened to float64 once per model, not once per sequence.

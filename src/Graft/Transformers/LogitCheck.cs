@@ -16,8 +16,9 @@ namespace Graft.Transformers;
 /// </summary>
 /// <remarks>
 /// <see cref="WeightTransfer.Files"/> runs it on the very bytes it writes (captured as the writer takes them), before
-/// the output is committed, so a failing check leaves nothing behind. Cost: both models in float64, one at a time, and a
-/// few hundred tokens through each: under a second on the tiny test models. Models of more than
+/// the output is committed, so a failing check leaves nothing behind. Cost: the written bytes kept until they are read,
+/// both models in float64 (8 bytes a parameter each), and 64 tokens through each: under a second on the tiny test
+/// models. Models of more than
 /// <see cref="MaxParameters"/> parameters are not measured unless asked (<see cref="LogitCheckMode.Always"/>): float64
 /// copies of a 7B model do not fit in memory.
 /// </remarks>
@@ -114,16 +115,28 @@ public static class LogitCheck
         {
             return null;
         }
-        using var raw = TensorBridge.Read(reader, info);
-        return raw.to(ScalarType.Float64);
+        return ToFloat64(TensorBridge.Read(reader, info));
     };
+
+    /// <summary><paramref name="raw"/> as float64: itself when it already is, else a converted copy (and <paramref name="raw"/> disposed).</summary>
+    private static Tensor ToFloat64(Tensor raw)
+    {
+        if (raw.dtype == ScalarType.Float64)
+        {
+            return raw;
+        }
+        using (raw)
+        {
+            return raw.to(ScalarType.Float64);
+        }
+    }
 
     private static Tensor FromBytes(string name, DType dtype, Shape shape, byte[] bytes)
     {
         var type = TensorBridge.ToScalarType(dtype) ?? throw new ArgumentException($"tensor '{name}' has dtype {dtype}, which TorchSharp cannot hold.");
-        using var raw = empty(shape.ToArray(), dtype: type);
+        var raw = empty(shape.ToArray(), dtype: type);
         bytes.CopyTo(raw.bytes);
-        return raw.to(ScalarType.Float64);
+        return ToFloat64(raw);
     }
 
     /// <summary>A test seam: replaces output payloads before they are written and captured (a deliberately broken transfer).</summary>
@@ -185,8 +198,10 @@ public static class LogitCheck
             {
                 return new LogitCheckResult { Measured = false, NotMeasuredReason = skip, Claimed = claimed };
             }
-            Tensor? Output(string name) => _written.TryGetValue(name, out var w) ? FromBytes(name, w.DType, w.Shape, w.Bytes) : null;
-            var result = Measure(FromReader(source), source.Tensors.Select(x => x.DType), plan.Source, Output, _written.Values.Select(w => w.DType), plan.Target, claimed);
+            var types = _written.Values.Select(w => w.DType).ToList();
+            // Each written tensor is widened once (the measurement caches it); its bytes are let go as soon as it is.
+            Tensor? Output(string name) => _written.Remove(name, out var w) ? FromBytes(name, w.DType, w.Shape, w.Bytes) : null;
+            var result = Measure(FromReader(source), source.Tensors.Select(x => x.DType), plan.Source, Output, types, plan.Target, claimed);
             if (!result.Passed)
             {
                 throw new TransferStrictException([$"logits {result.Describe()}"],

@@ -7,7 +7,8 @@ namespace Graft.Transformers;
 /// A Llama/Mistral/Qwen2/Mixtral forward pass in TorchSharp, float64 on the CPU, for <see cref="LogitCheck"/>: RMSNorm,
 /// rotary embeddings (<c>rotate_half</c>, inv_freq = θ^(−2i/d)), grouped-query attention (<c>repeat_kv</c>: query
 /// head h reads K/V head h // (heads / kv)) with a causal mask, a SwiGLU MLP, Mixtral routing (softmax over experts,
-/// top-k, renormalised), Qwen2's q/k/v biases, tied embeddings. Only what the config and the tensors say: nothing is
+/// top-k, renormalised), Qwen2's q/k/v biases, Phi-3's fused <c>qkv_proj</c> and <c>gate_up_proj</c> (read as their
+/// row blocks), tied embeddings. Only what the config and the tensors say: nothing is
 /// trained, batched or cached; it computes the logits of one short sequence so the function can be compared.
 /// </summary>
 internal static class DecoderForward
@@ -18,6 +19,9 @@ internal static class DecoderForward
     {
         using var scope = NewDisposeScope();
         Tensor W(string name) => weight(name) ?? throw new ArgumentException($"the forward pass needs tensor '{name}', which the checkpoint does not have.");
+        // A projection stored alone, or as its rows of a fused one (Phi-3: qkv_proj rows [q; k; v], gate_up_proj rows [gate; up]).
+        Tensor? Part(string name, string fused, long start, long rows, bool optional = false) =>
+            weight(name) ?? weight(fused)?.narrow(0, start, rows) ?? (optional ? null : W(name));
         int n = tokens.Length, d = c.HeadDim;
         using var ids = tensor(tokens, dtype: ScalarType.Int64);
         var embed = W("model.embed_tokens.weight");
@@ -28,9 +32,10 @@ internal static class DecoderForward
         {
             var p = $"model.layers.{l}.";
             var h = RmsNorm(x, W(p + "input_layernorm.weight"), c.RmsNormEps);
-            var q = Linear(h, W(p + "self_attn.q_proj.weight"), weight(p + "self_attn.q_proj.bias"));
-            var k = Linear(h, W(p + "self_attn.k_proj.weight"), weight(p + "self_attn.k_proj.bias"));
-            var v = Linear(h, W(p + "self_attn.v_proj.weight"), weight(p + "self_attn.v_proj.bias"));
+            long qRows = (long)c.Heads * d, kvRows = (long)c.KvHeads * d;
+            var q = Linear(h, Part(p + "self_attn.q_proj.weight", p + "self_attn.qkv_proj.weight", 0, qRows)!, Part(p + "self_attn.q_proj.bias", p + "self_attn.qkv_proj.bias", 0, qRows, optional: true));
+            var k = Linear(h, Part(p + "self_attn.k_proj.weight", p + "self_attn.qkv_proj.weight", qRows, kvRows)!, Part(p + "self_attn.k_proj.bias", p + "self_attn.qkv_proj.bias", qRows, kvRows, optional: true));
+            var v = Linear(h, Part(p + "self_attn.v_proj.weight", p + "self_attn.qkv_proj.weight", qRows + kvRows, kvRows)!, Part(p + "self_attn.v_proj.bias", p + "self_attn.qkv_proj.bias", qRows + kvRows, kvRows, optional: true));
             q = Rope(q.view(n, c.Heads, d).transpose(0, 1), cos, sin);
             k = Rope(k.view(n, c.KvHeads, d).transpose(0, 1), cos, sin).repeat_interleave(c.HeadsPerKvHead, 0);
             v = v.view(n, c.KvHeads, d).transpose(0, 1).repeat_interleave(c.HeadsPerKvHead, 0);
@@ -38,7 +43,9 @@ internal static class DecoderForward
             var attn = scores.softmax(-1).matmul(v).transpose(0, 1).reshape(n, (long)c.Heads * d);
             x = x + Linear(attn, W(p + "self_attn.o_proj.weight"), null);
             h = RmsNorm(x, W(p + "post_attention_layernorm.weight"), c.RmsNormEps);
-            x = x + (c.IsMixtureOfExperts ? Experts(c, p, W, h) : Mlp(h, W(p + "mlp.gate_proj.weight"), W(p + "mlp.up_proj.weight"), W(p + "mlp.down_proj.weight")));
+            x = x + (c.IsMixtureOfExperts ? Experts(c, p, W, h)
+                : Mlp(h, Part(p + "mlp.gate_proj.weight", p + "mlp.gate_up_proj.weight", 0, c.IntermediateSize)!,
+                    Part(p + "mlp.up_proj.weight", p + "mlp.gate_up_proj.weight", c.IntermediateSize, c.IntermediateSize)!, W(p + "mlp.down_proj.weight")));
         }
         var head = c.TieWordEmbeddings ? embed : W("lm_head.weight");
         return Linear(RmsNorm(x, W("model.norm.weight"), c.RmsNormEps), head, null).MoveToOuterDisposeScope();

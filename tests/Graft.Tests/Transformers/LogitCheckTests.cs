@@ -59,6 +59,44 @@ public sealed class LogitCheckTests : IDisposable
         }
     }
 
+    /// <summary>Phi-3's fused qkv_proj ([q; k; v] rows) and gate_up_proj ([gate; up]) are read as their row blocks: the unfused model's logits.</summary>
+    [Fact]
+    public void DecoderForward_FusedProjections_ReadAsRowBlocks()
+    {
+        var spec = Spec("gqa");
+        var path = _dir.Write("fused", spec, seed: 43);
+        var config = TransformerConfig.FindBeside(path)!;
+        var w = TinySpec.Load(path);
+        var fused = new Dictionary<string, Tensor64>(w);
+        for (int l = 0; l < spec.Layers; l++)
+        {
+            var p = $"model.layers.{l}.";
+            Tensor64 Stack(params string[] parts)
+            {
+                var ts = parts.Select(x => fused[p + x]).ToArray();
+                foreach (var x in parts)
+                {
+                    fused.Remove(p + x);
+                }
+                return new Tensor64([ts.Sum(t => t.Shape[0]), ts[0].Shape[1]], ts.SelectMany(t => t.Data).ToArray());
+            }
+            fused[p + "self_attn.qkv_proj.weight"] = Stack("self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight");
+            fused[p + "mlp.gate_up_proj.weight"] = Stack("mlp.gate_proj.weight", "mlp.up_proj.weight");
+        }
+        var tokens = LogitCheck.TokenSequences(spec.Vocab)[0];
+        var expected = ReferenceDecoder.Logits(w, spec.Heads, spec.KvHeads, spec.Layers, 0, false, tokens.Select(t => (int)t).ToArray());
+        using var actual = DecoderForward.Logits(config, Loader(fused), tokens);
+        var a = actual.data<double>().ToArray();
+        double scale = expected.SelectMany(r => r).Max(Math.Abs);
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            for (int j = 0; j < spec.Vocab; j++)
+            {
+                Assert.True(double.IsFinite(a[t * spec.Vocab + j]) && Math.Abs(expected[t][j] - a[t * spec.Vocab + j]) <= 1e-12 * scale, $"logit [{t}, {j}]");
+            }
+        }
+    }
+
     /// <summary>The relative change the reference decoder measures between two checkpoints on the check's own token sequences.</summary>
     private static double ReferenceRelativeChange(string source, TinySpec before, string output, TinySpec to)
     {

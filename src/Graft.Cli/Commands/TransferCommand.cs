@@ -20,9 +20,14 @@ internal static class TransferCommand
         var outFormat = new Option<string?>("--out-format", "--format") { Description = "Output format, when OUT's extension names none (an extension no format claims is refused otherwise)." };
         var shardSize = new Option<string?>("--shard-size") { Description = "Sharded output (.safetensors.index.json): most tensor bytes per shard, like 500MB or 2GiB (default 5GB)." };
         var all = new Option<bool>("--all") { Description = "List every tensor in the table, also those copied unchanged (the JSON report always has every tensor)." };
+        var checkLogits = new Option<string?>("--check-logits")
+        {
+            Description = "Decoders planned by role (config.json): auto | always | never (default auto: when the plan claims the function is kept and both models " +
+                $"have at most {Graft.Transformers.LogitCheck.MaxParameters / 1_000_000} M parameters, compare the source's and the output's logits in float64 and fail, exit 5, writing nothing, if they differ).",
+        };
         var cmd = new Command("transfer", "Transfer weights from SOURCE into the architecture of TEMPLATE, writing OUT and a report.")
         {
-            source, into, output, report, json, outFormat, all, shardSize,
+            source, into, output, report, json, outFormat, all, shardSize, checkLogits,
         };
         var policyOptions = new PolicyOptions();
         policyOptions.AddTo(cmd);
@@ -34,6 +39,7 @@ internal static class TransferCommand
             var outPath = parse.GetValue(output)!.FullName;
             var reportPath = parse.GetValue(report)?.FullName;
             long? maxShard = parse.GetValue(shardSize) is { } size ? ByteSize.Parse(size, "--shard-size") : null;
+            var logitCheck = parse.GetValue(checkLogits) is { } mode ? PolicyWords.Parse<Graft.Transformers.LogitCheckMode>(mode, "--check-logits") : Graft.Transformers.LogitCheckMode.Auto;
             // OUT (with its shards or data file) and the report are one output set: checked against every file the source
             // and template read before anything is written, staged, and renamed into place together at the end, or not
             // at all (a report that cannot be written leaves no new OUT).
@@ -46,7 +52,7 @@ internal static class TransferCommand
                 }
                 result = ProgressView.Run(ctx, "transfer", report => Graft.Transfer.WeightTransfer.Files(src, tpl, outPath, policy,
                     report is null ? null : new Reporter(report), parse.GetValue(outFormat),
-                    refuse: policyOptions.PreserveFunction(parse) ? KeepsFunction : null, maxShardBytes: maxShard));
+                    refuse: policyOptions.PreserveFunction(parse) ? KeepsFunction : null, maxShardBytes: maxShard, logitCheck: logitCheck));
                 if (reportPath is not null)
                 {
                     AtomicFile.Write(reportPath, stream => System.Text.Json.JsonSerializer.Serialize(stream, result, CliJson.Options));
@@ -117,6 +123,10 @@ internal static class ReportView
         foreach (var n in r.Notes)
         {
             ctx.Out.WriteLine($"  note: {TerminalText.Escape(n)}");
+        }
+        if (r.Logits is { } logits)
+        {
+            ctx.Out.WriteLine($"Logits: {TerminalText.Escape(logits.Describe())}.");
         }
         if (r.Output is not null)
         {

@@ -35,6 +35,11 @@ public sealed record TransferReport
     public IReadOnlyList<string> Notes { get; init; } = [];
     /// <summary>What <c>--strict</c> refuses, one line each (empty when it accepts the transfer).</summary>
     public IReadOnlyList<string> StrictViolations { get; init; } = [];
+    /// <summary>
+    /// For a decoder planned by role and written to files: the source's and the output's logits compared
+    /// (<see cref="Graft.Transformers.LogitCheck"/>), or why they were not; null otherwise.
+    /// </summary>
+    public Graft.Transformers.LogitCheckResult? Logits { get; init; }
 
     /// <summary>
     /// The report of <paramref name="plan"/>: every entry made from the plan when read, so a report of many tensors

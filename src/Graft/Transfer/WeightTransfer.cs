@@ -153,10 +153,12 @@ public static class WeightTransfer
     /// is unknown or cannot hold a tensor, an ONNX output has no ONNX template, or a shard size is given for an output
     /// that is not sharded.</exception>
     /// <exception cref="TransferPlanException">A rule or rename cannot be applied (a planned refusal).</exception>
-    /// <exception cref="TransferStrictException">The policy is strict, or <paramref name="refuse"/> objects, and the transfer would be incomplete.</exception>
+    /// <exception cref="TransferStrictException">The policy is strict, or <paramref name="refuse"/> objects, and the transfer would be incomplete;
+    /// or the logits check (<paramref name="logitCheck"/>, for decoders planned by role: <see cref="Graft.Transformers.LogitCheck"/>)
+    /// measured that an output claimed to keep the function does not.</exception>
     public static TransferReport Files(string sourcePath, string templatePath, string outputPath, TransferPolicy? policy = null,
         IProgress<TransferProgress>? progress = null, string? outputFormat = null, string? sourceFormat = null, string? templateFormat = null,
-        Func<TransferPlan, IReadOnlyList<string>>? refuse = null, long? maxShardBytes = null)
+        Func<TransferPlan, IReadOnlyList<string>>? refuse = null, long? maxShardBytes = null, Graft.Transformers.LogitCheckMode logitCheck = Graft.Transformers.LogitCheckMode.Auto)
     {
         ArgumentException.ThrowIfNullOrEmpty(sourcePath);
         ArgumentException.ThrowIfNullOrEmpty(templatePath);
@@ -166,7 +168,7 @@ public static class WeightTransfer
         var set = OutputSet.CurrentOrNew(out var owned);
         try
         {
-            var report = FilesInto(sourcePath, templatePath, outputPath, policy, progress, outputFormat, sourceFormat, templateFormat, refuse, maxShardBytes);
+            var report = FilesInto(sourcePath, templatePath, outputPath, policy, progress, outputFormat, sourceFormat, templateFormat, refuse, maxShardBytes, logitCheck);
             if (owned)
             {
                 set.Commit();
@@ -185,7 +187,7 @@ public static class WeightTransfer
     /// <summary>The body of <see cref="Files"/>, inside the ambient output set (its writers stage into it).</summary>
     private static TransferReport FilesInto(string sourcePath, string templatePath, string outputPath, TransferPolicy? policy,
         IProgress<TransferProgress>? progress, string? outputFormat, string? sourceFormat, string? templateFormat,
-        Func<TransferPlan, IReadOnlyList<string>>? refuse, long? maxShardBytes)
+        Func<TransferPlan, IReadOnlyList<string>>? refuse, long? maxShardBytes, Graft.Transformers.LogitCheckMode logitCheck)
     {
         using var source = CheckpointFile.Open(sourcePath, sourceFormat);
         using var template = CheckpointFile.Open(templatePath, templateFormat);
@@ -202,6 +204,9 @@ public static class WeightTransfer
             throw new TransferStrictException(problems);
         }
         OutputSpace.Ensure(outputPath, run.Plan.Targets.Sum(t => t.Target.ByteLength));
+        // A decoder planned by role: its logits are measured on the bytes written, before the output set commits.
+        var check = Graft.Transformers.LogitCheck.Prepare(run.Plan, source, logitCheck);
+        var outputs = check?.Capture(run.Outputs) ?? run.Outputs;
         if (run.Plan.Targets.Any(t => t.Engine == TargetEngine.LibTorch))
         {
             // libtorch loads while the copied tensors stream (writers put computed tensors last where they can). A
@@ -223,12 +228,12 @@ public static class WeightTransfer
                     var kind = format.DisplayName;
                     throw new InvalidInputException($"{outputPath}: {kind} is written into a template of its own format, whose structure it keeps; {templatePath} is {CheckpointFile.GetFormat(template.Format).DisplayName}.");
                 }
-                format.WriteFromTemplate(templatePath, outputPath, WithProgress(run.Outputs, progress));
+                format.WriteFromTemplate(templatePath, outputPath, WithProgress(outputs, progress));
             }
             else
             {
                 // Checked above (EnsureOutputSparesInputs); the format object writes, not looked up again by name.
-                _ = format.WriteFiles(outputPath, WithProgress(run.Outputs, progress), metadata, maxShardBytes);
+                _ = format.WriteFiles(outputPath, WithProgress(outputs, progress), metadata, maxShardBytes);
             }
         }
         catch
@@ -238,7 +243,8 @@ public static class WeightTransfer
             TensorBridge.AfterWarmUp();
             throw;
         }
-        return run.Report(new ReportFile(outputPath, format.Name, run.Outputs.Count));
+        var report = run.Report(new ReportFile(outputPath, format.Name, run.Outputs.Count));
+        return check is null ? report : report with { Logits = check.Finish() };
     }
 
     /// <summary>

@@ -11,9 +11,10 @@ namespace Graft.Transformers;
 /// its source tensor (possibly of another layer or the dense MLP of an expert) and a chain of typed steps that keeps the
 /// head structure consistent across q/k/v/o, the MLP and the norms. Width grows by HyperCloning (copies divided by their
 /// count), K/V heads by repetition (exact) or group means (not), depth by LLaMA-Pro identity blocks spread evenly after
-/// the existing blocks or placed by a <see cref="LayerMap"/>, a dense MLP into Mixtral experts by copies, the vocabulary
-/// by the mean of the old rows; Phi-3's fused projections are split and stacked part by part. Names and shapes only:
-/// nothing is read.
+/// the existing blocks or placed by a <see cref="LayerMap"/>, a dense MLP into Mixtral experts by copies, experts into
+/// c times as many by copies with their router rows (<see cref="ExpertAxis"/>), a mixture into a dense MLP by keeping
+/// expert 0 (not exact), the vocabulary by the mean of the old rows; Phi-3's fused projections are split and stacked part
+/// by part. Names and shapes only: nothing is read.
 /// </summary>
 public static class TransformerPlanner
 {
@@ -24,7 +25,7 @@ public static class TransformerPlanner
     /// </summary>
     /// <exception cref="CheckpointFormatException">A <c>config.json</c> is malformed or names a family not understood.</exception>
     /// <exception cref="TransferPlanException">The change is one this planner does not make (head size, a non-whole
-    /// growth factor, experts to dense), or a tensor's shape disagrees with its config.</exception>
+    /// growth factor, experts by a factor that is not whole), or a tensor's shape disagrees with its config.</exception>
     public static TransferPlan? TryPlan(ICheckpointReader source, ICheckpointReader template, TransferPolicy policy)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -87,6 +88,7 @@ public static class TransformerPlanner
         private readonly AxisPlan _query;
         private readonly AxisPlan _kv;
         private readonly AxisPlan _vocab;
+        private readonly AxisPlan? _experts;
         private readonly (int Source, bool Identity)[] _layers;
         private readonly double _noise;
         private readonly Dictionary<string, TensorInfo[]> _joins = new(StringComparer.Ordinal);
@@ -105,14 +107,7 @@ public static class TransformerPlanner
                 throw new TransferPlanException($"head_dim {s.HeadDim}→{t.HeadDim} ({s.Path} → {t.Path}): heads change in number at a fixed head size " +
                     "(rotary embeddings and the 1/√d scale belong to the head size); another head size is not supported.");
             }
-            if (s.IsMixtureOfExperts && !t.IsMixtureOfExperts)
-            {
-                throw new TransferPlanException($"{s.Path} has {s.Experts} experts and {t.Path} none: merging experts into a dense MLP is not supported.");
-            }
-            if (s.IsMixtureOfExperts && s.Experts != t.Experts)
-            {
-                throw new TransferPlanException($"experts {s.Experts}→{t.Experts} ({s.Path} → {t.Path}): changing the number of experts of a mixture is not supported.");
-            }
+            _experts = s.IsMixtureOfExperts && t.IsMixtureOfExperts ? ExpertAxis.Of(s, t) : null;
             _hidden = AxisPlan.Resize("hidden", s.HiddenSize, t.HiddenSize, "channels");
             _intermediate = AxisPlan.Resize("intermediate", s.IntermediateSize, t.IntermediateSize, "channels");
             _query = AxisPlan.Resize("query heads", s.Heads, t.Heads, "heads");
@@ -148,6 +143,19 @@ public static class TransformerPlanner
             {
                 _notes.Add($"layers {s.Layers}→{t.Layers}: the first {t.Layers} kept");
                 _problems.Add($"layers {s.Layers}→{t.Layers}: the last {s.Layers - t.Layers} dropped: the function changes");
+            }
+            if (_experts is { } experts && (!experts.IsIdentity || experts.Problem is not null))
+            {
+                _notes.Add(experts.What);
+                if (experts.Problem is not null)
+                {
+                    _problems.Add(experts.Problem);
+                }
+            }
+            if (s.IsMixtureOfExperts && !t.IsMixtureOfExperts)
+            {
+                _notes.Add($"{s.Experts} experts → dense MLP: gate_proj, up_proj, down_proj are expert {DenseExpert}'s w1, w3, w2 (a whole MLP the model computes; averaging experts' weights would mix unaligned units, and the most-routed expert is not knowable without data)");
+                _problems.Add($"{s.Experts} experts → dense MLP: only expert {DenseExpert}'s MLP is kept, at full weight; the router and the other experts are dropped, the function changes");
             }
             if (_noise > 0)
             {
@@ -260,7 +268,7 @@ public static class TransformerPlanner
                 }
             }
             var unused = _source.Values.Where(x => !used.Contains(x.Name)).ToList();
-            foreach (var u in unused)
+            foreach (var u in unused.Where(u => !DroppedExpert(u)))
             {
                 _problems.Add($"{u.Name}: source tensor not used");
             }
@@ -276,6 +284,17 @@ public static class TransformerPlanner
                 Transformer = new TransformerPlan(_s, _t, _problems),
             };
         }
+
+        /// <summary>
+        /// The expert to become the dense MLP when a mixture becomes dense: expert 0. Averaging the experts' weights would
+        /// mix intermediate units that are not aligned (each expert orders its own), and which expert is routed most
+        /// depends on data Graft does not see; one whole expert is an MLP the model really computes.
+        /// </summary>
+        private const int DenseExpert = 0;
+
+        /// <summary>A router or expert the plan drops on purpose (fewer experts, or a dense target): said once in the experts' line.</summary>
+        private bool DroppedExpert(TensorInfo u) => _s.IsMixtureOfExperts && (_experts is null || _experts.To < _experts.From)
+            && TransformerTensor.Parse(u.Name) is { Role: TransformerRole.Router or TransformerRole.ExpertGate or TransformerRole.ExpertUp or TransformerRole.ExpertDown };
 
         private bool IsRouter(TargetPlan k) => TransformerTensor.Parse(k.Target.Name) is { Role: TransformerRole.Router } && _t.IsMixtureOfExperts && !_s.IsMixtureOfExperts;
 
@@ -329,6 +348,15 @@ public static class TransformerPlanner
                 var dense = role.Role switch { TransformerRole.ExpertGate => TransformerRole.Gate, TransformerRole.ExpertUp => TransformerRole.Up, _ => TransformerRole.Down };
                 from = new TransformerTensor(dense, layer, -1, false);
             }
+            else if (role.Role is TransformerRole.Gate or TransformerRole.Up or TransformerRole.Down && _s.IsMixtureOfExperts)
+            {
+                var expert = role.Role switch { TransformerRole.Gate => TransformerRole.ExpertGate, TransformerRole.Up => TransformerRole.ExpertUp, _ => TransformerRole.ExpertDown };
+                from = new TransformerTensor(expert, layer, DenseExpert, false);
+            }
+            else if (role.Role is TransformerRole.ExpertGate or TransformerRole.ExpertUp or TransformerRole.ExpertDown && _experts is not null)
+            {
+                from = role.At(layer, _experts.Map[role.Expert][0]);
+            }
             else if (role.Role == TransformerRole.Router && !_s.IsMixtureOfExperts)
             {
                 return Kept(target, TargetCause.NoSource, "router of experts upcycled from a dense MLP: the template's init (every expert is the same MLP, so with renormalised top-k weights any router gives the dense output)");
@@ -361,7 +389,10 @@ public static class TransformerPlanner
                 chain = chain.Then(ZeroWeights.Instance);
             }
             var where = role.Layer < 0 ? "" : identity ? $" (identity block: a copy of layer {layer})" : layer != role.Layer ? $" (from layer {layer})" : "";
-            return Carried(target, src, chain, $"{Word(role.Role, upcycled: from.Expert < 0 && role.Expert >= 0)}{where}");
+            var word = from.Expert >= 0 && role.Expert < 0 ? $"{Word(role.Role, false)} (expert {from.Expert}'s {Word(from.Role, false)})"
+                : from.Expert >= 0 && from.Expert != role.Expert ? $"{Word(role.Role, false)} (a copy of expert {from.Expert})"
+                : Word(role.Role, upcycled: from.Expert < 0 && role.Expert >= 0);
+            return Carried(target, src, chain, word + where);
         }
 
         /// <summary>
@@ -425,7 +456,7 @@ public static class TransformerPlanner
                 TransformerRole.Output => (_hidden.Out(0, 1), _query, hd),
                 TransformerRole.Gate or TransformerRole.Up or TransformerRole.ExpertGate or TransformerRole.ExpertUp => (_intermediate.Out(0, 1), _hidden, 1),
                 TransformerRole.Down or TransformerRole.ExpertDown => (_hidden.Out(0, 1), _intermediate, 1),
-                TransformerRole.Router => (WeightTransform.Identity, _hidden, 1),
+                TransformerRole.Router => (_experts?.Out(0, 1) ?? WeightTransform.Identity, _hidden, 1),
                 _ => (_hidden.Out(0, 1), null, 1),
             };
             if (vector || steps.In is not { } input)

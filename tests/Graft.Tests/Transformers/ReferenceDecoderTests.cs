@@ -1,8 +1,9 @@
 namespace Graft.Tests.Transformers;
 
 /// <summary>
-/// The float64 reference decoder checked by facts it must obey, independent of Graft's transforms (no PyTorch is
-/// installed on the build machines): one hand-computed layer, repeat_kv, causality, routing of identical experts.
+/// The float64 reference decoder checked by facts it must obey, independent of Graft's transforms and of Python: one
+/// hand-computed layer, repeat_kv, causality, routing of identical experts (<see cref="PythonDecoderTests"/> also holds
+/// it to a PyTorch forward pass where torch is installed).
 /// </summary>
 public sealed class ReferenceDecoderTests
 {

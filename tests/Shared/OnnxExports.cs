@@ -12,7 +12,7 @@ namespace Graft.TestSupport;
 /// </summary>
 internal static class OnnxExports
 {
-    private static readonly Lazy<string?> s_python = new(() => Probe("import torch, torchvision, onnx"));
+    private static readonly Lazy<string?> s_python = new(() => PythonTorch.InterpreterWith("torch, torchvision, onnx"));
     private static readonly Lazy<string> s_folder = new(Make);
 
     /// <summary>Why export tests are skipped on this machine, or null when they can run.</summary>
@@ -75,29 +75,6 @@ internal static class OnnxExports
             return (-1, "", "timed out");
         }
         return (p.ExitCode, stdout.Result, stderr.Result);
-    }
-
-    private static string? Probe(string code)
-    {
-        foreach (var c in new[] { Environment.GetEnvironmentVariable("GRAFT_PYTHON"), "python3", "/usr/bin/python3" })
-        {
-            if (string.IsNullOrEmpty(c))
-            {
-                continue;
-            }
-            try
-            {
-                if (Run(c, ["-c", code], TimeSpan.FromSeconds(120)).ExitCode == 0)
-                {
-                    return c;
-                }
-            }
-            catch (System.ComponentModel.Win32Exception)
-            {
-                // Not installed.
-            }
-        }
-        return null;
     }
 }
 

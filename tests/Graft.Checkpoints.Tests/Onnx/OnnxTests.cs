@@ -3,6 +3,7 @@ using System.Text.Json;
 using Google.Protobuf;
 using Graft.Checkpoints.Onnx;
 using Graft.Checkpoints.Tests.PyTorch;
+using Graft.TestSupport;
 
 namespace Graft.Checkpoints.Tests.Onnx;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using CsCheck;
 using Graft.Checkpoints.PyTorch;
+using Graft.TestSupport;
 
 namespace Graft.Checkpoints.Tests.PyTorch;
 

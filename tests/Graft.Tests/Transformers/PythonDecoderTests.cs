@@ -12,7 +12,7 @@ namespace Graft.Tests.Transformers;
 /// </summary>
 public sealed class PythonDecoderTests
 {
-    [PythonTorchDecoderFact]
+    [PythonTorchFact]
     public void ReferenceDecoder_AgreesWithPyTorch_To1e10()
     {
         using var dir = new DecoderFolder();
@@ -26,7 +26,7 @@ public sealed class PythonDecoderTests
         var folders = specs.ToDictionary(kv => kv.Key, kv => Path.GetDirectoryName(dir.Write(kv.Key, kv.Value, seed: 31))!);
         var tokens = DecoderFolder.Tokens(97, count: 9, seed: 8);
         var script = RepoPaths.Fixtures("llama_reference.py");
-        var (code, stdout, stderr) = OnnxExports.Run(PythonTorchDecoderFactAttribute.Required, [script, string.Join(",", tokens), .. folders.Values], TimeSpan.FromMinutes(5));
+        var (code, stdout, stderr) = OnnxExports.Run(PythonTorch.Required("torch"), [script, string.Join(",", tokens), .. folders.Values], TimeSpan.FromMinutes(5));
         Assert.True(code == 0, $"llama_reference.py failed ({code}): {stderr}");
         using var json = JsonDocument.Parse(stdout);
         foreach (var (name, spec) in specs)
@@ -47,45 +47,6 @@ public sealed class PythonDecoderTests
                 }
             }
             Assert.True(worst <= 1e-10 * scale, $"{name} ({spec}): the reference decoder and PyTorch differ by {worst:g3} (largest logit {scale:g3})");
-        }
-    }
-}
-
-/// <summary>
-/// A fact that needs Python with torch (Debian's python3-torch): skipped with the reason when none imports it, except in
-/// CI (<c>CI=true</c>, set by <c>.ci/run</c>, which installs torch), where it runs and fails instead.
-/// </summary>
-[AttributeUsage(AttributeTargets.Method)]
-internal sealed class PythonTorchDecoderFactAttribute : FactAttribute
-{
-    private static readonly Lazy<string?> Interpreter = new(() =>
-        new[] { Environment.GetEnvironmentVariable("GRAFT_PYTHON"), "python3", "/usr/bin/python3" }.FirstOrDefault(c => !string.IsNullOrEmpty(c) && Imports(c!)));
-
-    private const string Missing = "No Python with torch: tried $GRAFT_PYTHON, python3 and /usr/bin/python3 (`import torch` failed); " +
-        "tests/fixtures/install-python-torch.sh (as root) installs Debian's python3-torch";
-
-    private static bool InCI => string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase);
-
-    public PythonTorchDecoderFactAttribute()
-    {
-        if (!InCI && Interpreter.Value is null)
-        {
-            Skip = Missing + ". Skipped only outside CI; in CI this test fails instead.";
-        }
-    }
-
-    /// <summary>The interpreter; fails the test (in CI, where it is not skipped) when there is none.</summary>
-    public static string Required => Interpreter.Value ?? throw new Xunit.Sdk.XunitException(Missing + ". CI must run this check, so it fails instead of skipping.");
-
-    private static bool Imports(string interpreter)
-    {
-        try
-        {
-            return OnnxExports.Run(interpreter, ["-c", "import torch"], TimeSpan.FromSeconds(120)).ExitCode == 0;
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            return false;
         }
     }
 }

@@ -149,20 +149,13 @@ internal sealed class TransferExecutor
 
     private byte[] ComputeManaged<T>(TargetPlan p, byte[] bytes) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
-        var values = Twins.Decode<T>(bytes, p.Source!.DType);
-        var shape = p.Source.Shape;
         Func<ChannelFill> templateFill = () =>
         {
             var template = new byte[p.Target.ByteLength];
             _template.ReadBytes(p.Target, template);
             return ChannelFill.FromTemplateValues(Twins.Decode<T>(template, p.Target.DType), p.Target.Shape);
         };
-        foreach (var step in Chain.StepsOf(p.Transform))
-        {
-            values = StepToRun(step, templateFill).ApplyTwin<T>(values, shape);
-            shape = step.OutputShape(shape);
-        }
-        return Twins.Encode<T>(values, p.Target.DType);
+        return Twins.RunSteps<T>(bytes, p.Source!.DType, p.Source.Shape, Chain.StepsOf(p.Transform).Select(step => StepToRun(step, templateFill)), p.Target.DType);
     }
 
     private byte[] Compute(TargetPlan p)

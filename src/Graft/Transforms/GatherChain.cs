@@ -137,6 +137,10 @@ internal sealed class GatherChain
     public void Write(ReadOnlySpan<byte> converted, int elementSize, Stream destination, Span<byte> block)
     {
         ArgumentNullException.ThrowIfNull(destination);
+        if (block.IsEmpty)
+        {
+            throw new ArgumentException("The block must hold at least one byte.", nameof(block));
+        }
         var (sourceDims, outputDims, index) = Collapsed();
         int rank = outputDims.Length;
         if (rank == 0)
@@ -200,6 +204,10 @@ internal sealed class GatherChain
     public void WriteConstant(ReadOnlySpan<byte> value, Stream destination, Span<byte> block)
     {
         ArgumentNullException.ThrowIfNull(destination);
+        if (value.IsEmpty || block.Length < value.Length)
+        {
+            throw new ArgumentException($"A block of {block.Length} bytes cannot hold an element of {value.Length}.", nameof(block));
+        }
         long total = _outputDims.Aggregate(1L, (a, b) => a * b) * value.Length;
         int usable = block.Length / value.Length * value.Length;
         for (int i = 0; i < usable; i += value.Length)

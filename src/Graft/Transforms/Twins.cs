@@ -116,6 +116,23 @@ internal static class Twins
     }
 
     /// <summary>
+    /// A chain on twins, step by step: the checkpoint bytes of <paramref name="from"/> decoded to <typeparamref name="T"/>,
+    /// each step's twin applied to a new array, the result encoded into <paramref name="to"/>. The executor's path for a
+    /// computed tensor that is not a pure gather, and the definition <see cref="GatherChain"/> is held to.
+    /// </summary>
+    public static byte[] RunSteps<T>(ReadOnlySpan<byte> bytes, DType from, Shape shape, IEnumerable<WeightTransform> steps, DType to)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var values = Decode<T>(bytes, from);
+        foreach (var step in steps)
+        {
+            values = step.ApplyTwin<T>(values, shape);
+            shape = step.OutputShape(shape);
+        }
+        return Encode<T>(values, to);
+    }
+
+    /// <summary>
     /// Casts checkpoint bytes from one dtype to another as libtorch's <c>.to()</c> does: through float64 for a float64
     /// source, else through float32 (exact for float16 and bfloat16).
     /// </summary>

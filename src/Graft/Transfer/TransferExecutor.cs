@@ -93,12 +93,18 @@ internal sealed class TransferExecutor
     /// </summary>
     private byte[]? _buffer;
 
+    /// <summary>The block the output is gathered into before each write (up to <see cref="GatherChain.BlockBytes"/>), reused likewise.</summary>
     private byte[]? _block;
 
     private void WriteGathered<T>(TargetPlan p, GatherChain gather, Stream destination) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         var source = p.Source!;
-        var block = Interlocked.Exchange(ref _block, null) ?? GC.AllocateUninitializedArray<byte>(GatherChain.BlockBytes);
+        int blockBytes = (int)Math.Clamp(p.Target.ByteLength, 8, GatherChain.BlockBytes);
+        var block = Interlocked.Exchange(ref _block, null);
+        if (block is null || block.Length < blockBytes)
+        {
+            block = GC.AllocateUninitializedArray<byte>(blockBytes);
+        }
         try
         {
             if (gather.IsConstant)

@@ -134,7 +134,7 @@ internal sealed class GatherChain
     /// gathering from <paramref name="converted"/> (the source's elements, already in the output's dtype) through
     /// <paramref name="block"/>, which is written each time it fills.
     /// </summary>
-    public void Write(ReadOnlySpan<byte> converted, int elementSize, Stream destination, Span<byte> block)
+    public void Write(ReadOnlyMemory<byte> converted, int elementSize, Stream destination, Span<byte> block)
     {
         ArgumentNullException.ThrowIfNull(destination);
         if (block.IsEmpty)
@@ -145,7 +145,7 @@ internal sealed class GatherChain
         int rank = outputDims.Length;
         if (rank == 0)
         {
-            destination.Write(converted[..elementSize]);
+            destination.Write(converted.Span[..elementSize]);
             return;
         }
         if (outputDims.Any(d => d == 0))
@@ -160,6 +160,9 @@ internal sealed class GatherChain
         }
         var runs = Runs(index[rank - 1], outputDims[rank - 1]);
         int filled = 0;
+        // Into a file, the runs go to the kernel as they lie in the converted bytes (one pwritev a block's worth): the
+        // output is copied once, by the write, instead of once into the block and again by the write.
+        var pieces = FileCopy.CanWriteGathered(destination) ? new List<ReadOnlyMemory<byte>>() : null;
         var at = new long[rank - 1];
         while (true)
         {
@@ -170,7 +173,20 @@ internal sealed class GatherChain
             }
             foreach (var (start, length) in runs)
             {
-                var from = converted.Slice(checked((int)((row + start) * elementSize)), checked((int)(length * elementSize)));
+                var piece = converted.Slice(checked((int)((row + start) * elementSize)), checked((int)(length * elementSize)));
+                if (pieces is not null)
+                {
+                    pieces.Add(piece);
+                    filled += piece.Length;
+                    if (filled >= block.Length)
+                    {
+                        FileCopy.WriteGathered(destination, pieces, filled);
+                        pieces.Clear();
+                        filled = 0;
+                    }
+                    continue;
+                }
+                var from = piece.Span;
                 while (!from.IsEmpty)
                 {
                     int n = Math.Min(from.Length, block.Length - filled);
@@ -193,6 +209,11 @@ internal sealed class GatherChain
             {
                 break;
             }
+        }
+        if (pieces is not null)
+        {
+            FileCopy.WriteGathered(destination, pieces, filled);
+            return;
         }
         destination.Write(block[..filled]);
     }

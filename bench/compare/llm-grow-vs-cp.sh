@@ -4,8 +4,9 @@
 # --preserve-function`, next to the copy floor: `cp` of the output's shards, then `sync`.
 # Cases: depth (LAYERS → LAYERS+2 identity blocks) and width ×2 (HyperCloning: hidden 8192, 64 heads, 16 KV heads,
 # intermediate 28672; the output is ~4x the source). Wall time and peak memory (max RSS); medians of RUNS runs.
-# Usage: bench/compare/llm-grow-vs-cp.sh [layers=4] [runs=1] [cases="depth width"]. Needs the source, the template and twice the output free on disk
-# (layers=4: depth ~11 GB, width ~32 GB).
+# Usage: bench/compare/llm-grow-vs-cp.sh [layers=4] [runs=1] [cases="depth width"]. Needs the source and twice the output free on
+# disk (layers=4: depth ~9 GB, width ~19 GB): the templates are hollowed (their headers kept, their data a hole), because
+# every tensor of both cases comes from the source and graft never reads a template's values here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 layers="${1:-4}"; runs="${2:-1}"; cases="${3:-depth width}"
@@ -19,6 +20,18 @@ for c in $cases; do
     width) dotnet "$work/bench/Graft.Benchmarks.dll" make-llama "$work/tpl-$c" "$layers" 8192 64 16 28672 ;;
     *) echo "unknown case $c" >&2; exit 2 ;;
   esac
+  python3 - "$work/tpl-$c"/*.safetensors <<'PY'
+import os, struct, sys
+for path in sys.argv[1:]:
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        head = f.read(n)
+    with open(path + ".hollow", "wb") as f:
+        f.write(struct.pack("<Q", n) + head)
+        f.truncate(size)
+    os.replace(path + ".hollow", path)
+PY
   : > "$work/cp-$c"; : > "$work/graft-$c"
   for i in $(seq "$runs"); do
     rm -rf "$work/out-$c" "$work/floor"; mkdir -p "$work/out-$c"; sync

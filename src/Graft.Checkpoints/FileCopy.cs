@@ -131,6 +131,31 @@ internal static partial class FileCopy
         }
     }
 
+    /// <summary>True when <paramref name="destination"/> is a seekable <see cref="FileStream"/>, directly or under a <see cref="PayloadStream"/>: what <see cref="WriteGathered"/> writes to.</summary>
+    internal static bool CanWriteGathered(Stream destination) =>
+        ((destination as PayloadStream)?.Inner ?? destination) is FileStream { CanSeek: true, CanWrite: true };
+
+    /// <summary>
+    /// Writes <paramref name="pieces"/> (<paramref name="total"/> bytes) one after the other at the current position of
+    /// a destination <see cref="CanWriteGathered"/> accepts, by one gathering write (<c>pwritev</c>), and advances it: a
+    /// tensor assembled from pieces of memory reaches the file without first being copied into one buffer.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The pieces would pass the payload's declared length.</exception>
+    internal static void WriteGathered(Stream destination, IReadOnlyList<ReadOnlyMemory<byte>> pieces, long total)
+    {
+        var counter = destination as PayloadStream;
+        var file = (FileStream)(counter?.Inner ?? destination);
+        if (total == 0)
+        {
+            return;
+        }
+        counter?.Advance(total);
+        var handle = file.SafeFileHandle; // flushes the stream's buffer
+        long at = file.Position;
+        RandomAccess.Write(handle, pieces, at);
+        file.Seek(at + total, SeekOrigin.Begin);
+    }
+
     private const uint SyncFileRangeWrite = 2;
 
     [LibraryImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]

@@ -44,8 +44,98 @@ internal sealed class TransferExecutor
     {
         TargetStatus.Copied => TensorPayload.FromCheckpoint(_source, p.Source!, p.Target.Name),
         TargetStatus.Kept => TensorPayload.FromCheckpoint(_template, p.Target),
-        _ => new ComputedPayload(p.Target, () => p.Engine == TargetEngine.Managed ? ComputeManaged(p) : Compute(p)),
+        _ => new ComputedPayload(p.Target, destination => Write(p, destination)),
     };
+
+    /// <summary>
+    /// Produces a computed target into <paramref name="destination"/>: streamed in its stored dtype when its chain only
+    /// moves and scales values (<see cref="GatherChain"/>, the same bytes as the twins), else made whole and written.
+    /// </summary>
+    private void Write(TargetPlan p, Stream destination)
+    {
+        if (p.Engine == TargetEngine.Managed && p.Source is { } source
+            && GatherChain.TryCompose(Chain.StepsOf(p.Transform), source.Shape) is { } gather
+            && Math.Max(source.Shape.ElementCount * source.DType.ElementSize(), source.Shape.ElementCount * p.Target.DType.ElementSize()) <= Array.MaxLength)
+        {
+            // A bare cast computes as Twins.Cast does (through float64 for a float64 source); a chain in its compute dtype.
+            bool wide = ReferenceEquals(p.Transform, WeightTransform.Identity) ? source.DType == DType.F64 : p.ComputeDType == DType.F64;
+            if (wide)
+            {
+                WriteGathered<double>(p, gather, destination);
+            }
+            else
+            {
+                WriteGathered<float>(p, gather, destination);
+            }
+            return;
+        }
+        var bytes = p.Engine == TargetEngine.Managed ? ComputeManaged(p) : Compute(p);
+        destination.Write(bytes);
+        if (bytes.Length >= CollectAfterBytes)
+        {
+            bytes = null;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
+        }
+    }
+
+    /// <summary>
+    /// A computed tensor this large leaves several buffers of its size behind (the source's bytes, float copies, each
+    /// step's output). The .NET heap does not collect them before the next tensor allocates its own: growing a 7B-shaped
+    /// checkpoint ×2 in width step by step reached 10.8 GB resident for 0.5 GB tensors, 3.1 GB under a 3 GB heap limit.
+    /// Collecting once after each such tensor keeps the process near one tensor's working set, at the cost of a
+    /// collection of a heap whose live part is small. (Gathered tensors reuse <see cref="_buffer"/> instead.)
+    /// </summary>
+    private const int CollectAfterBytes = 64 << 20;
+
+    /// <summary>
+    /// The source's bytes of the gathered tensor being written, reused by the next one: the process holds one buffer of
+    /// the largest gathered source (in the larger of its two dtypes) rather than a new one per tensor for the GC to find.
+    /// </summary>
+    private byte[]? _buffer;
+
+    /// <summary>The block the output is gathered into before each write (up to <see cref="GatherChain.BlockBytes"/>), reused likewise.</summary>
+    private byte[]? _block;
+
+    private void WriteGathered<T>(TargetPlan p, GatherChain gather, Stream destination) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var source = p.Source!;
+        int blockBytes = (int)Math.Clamp(p.Target.ByteLength, 8, GatherChain.BlockBytes);
+        var block = Interlocked.Exchange(ref _block, null);
+        if (block is null || block.Length < blockBytes)
+        {
+            block = GC.AllocateUninitializedArray<byte>(blockBytes);
+        }
+        try
+        {
+            if (gather.IsConstant)
+            {
+                gather.WriteConstant(gather.ConstantValue<T>(p.Target.DType), destination, block);
+                return;
+            }
+            long elements = source.Shape.ElementCount;
+            long need = elements * Math.Max(source.DType.ElementSize(), p.Target.DType.ElementSize());
+            var buffer = Interlocked.Exchange(ref _buffer, null);
+            if (buffer is null || buffer.Length < need)
+            {
+                buffer = null;
+                buffer = GC.AllocateUninitializedArray<byte>((int)need);
+            }
+            try
+            {
+                _source.ReadBytes(source, buffer.AsSpan(0, checked((int)source.ByteLength)));
+                gather.ConvertInPlace<T>(buffer, elements, source.DType, p.Target.DType);
+                gather.Write(buffer, p.Target.DType.ElementSize(), destination, block);
+            }
+            finally
+            {
+                _buffer = buffer;
+            }
+        }
+        finally
+        {
+            _block = block;
+        }
+    }
 
     /// <summary>
     /// The managed twin of <see cref="Compute"/>: the same read, chain and cast on spans, without libtorch (so without
@@ -65,20 +155,13 @@ internal sealed class TransferExecutor
 
     private byte[] ComputeManaged<T>(TargetPlan p, byte[] bytes) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
-        var values = Twins.Decode<T>(bytes, p.Source!.DType);
-        var shape = p.Source.Shape;
         Func<ChannelFill> templateFill = () =>
         {
             var template = new byte[p.Target.ByteLength];
             _template.ReadBytes(p.Target, template);
             return ChannelFill.FromTemplateValues(Twins.Decode<T>(template, p.Target.DType), p.Target.Shape);
         };
-        foreach (var step in Chain.StepsOf(p.Transform))
-        {
-            values = StepToRun(step, templateFill).ApplyTwin<T>(values, shape);
-            shape = step.OutputShape(shape);
-        }
-        return Twins.Encode<T>(values, p.Target.DType);
+        return Twins.RunSteps<T>(bytes, p.Source!.DType, p.Source.Shape, Chain.StepsOf(p.Transform).Select(step => StepToRun(step, templateFill)), p.Target.DType);
     }
 
     private byte[] Compute(TargetPlan p)
@@ -158,28 +241,10 @@ internal sealed class TransferExecutor
         }
     }
 
-    private sealed class ComputedPayload(TensorInfo target, Func<byte[]> compute) : TensorPayload(target.Name, target.DType, target.Shape)
+    private sealed class ComputedPayload(TensorInfo target, Action<Stream> write) : TensorPayload(target.Name, target.DType, target.Shape)
     {
         public override bool IsComputed => true;
 
-        /// <summary>
-        /// A computed tensor this large leaves several buffers of its size behind (the source's bytes, float copies, each
-        /// step's output). The .NET heap does not collect them before the next tensor allocates its own: growing a 7B-shaped
-        /// checkpoint ×2 in width reached 10.8 GB resident for 0.5 GB tensors, 3.1 GB under a 3 GB heap limit. Collecting
-        /// once after each such tensor keeps the process near one tensor's working set, at the cost of a collection of a
-        /// heap whose live part is small.
-        /// </summary>
-        private const int CollectAfterBytes = 64 << 20;
-
-        public override void WriteTo(Stream destination)
-        {
-            var bytes = compute();
-            destination.Write(bytes);
-            if (bytes.Length >= CollectAfterBytes)
-            {
-                bytes = null;
-                GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
-            }
-        }
+        public override void WriteTo(Stream destination) => write(destination);
     }
 }

@@ -139,6 +139,25 @@ public sealed class BlockMap : WeightTransform
         return Scale == 1 ? output : output * Scale;
     }
 
+    /// <summary>Copies and a scale are data movement: output row j along the axis reads row Sources[j / BlockSize][0]·BlockSize + j % BlockSize.</summary>
+    internal override AxisGather? AsGather(Shape input)
+    {
+        if (!CopiesOnly)
+        {
+            return null;
+        }
+        OutputShape(input);
+        var index = new long[TargetBlocks * BlockSize];
+        for (int i = 0; i < _sources.Length; i++)
+        {
+            for (long r = 0; r < BlockSize; r++)
+            {
+                index[i * BlockSize + r] = _sources[i][0] * BlockSize + r;
+            }
+        }
+        return new AxisGather(Axis, index, Scale);
+    }
+
     /// <summary>Copies and a scale have a managed twin (bit-exact: the same moves and one multiplication); means do not.</summary>
     public override bool HasTwin => CopiesOnly;
 

@@ -34,6 +34,9 @@ public sealed class ZeroWeights : WeightTransform
     protected override Tensor ApplyCore(Tensor input) => zeros_like(input);
 
     /// <inheritdoc/>
+    internal override AxisGather? AsGather(Shape input) => new(0, null, Zero: true);
+
+    /// <inheritdoc/>
     public override bool HasTwin => true;
 
     /// <inheritdoc/>

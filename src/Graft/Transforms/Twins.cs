@@ -40,15 +40,25 @@ internal static class Twins
     /// <summary>Decodes little-endian checkpoint bytes of <paramref name="dtype"/> into a new work array of <typeparamref name="T"/>.</summary>
     public static T[] Decode<T>(ReadOnlySpan<byte> bytes, DType dtype) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        var result = new T[bytes.Length / dtype.ElementSize()];
+        DecodeInto(bytes, dtype, result);
+        return result;
+    }
+
+    /// <summary>
+    /// Decodes little-endian checkpoint bytes of <paramref name="dtype"/> into <paramref name="destination"/> (one value
+    /// per element of the bytes): <see cref="Decode{T}"/> without the allocation, for work done a block at a time.
+    /// </summary>
+    public static void DecodeInto<T>(ReadOnlySpan<byte> bytes, DType dtype, Span<T> destination) where T : unmanaged, IFloatingPointIeee754<T>
+    {
         int n = bytes.Length / dtype.ElementSize();
-        var result = new T[n];
         if (typeof(T) == typeof(float))
         {
-            DecodeSingle(bytes, dtype, MemoryMarshal.Cast<T, float>(result.AsSpan()));
+            DecodeSingle(bytes, dtype, MemoryMarshal.Cast<T, float>(destination)[..n]);
         }
         else if (typeof(T) == typeof(double))
         {
-            var d = MemoryMarshal.Cast<T, double>(result.AsSpan());
+            var d = MemoryMarshal.Cast<T, double>(destination)[..n];
             if (dtype == DType.F64)
             {
                 MemoryMarshal.Cast<byte, double>(bytes).CopyTo(d);
@@ -65,35 +75,61 @@ internal static class Twins
         {
             throw new NotSupportedException($"Twins compute in float32 or float64, not {typeof(T).Name}.");
         }
-        return result;
     }
 
     /// <summary>Encodes a work array as little-endian bytes of <paramref name="dtype"/>, rounding as libtorch's <c>.to(dtype)</c>.</summary>
     public static byte[] Encode<T>(ReadOnlySpan<T> values, DType dtype) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var bytes = new byte[checked(values.Length * dtype.ElementSize())];
+        EncodeInto(values, dtype, bytes);
+        return bytes;
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="values"/> into <paramref name="destination"/> (exactly their length in <paramref name="dtype"/>),
+    /// rounding as libtorch's <c>.to(dtype)</c>: <see cref="Encode{T}"/> without the allocation.
+    /// </summary>
+    public static void EncodeInto<T>(ReadOnlySpan<T> values, DType dtype, Span<byte> destination) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var bytes = destination[..checked(values.Length * dtype.ElementSize())];
         if (typeof(T) == typeof(double))
         {
             var d = MemoryMarshal.Cast<T, double>(values);
             if (dtype == DType.F64)
             {
-                d.CopyTo(MemoryMarshal.Cast<byte, double>(bytes.AsSpan()));
-                return bytes;
+                d.CopyTo(MemoryMarshal.Cast<byte, double>(bytes));
+                return;
             }
-            var f = dtype == DType.F32 ? MemoryMarshal.Cast<byte, float>(bytes.AsSpan()) : new float[d.Length];
+            var f = dtype == DType.F32 ? MemoryMarshal.Cast<byte, float>(bytes) : new float[d.Length];
             TensorPrimitives.ConvertTruncating<double, float>(d, f);
             if (dtype != DType.F32)
             {
                 EncodeSingle(f, dtype, bytes);
             }
-            return bytes;
+            return;
         }
         if (typeof(T) != typeof(float))
         {
             throw new NotSupportedException($"Twins compute in float32 or float64, not {typeof(T).Name}.");
         }
         EncodeSingle(MemoryMarshal.Cast<T, float>(values), dtype, bytes);
-        return bytes;
+    }
+
+    /// <summary>
+    /// A chain on twins, step by step: the checkpoint bytes of <paramref name="from"/> decoded to <typeparamref name="T"/>,
+    /// each step's twin applied to a new array, the result encoded into <paramref name="to"/>. The executor's path for a
+    /// computed tensor that is not a pure gather, and the definition <see cref="GatherChain"/> is held to.
+    /// </summary>
+    public static byte[] RunSteps<T>(ReadOnlySpan<byte> bytes, DType from, Shape shape, IEnumerable<WeightTransform> steps, DType to)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var values = Decode<T>(bytes, from);
+        foreach (var step in steps)
+        {
+            values = step.ApplyTwin<T>(values, shape);
+            shape = step.OutputShape(shape);
+        }
+        return Encode<T>(values, to);
     }
 
     /// <summary>
@@ -116,6 +152,52 @@ internal static class Twins
         return (ushort)((bits + bias) >> 16);
     }
 
+    /// <summary>bfloat16 bits to float32 bits (exact: the high half of a float32), a vector at a time.</summary>
+    private static void DecodeBFloat16(ReadOnlySpan<ushort> source, Span<uint> destination)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            int w = Vector<ushort>.Count, half = Vector<uint>.Count;
+            for (; i <= source.Length - w; i += w)
+            {
+                Vector.Widen(new Vector<ushort>(source[i..]), out var low, out var high);
+                (low << 16).CopyTo(destination[i..]);
+                (high << 16).CopyTo(destination[(i + half)..]);
+            }
+        }
+        for (; i < source.Length; i++)
+        {
+            destination[i] = (uint)source[i] << 16;
+        }
+    }
+
+    /// <summary><see cref="ToBFloat16"/> a vector at a time: the same round to nearest even, the same quiet NaN.</summary>
+    private static void EncodeBFloat16(ReadOnlySpan<uint> source, Span<ushort> destination)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            int w = Vector<ushort>.Count, half = Vector<uint>.Count;
+            for (; i <= source.Length - w; i += w)
+            {
+                Vector.Narrow(RoundToBFloat16(new Vector<uint>(source[i..])), RoundToBFloat16(new Vector<uint>(source[(i + half)..]))).CopyTo(destination[i..]);
+            }
+        }
+        for (; i < source.Length; i++)
+        {
+            destination[i] = ToBFloat16(BitConverter.UInt32BitsToSingle(source[i]));
+        }
+    }
+
+    /// <summary>float32 bits to bfloat16 bits in the low half of each lane (see <see cref="ToBFloat16"/>).</summary>
+    private static Vector<uint> RoundToBFloat16(Vector<uint> bits)
+    {
+        var nan = Vector.GreaterThan(bits & new Vector<uint>(0x7FFF_FFFFu), new Vector<uint>(0x7F80_0000u));
+        var rounded = (bits + (Vector.ShiftRightLogical(bits, 16) & Vector<uint>.One) + new Vector<uint>(0x7FFFu)) >> 16;
+        return Vector.ConditionalSelect(nan, new Vector<uint>(0x7FC0u), rounded);
+    }
+
     private static void DecodeSingle(ReadOnlySpan<byte> bytes, DType dtype, Span<float> destination)
     {
         switch (dtype)
@@ -127,11 +209,7 @@ internal static class Twins
                 TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(bytes), destination);
                 break;
             case DType.BF16:
-                var b = MemoryMarshal.Cast<byte, ushort>(bytes);
-                for (int i = 0; i < b.Length; i++)
-                {
-                    destination[i] = BitConverter.UInt32BitsToSingle((uint)b[i] << 16);
-                }
+                DecodeBFloat16(MemoryMarshal.Cast<byte, ushort>(bytes), MemoryMarshal.Cast<float, uint>(destination));
                 break;
             case DType.F64:
                 TensorPrimitives.ConvertTruncating<double, float>(MemoryMarshal.Cast<byte, double>(bytes), destination);
@@ -152,11 +230,7 @@ internal static class Twins
                 TensorPrimitives.ConvertToHalf(values, MemoryMarshal.Cast<byte, Half>(destination));
                 break;
             case DType.BF16:
-                var b = MemoryMarshal.Cast<byte, ushort>(destination);
-                for (int i = 0; i < values.Length; i++)
-                {
-                    b[i] = ToBFloat16(values[i]);
-                }
+                EncodeBFloat16(MemoryMarshal.Cast<float, uint>(values), MemoryMarshal.Cast<byte, ushort>(destination));
                 break;
             case DType.F64:
                 TensorPrimitives.ConvertTruncating<float, double>(values, MemoryMarshal.Cast<byte, double>(destination));

@@ -105,6 +105,14 @@ public abstract class WeightTransform
     protected virtual T[] ApplyTwinCore<T>(ReadOnlySpan<T> input, Shape shape) where T : unmanaged, IFloatingPointIeee754<T> =>
         throw new NotSupportedException($"{Op} has no managed twin.");
 
+    /// <summary>
+    /// This transform as pure data movement on an input of <paramref name="input"/> (an index map along one axis and a
+    /// uniform factor), or null when it is not one. Lets the executor compose a chain of such steps into one gather and
+    /// stream the output in the stored dtype (<see cref="GatherChain"/>); the value of every element must be exactly
+    /// what <see cref="ApplyTwin{T}"/> gives.
+    /// </summary>
+    internal virtual AxisGather? AsGather(Shape input) => null;
+
     /// <summary>This transform followed by <paramref name="next"/>.</summary>
     public WeightTransform Then(WeightTransform next) => Chain.Of(this, next);
 

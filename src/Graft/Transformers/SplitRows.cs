@@ -59,6 +59,18 @@ public sealed class SplitRows : WeightTransform
     /// <inheritdoc/>
     protected override Tensor ApplyCore(Tensor input) => input.narrow(0, Start, Count);
 
+    /// <summary>Rows <see cref="Start"/> … on the streaming path: a gather along axis 0, no scale.</summary>
+    internal override AxisGather? AsGather(Shape input)
+    {
+        OutputShape(input);
+        var index = new long[Count];
+        for (long r = 0; r < Count; r++)
+        {
+            index[r] = Start + r;
+        }
+        return new AxisGather(0, index);
+    }
+
     /// <summary>A slice of contiguous rows: bit-exact data movement.</summary>
     public override bool HasTwin => true;
 

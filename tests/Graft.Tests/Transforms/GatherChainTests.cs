@@ -32,12 +32,17 @@ public sealed class GatherChainTests
                 "tile", "test", axis, blockSize, sourceBlocks, sources.Select(b => new[] { b }).ToArray(), scale));
         });
 
+    /// <summary>A fused projection's part (Phi-3's <c>split</c>): a random run of rows of axis 0.</summary>
+    private static Gen<WeightTransform> SplitStep(Shape shape) =>
+        Gen.Int[0, (int)shape[0] - 1].SelectMany(start => Gen.Int[1, (int)shape[0] - start].Select(count =>
+            (WeightTransform)new SplitRows("part", start, count, shape[0])));
+
     /// <summary>None (a bare cast) to three steps, each a copy step on the shape so far or (rarely) a zeroing.</summary>
     private static Gen<List<WeightTransform>> Steps(Shape input) => Gen.Int[0, 3].SelectMany(n => StepsFrom(input, n));
 
     private static Gen<List<WeightTransform>> StepsFrom(Shape shape, int n) => n == 0
         ? Gen.Const(new List<WeightTransform>())
-        : Gen.Frequency((6, CopyStep(shape)), (1, Gen.Const<WeightTransform>(ZeroWeights.Instance)))
+        : Gen.Frequency((6, CopyStep(shape)), (1, Gen.Const<WeightTransform>(ZeroWeights.Instance)), (2, SplitStep(shape)))
             .SelectMany(step => StepsFrom(step.OutputShape(shape), n - 1).Select(rest => rest.Prepend(step).ToList()));
 
     /// <summary>Random bits of every kind (NaNs with payloads, infinities, subnormals, ties), or ordinary numbers.</summary>

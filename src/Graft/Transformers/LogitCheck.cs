@@ -2,6 +2,7 @@ using System.Globalization;
 using Graft.Checkpoints;
 using Graft.Checkpoints.Transformers;
 using Graft.Transfer;
+using Graft.Transforms;
 using static TorchSharp.torch;
 
 namespace Graft.Transformers;
@@ -11,8 +12,9 @@ namespace Graft.Transformers;
 /// by <see cref="DecoderForward"/> on <see cref="Sequences"/> seeded sequences of <see cref="TokensPerSequence"/> tokens
 /// (drawn below both vocabularies' sizes), compared over the tokens both vocabularies have. A transfer whose plan claims
 /// the function is kept (<see cref="TransformerPlan.FunctionProblems"/> empty) fails when the largest difference exceeds
-/// 64 unit roundoffs of the coarsest floating dtype (float32: 3.8e-6 of the largest logit), the bound the tests hold the
-/// planner to; a transfer that does not claim it is measured only on request.
+/// 64 unit roundoffs of the coarsest dtype the transfer rounds in (<see cref="ToleranceOf"/>; at least float32's 3.8e-6
+/// of the largest logit, the bound the tests hold the planner to); a transfer that does not claim it is measured only on
+/// request.
 /// </summary>
 /// <remarks>
 /// <see cref="WeightTransfer.Files"/> runs it on the very bytes it writes (captured as the writer takes them), before
@@ -48,11 +50,11 @@ public static class LogitCheck
         ArgumentNullException.ThrowIfNull(s);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(t);
-        return Measure(FromReader(source), source.Tensors.Select(x => x.DType), s, FromReader(output), output.Tensors.Select(x => x.DType), t, claimed);
+        return Measure(FromReader(source), s, FromReader(output), t, claimed, 64 * UnitRoundoff(source.Tensors.Concat(output.Tensors).Select(x => x.DType)));
     }
 
-    private static LogitCheckResult Measure(Func<string, Tensor?> source, IEnumerable<DType> sourceTypes, TransformerConfig s,
-        Func<string, Tensor?> output, IEnumerable<DType> outputTypes, TransformerConfig t, bool claimed)
+    private static LogitCheckResult Measure(Func<string, Tensor?> source, TransformerConfig s, Func<string, Tensor?> output, TransformerConfig t, bool claimed,
+        double tolerance)
     {
         TensorBridge.AfterWarmUp();
         // libtorch's CPU kernels are checked before they are trusted with a verdict (DESIGN.md), as Verify does.
@@ -78,7 +80,7 @@ public static class LogitCheck
         {
             Measured = true, Claimed = claimed, Sequences = Sequences, TokensPerSequence = TokensPerSequence,
             MaxAbsDifference = worst, MaxAbsLogit = scale, Relative = relative,
-            Tolerance = 64 * UnitRoundoff(sourceTypes.Concat(outputTypes)),
+            Tolerance = tolerance,
         };
     }
 
@@ -88,6 +90,60 @@ public static class LogitCheck
         var rng = new Random(Seed);
         return Enumerable.Range(0, Sequences).Select(_ => Enumerable.Range(0, TokensPerSequence).Select(_ => (long)rng.Next(vocab)).ToArray()).ToList();
     }
+
+    /// <summary>
+    /// The tolerance of a transfer measured against its plan: 64 unit roundoffs of the coarsest dtype in which the transfer
+    /// itself rounds a value, and never less than float32's (the bound the tests hold the planner to). Copies, zeros and
+    /// scales by powers of two (HyperCloning's halvings, <c>heads.repeat</c>, identity blocks, splits) are exact in any
+    /// dtype, so a bfloat16 model widened ×2 is held to float32's 3.8e-6 of the largest logit, not to bfloat16's 0.25;
+    /// a division by 3, noise, means, a narrowing cast or a reinitialisation rounds in its target's dtype.
+    /// </summary>
+    internal static double ToleranceOf(TransferPlan plan)
+    {
+        var rounded = new List<DType> { DType.F32 };
+        foreach (var t in plan.Targets)
+        {
+            bool exact = t.Status switch
+            {
+                TargetStatus.Copied or TargetStatus.Kept => true,
+                TargetStatus.Cast or TargetStatus.Adapted when t.Source is { } src =>
+                    UnitRoundoff([t.Target.DType]) <= UnitRoundoff([src.DType]) && ExactSteps(t.Transform, src.Shape),
+                _ => false,
+            };
+            if (!exact)
+            {
+                rounded.Add(t.Target.DType);
+            }
+        }
+        return 64 * UnitRoundoff(rounded);
+    }
+
+    /// <summary>True when every step of <paramref name="transform"/> only moves values, zeroes them or scales them by a power of two.</summary>
+    private static bool ExactSteps(WeightTransform transform, Shape shape)
+    {
+        foreach (var step in Chain.StepsOf(transform))
+        {
+            if (ReferenceEquals(step, WeightTransform.Identity))
+            {
+                continue;
+            }
+            if (step is ConcatRows concat)
+            {
+                if (!concat.Parts.All(p => ExactSteps(p.Transform, shape.With(0, p.Rows))))
+                {
+                    return false;
+                }
+            }
+            else if (step.AsGather(shape) is not { } gather || !(gather.Zero || IsPowerOfTwo(Math.Abs(gather.Scale))))
+            {
+                return false;
+            }
+            shape = step.OutputShape(shape);
+        }
+        return true;
+    }
+
+    private static bool IsPowerOfTwo(double x) => double.IsNormal(x) && BitConverter.DoubleToInt64Bits(x) % (1L << 52) == 0;
 
     /// <summary>The unit roundoff of the coarsest floating dtype among <paramref name="types"/> (float32's 2⁻²⁴ when none is floating).</summary>
     private static double UnitRoundoff(IEnumerable<DType> types)
@@ -168,11 +224,11 @@ public static class LogitCheck
         {
             skip = $"a tensor of dtype {odd}, which TorchSharp cannot compute with";
         }
-        return new Session(byRole, source, claimed, skip);
+        return new Session(byRole, source, claimed, skip, ToleranceOf(plan));
     }
 
     /// <summary>One file transfer's check: <see cref="Capture"/> the outputs as they are written, then <see cref="Finish"/>.</summary>
-    internal sealed class Session(TransformerPlan plan, ICheckpointReader source, bool claimed, string? skip)
+    internal sealed class Session(TransformerPlan plan, ICheckpointReader source, bool claimed, string? skip, double tolerance)
     {
         private readonly Dictionary<string, (DType DType, Shape Shape, byte[] Bytes)> _written = new(StringComparer.Ordinal);
 
@@ -198,13 +254,12 @@ public static class LogitCheck
             {
                 return new LogitCheckResult { Measured = false, NotMeasuredReason = skip, Claimed = claimed };
             }
-            var types = _written.Values.Select(w => w.DType).ToList();
             // Each written tensor is widened once (the measurement caches it); its bytes are let go as soon as it is.
             Tensor? Output(string name) => _written.Remove(name, out var w) ? FromBytes(name, w.DType, w.Shape, w.Bytes) : null;
             LogitCheckResult result;
             try
             {
-                result = Measure(FromReader(source), source.Tensors.Select(x => x.DType), plan.Source, Output, types, plan.Target, claimed);
+                result = Measure(FromReader(source), plan.Source, Output, plan.Target, claimed, tolerance);
             }
             catch (ArgumentException e)
             {

@@ -32,7 +32,7 @@ public sealed record LogitCheckResult
     /// <summary><see cref="MaxAbsDifference"/> / <see cref="MaxAbsLogit"/>.</summary>
     public double Relative { get; init; }
 
-    /// <summary>The most <see cref="Relative"/> may be where the function is claimed: 64 unit roundoffs of the coarsest floating dtype of either checkpoint.</summary>
+    /// <summary>The most <see cref="Relative"/> may be where the function is claimed: 64 unit roundoffs of the coarsest dtype in which the transfer rounds a value (at least float32's); for <c>LogitCheck.Measure</c> on two files, of either checkpoint's coarsest floating dtype.</summary>
     public double Tolerance { get; init; }
 
     /// <summary>True when measured and within <see cref="Tolerance"/> (or not claimed); false when measured and over it.</summary>

@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Xunit.Abstractions;
 using Graft.Checkpoints.Onnx;
 using Graft.Checkpoints.Tests.PyTorch;
+using Graft.TestSupport;
 
 namespace Graft.Checkpoints.Tests.Onnx;
 
@@ -413,28 +414,5 @@ public sealed class OnnxGraphTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(3000, r.Tensors.Count);
         Assert.Equal(1000, conv);
         Assert.True(best < 300, $"reading a 500-layer graph took {best:F1} ms at best");
-    }
-}
-
-/// <summary>The calling thread's CPU time (Linux: <c>clock_gettime(CLOCK_THREAD_CPUTIME_ID)</c>); null elsewhere.</summary>
-internal static class ThreadCpu
-{
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
-    private struct Timespec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out Timespec time);
-
-    public static double? Milliseconds()
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            return null;
-        }
-        return ClockGetTime(3, out var t) == 0 ? t.Seconds * 1e3 + t.Nanoseconds / 1e6 : null;
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Graft.Checkpoints;
+using Graft.TestSupport;
 using Graft.Transfer;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -140,20 +141,8 @@ public class GraphSpeedTests(ITestOutputHelper output)
         return stream.ToArray();
     }
 
-    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
-    private struct Timespec
-    {
-        public long Seconds;
-        public long Nanoseconds;
-    }
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "clock_gettime")]
-    private static extern int ClockGetTime(int clock, out Timespec time);
-
-    /// <summary>This thread's CPU time (Linux CLOCK_THREAD_CPUTIME_ID); wall time elsewhere.</summary>
-    private static double ThreadCpuMs() => OperatingSystem.IsLinux() && ClockGetTime(3, out var t) == 0
-        ? t.Seconds * 1e3 + t.Nanoseconds / 1e6
-        : Stopwatch.GetTimestamp() * 1e3 / Stopwatch.Frequency;
+    /// <summary>This thread's CPU time (<see cref="ThreadCpu"/>, Linux); wall time elsewhere.</summary>
+    private static double ThreadCpuMs() => ThreadCpu.Milliseconds() ?? Stopwatch.GetTimestamp() * 1e3 / Stopwatch.Frequency;
 
     private static byte[] Concat(IEnumerable<byte[]> parts) => parts.SelectMany(p => p).ToArray();
 }

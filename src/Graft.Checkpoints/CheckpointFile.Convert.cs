@@ -89,7 +89,8 @@ public static partial class CheckpointFile
         try
         {
             EnsureOutputSparesInputs(outputPath, outFormat, (input, "input"));
-            OutputSpace.Ensure(outputPath, input.Tensors.Sum(t => t.ByteLength), SharingNote(input));
+            long bytes = input.Tensors.Sum(t => t.ByteLength);
+            OutputSpace.Ensure(outputPath, bytes, SharingNote(input));
             int done = 0;
             int total = input.Tensors.Count;
             var payloads = input.Tensors.Select(t => TensorPayload.FromCheckpoint(input, t));
@@ -103,7 +104,7 @@ public static partial class CheckpointFile
             {
                 set.Commit();
             }
-            return new ConvertResult(outputPath, outFormat.Name, total, input.Tensors.Sum(t => t.ByteLength), files, input.Path, input.Format);
+            return new ConvertResult(outputPath, outFormat.Name, total, bytes, files, input.Path, input.Format);
         }
         finally
         {

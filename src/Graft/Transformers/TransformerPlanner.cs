@@ -314,18 +314,19 @@ public static class TransformerPlanner
             {
                 return Kept(target, TargetCause.Skipped, "skipped by a rule; the template's init is kept");
             }
+            var parsed = TransformerTensor.Parse(target.Name);
             if (rule.Reinit == true)
             {
-                return Reinitialised(target);
+                return Reinitialised(target, parsed);
             }
             var foreign = rule.SetKeys().Except(RoleRuleKeys).ToList();
-            if (foreign.Count > 0 || rule.NewChannels is not null && TransformerTensor.Parse(target.Name) is not { Role: TransformerRole.Embedding or TransformerRole.LmHead })
+            if (foreign.Count > 0 || rule.NewChannels is not null && parsed is not { Role: TransformerRole.Embedding or TransformerRole.LmHead })
             {
                 var keys = foreign.Count > 0 ? foreign : ["new-channels"];
                 throw new TransferPlanException($"{target.Name}: rule key{(keys.Count > 1 ? "s" : "")} {string.Join(", ", keys)} do{(keys.Count > 1 ? "" : "es")} not apply to a tensor planned by role from config.json: " +
                     "there, skip and reinit apply to any tensor and new-channels to the embedding and lm_head (new token rows).");
             }
-            if (TransformerTensor.Parse(target.Name) is not { } role)
+            if (parsed is not { } role)
             {
                 return _source.TryGetValue(target.Name, out var same) && same.Shape.SequenceEqual(target.Shape)
                     ? Carried(target, same, WeightTransform.Identity, "not a Llama-family tensor; same name and shape")
@@ -420,13 +421,12 @@ public static class TransformerPlanner
         /// A tensor a rule reinitialises: a matrix as PyTorch's <c>nn.Linear</c> (or an embedding) starts, an RMSNorm scale
         /// at one, a bias at zero. The function changes, which <c>--preserve-function</c> refuses.
         /// </summary>
-        private TargetPlan Reinitialised(TensorInfo target)
+        private TargetPlan Reinitialised(TensorInfo target, TransformerTensor? role)
         {
             if (!target.DType.IsFloatingPoint())
             {
                 return Kept(target, TargetCause.NotComputable, $"reinitialising needs a floating-point dtype; {target.DType} is not one");
             }
-            var role = TransformerTensor.Parse(target.Name);
             var init = target.Shape.Rank >= 2 ? Reinit.LinearDefault(target.Shape, _policy.SeedFor(target.Name))
                 : Reinit.Constant(target.Shape, role is { Bias: false } ? 1 : 0);
             _problems.Add($"{target.Name}: reinitialised by a rule: the function changes");
